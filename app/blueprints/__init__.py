@@ -1,0 +1,1 @@
+"""HTML blueprints and the JSON API: thin layers that validate input, call a service, render."""

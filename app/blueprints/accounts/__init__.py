@@ -1,0 +1,20 @@
+"""Sign-up, login, profile, organization and invite pages."""
+
+from flask import Blueprint
+
+bp = Blueprint("accounts", __name__)
+
+from app.blueprints.accounts import routes  # noqa: E402,F401
+
+
+from app.extensions import login_manager  # noqa: E402
+from app.services import accounts as accounts_service  # noqa: E402
+
+login_manager.login_view = "accounts.login"
+login_manager.login_message = "Please log in to continue."
+login_manager.login_message_category = "info"
+
+
+@login_manager.user_loader
+def load_user(session_id: str):
+    return accounts_service.load_session_user(session_id)

@@ -1,0 +1,3 @@
+"""API routes."""
+
+from app.blueprints.api import bp  # noqa: F401

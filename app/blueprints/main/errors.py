@@ -1,0 +1,70 @@
+"""Error pages for HTML requests and JSON errors for the API, chosen by path."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from app.services.errors import DomainError
+
+_TITLES = {
+    400: "Bad request",
+    401: "Please log in",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Request too large",
+    422: "Invalid input",
+    429: "Too many requests",
+    500: "Something went wrong",
+    503: "Unavailable",
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def error_response(status: int, message: str, code: str | None = None, fields=None):
+    if wants_json():
+        body = {"error": {"code": code or _code(status), "message": message, "fields": fields or {}}}
+        return jsonify(body), status
+    title = _TITLES.get(status, "Error")
+    return render_template("errors/error.html", status=status, title=title, message=message), status
+
+
+def _code(status: int) -> str:
+    return _TITLES.get(status, "error").lower().replace(" ", "_")
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return error_response(
+            400, "Your form expired or was not sent from Kargo. Reload the page and try again.",
+            code="csrf_failed",
+        )
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):
+        return error_response(exc.status, exc.message, exc.code, exc.fields)
+
+    @app.errorhandler(429)
+    def rate_limited(exc: HTTPException):
+        return error_response(
+            429, "Too many attempts. Please wait a minute and try again.", code="rate_limited"
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return error_response(exc.code or 500, exc.description or _TITLES.get(exc.code, "Error"))
+
+    @app.errorhandler(500)
+    def internal_error(exc: Exception):
+        from app.extensions import db
+
+        db.session.rollback()
+        return error_response(500, "An unexpected error happened. It has been logged.")

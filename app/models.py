@@ -1,0 +1,197 @@
+"""The shared SQLAlchemy models of every Kargo domain.
+
+Models hold columns, relationships and constraints only. Business rules live in
+`app.services`; nothing here commits, and nothing here queries on behalf of a view.
+Quantities are exact integers in base units (see `app.quantities`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+
+ROLES = ("owner", "admin", "member")
+DEPLOYMENT_STATUSES = ("running", "pending")
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: both SQLite and PostgreSQL columns here store naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Organization(db.Model):
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    deployment_quota: Mapped[int] = mapped_column(sa.Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    members: Mapped[list[User]] = relationship(back_populates="organization")
+
+    __table_args__ = (sa.CheckConstraint("deployment_quota >= 0", name="quota_not_negative"),)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Every user belongs to exactly one organization: NOT NULL plus a foreign key.
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="RESTRICT"), index=True
+    )
+    username: Mapped[str] = mapped_column(sa.String(40))
+    # Lower-cased username; its unique constraint makes usernames case-insensitively unique.
+    username_key: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    display_name: Mapped[str] = mapped_column(sa.String(80))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    role: Mapped[str] = mapped_column(sa.String(10), default="member")
+    active: Mapped[bool] = mapped_column(default=True)
+    # Bumped to invalidate every session of a user (deactivation, password change).
+    session_version: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+    organization: Mapped[Organization] = relationship(back_populates="members")
+
+    __table_args__ = (
+        sa.CheckConstraint("role IN ('owner', 'admin', 'member')", name="role_known"),
+    )
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return self.active
+
+    def get_id(self) -> str:
+        # The session carries the version, so bumping it logs every session out.
+        return f"{self.id}:{self.session_version}"
+
+
+class Invite(db.Model):
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    # SHA-256 of the code; the code itself is shown once and never stored.
+    code_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    used_at: Mapped[datetime | None]
+    used_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+
+    created_by: Mapped[User] = relationship(foreign_keys=[created_by_id])
+    used_by: Mapped[User | None] = relationship(foreign_keys=[used_by_id])
+
+
+class ApiToken(db.Model):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+class Cluster(db.Model):
+    __tablename__ = "clusters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(sa.String(63))
+    max_deployments: Mapped[int]
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    resources: Mapped[list[ClusterResource]] = relationship(
+        back_populates="cluster",
+        cascade="all, delete-orphan",
+        order_by="ClusterResource.position",
+    )
+    created_by: Mapped[User | None] = relationship()
+
+    __table_args__ = (
+        sa.UniqueConstraint("organization_id", "name", name="uq_clusters_org_name"),
+        sa.CheckConstraint("max_deployments > 0", name="max_deployments_positive"),
+    )
+
+
+class ClusterResource(db.Model):
+    """One resource kind of one cluster: a fixed capacity and the current usage, in base units."""
+
+    __tablename__ = "cluster_resources"
+
+    cluster_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(default=0)
+    capacity: Mapped[int] = mapped_column(sa.BigInteger)
+    used: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+    cluster: Mapped[Cluster] = relationship(back_populates="resources")
+
+    __table_args__ = (
+        sa.CheckConstraint("capacity > 0", name="capacity_positive"),
+        sa.CheckConstraint("used >= 0", name="used_not_negative"),
+        sa.CheckConstraint("used <= capacity", name="used_within_capacity"),
+    )
+
+
+class Deployment(db.Model):
+    """A Docker image with resource requests and a priority, running or queued on one cluster.
+
+    `requests` maps resource kind to an exact integer amount in base units.
+    """
+
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    cluster_id: Mapped[int] = mapped_column(sa.ForeignKey("clusters.id", ondelete="RESTRICT"))
+    name: Mapped[str] = mapped_column(sa.String(63))
+    image: Mapped[str] = mapped_column(sa.String(512))
+    priority: Mapped[int]
+    requests: Mapped[dict[str, int]] = mapped_column(sa.JSON)
+    status: Mapped[str] = mapped_column(sa.String(10))
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    queue_position: Mapped[int | None]
+    reason: Mapped[str | None] = mapped_column(sa.String(300))
+    preemptions: Mapped[int] = mapped_column(default=0)
+    preempted_by_id: Mapped[int | None]
+    last_event: Mapped[str | None] = mapped_column(sa.String(300))
+    # Set when preempted; cleared once the creator has seen the notice.
+    preemption_notice: Mapped[str | None] = mapped_column(sa.String(300))
+
+    created_by: Mapped[User | None] = relationship()
+
+    __table_args__ = (
+        sa.UniqueConstraint("cluster_id", "name", name="uq_deployments_cluster_name"),
+        sa.CheckConstraint("status IN ('running', 'pending')", name="status_known"),
+        sa.CheckConstraint("priority >= 0 AND priority <= 1000", name="priority_range"),
+        sa.Index("ix_deployments_cluster_status", "cluster_id", "status"),
+        sa.Index("ix_deployments_org_status", "organization_id", "status"),
+        sa.Index("ix_deployments_creator_notice", "created_by_id", "preemption_notice"),
+    )

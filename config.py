@@ -1,0 +1,95 @@
+"""Kargo configuration: one class per environment, every value overridable by an environment variable.
+
+Every limit, timeout and interval the application uses lives here with its default, and is
+documented in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSECURE_SECRET = "dev-insecure-secret-key-change-me"
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw.strip())
+    except ValueError as exc:
+        raise RuntimeError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{BASE_DIR / 'instance' / 'kargo.db'}"
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY", INSECURE_SECRET)
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", _default_database_url())
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+
+    # Accounts and invites.
+    INVITE_TTL_SECONDS = _int("INVITE_TTL_SECONDS", 72 * 3600)
+    PASSWORD_MIN_LENGTH = _int("PASSWORD_MIN_LENGTH", 10)
+    LOGIN_RATE_LIMIT_PER_CLIENT = os.environ.get("LOGIN_RATE_LIMIT_PER_CLIENT", "20 per minute")
+    LOGIN_RATE_LIMIT_PER_USERNAME = os.environ.get("LOGIN_RATE_LIMIT_PER_USERNAME", "5 per minute")
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+
+    # API tokens.
+    API_TOKEN_TTL_SECONDS = _int("API_TOKEN_TTL_SECONDS", 24 * 3600)
+
+    # Clusters and deployments.
+    DEFAULT_MAX_DEPLOYMENTS = _int("DEFAULT_MAX_DEPLOYMENTS", 100)
+    DEFAULT_DEPLOYMENT_QUOTA = _int("DEFAULT_DEPLOYMENT_QUOTA", 1000)
+    MAX_RESOURCE_KINDS = _int("MAX_RESOURCE_KINDS", 16)
+    POLL_INTERVAL_SECONDS = _int("POLL_INTERVAL_SECONDS", 3)
+    PAGE_SIZE = _int("PAGE_SIZE", 20)
+    SQLITE_BUSY_TIMEOUT_SECONDS = _int("SQLITE_BUSY_TIMEOUT_SECONDS", 30)
+
+    # Cookies and CSRF. The CSRF token must outlive a dashboard left open all day.
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_TIME_LIMIT = None
+    PUBLIC_URL = os.environ.get("PUBLIC_URL", "")
+
+
+class DevelopmentConfig(Config):
+    DEBUG = False
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "testing-secret-key"
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    WTF_CSRF_ENABLED = False
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = "memory://"
+    SERVER_NAME = None
+
+
+class ProductionConfig(Config):
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "1") != "0"
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+    @classmethod
+    def validate(cls) -> None:
+        """Refuse to start production with a missing or known-insecure secret key."""
+        key = os.environ.get("SECRET_KEY", "")
+        if not key or key == INSECURE_SECRET or len(key) < 16:
+            raise RuntimeError(
+                "SECRET_KEY must be set to a random value of at least 16 characters in production"
+            )
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}

@@ -1,0 +1,90 @@
+"""Fixtures shared by every test: app, client, runner, a database isolated per test, login.
+
+Each test gets an empty database: a fresh SQLite file (the default), or, when
+KARGO_TEST_DATABASE_URL points at PostgreSQL, a database created for this test session whose
+tables are truncated before every test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.extensions import db as _db
+from app.models import User
+from tests.support.databases import postgres_url, temporary_postgres_database
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str | None]:
+    base = postgres_url()
+    if base is None:
+        yield None
+        return
+    with temporary_postgres_database(base, "unit") as url:
+        engine = sa.create_engine(url)
+        _db.metadata.create_all(engine)
+        engine.dispose()
+        yield url
+
+
+@pytest.fixture
+def database_url(postgres_database: str | None, tmp_path) -> str:
+    if postgres_database:
+        return postgres_database
+    return f"sqlite:///{tmp_path / 'kargo-test.db'}"
+
+
+@pytest.fixture
+def app_config() -> dict:
+    """Override in a test module to change configuration before the app is built."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url: str, app_config: dict) -> Iterator[Flask]:
+    config = {"SQLALCHEMY_DATABASE_URI": database_url, **app_config}
+    app = create_app(config)
+    with app.app_context():
+        if database_url.startswith("sqlite"):
+            _db.create_all()
+        else:
+            tables = ", ".join(f'"{t.name}"' for t in _db.metadata.sorted_tables)
+            _db.session.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            _db.session.commit()
+        yield app
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db(app: Flask):
+    return _db
+
+
+def login(client: FlaskClient, user: User) -> FlaskClient:
+    """Log `user` in on `client` without going through the login form (and its rate limit)."""
+    with client.session_transaction() as session:
+        session["_user_id"] = user.get_id()
+        session["_fresh"] = True
+    return client
+
+
+@pytest.fixture
+def login_as():
+    return login
