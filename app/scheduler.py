@@ -7,14 +7,75 @@ INTERFACE CONTRACT (the deployments service and the benchmarks depend on these n
     Submit(job) | Delete(ids) | Reconcile()
     schedule(state, event) -> Decision
     infeasible(capacity, requests) -> str | None
+    violations(capacity, running, pending) -> list[str]            (rules 1-3, a snapshot)
+    transition_violations(before_running, after_running, preempted, submitted_or_none)
+                                                                    (rules 4-5, a transition)
 
-Implementation in progress.
+What this module owns: deciding, for one cluster and one event, which deployments run, which
+running ones are preempted (and by whom), the order of the queue with a human reason for every
+pending deployment, and the usage that results. It reads no clock, draws no random numbers,
+does no I/O and never mutates its inputs, so a "dry run" (the what-if preview) is simply a call
+whose Decision is not persisted. The same input always gives the same Decision.
+
+Amounts are exact integers in base units (cpu in millicores, ram in MiB, other kinds whole
+units); all accounting is integer arithmetic. Normalized utilization U = sum_k used_k / cap_k is
+compared exactly by scaling with L = lcm(capacities): U * L = sum_k used_k * (L // cap_k).
+
+Invariants of the state a Decision leaves (SCHEDULING.md, rules 1-7):
+  1. usage_k = sum of running requests_k <= capacity_k for every kind;
+  2. no pending job fits in free = capacity - usage;
+  3. no pending job p fits in room_for(p) = capacity - sum(running with priority >= p.priority)
+     (rule 3 implies rule 2 because room_for(p) >= free);
+  4. a running job leaves only as the victim of a strictly higher-priority preemptor that starts
+     in the same decision, victims being chosen kube-scheduler style (remove every lower-priority
+     job, then give back the most important ones first while the preemptor still fits), and
+     only when rule 3 cannot be restored without evicting (see "Algorithm");
+  5. nothing running is evicted for equal or lower priority, or to repack;
+  6. the queue is ordered by priority desc, submitted asc, id asc;
+  7. among the admissions allowed by 1-6, the chosen set of pending jobs maximizes U over all
+     priority levels together, ties going to the set that is lexicographically first in queue
+     order. Exact when the candidates form at most EXACT_CLASS_LIMIT classes and the branch and
+     bound finishes within NODE_BUDGET nodes; otherwise a bounded, deterministic heuristic that
+     still always satisfies rules 1-3.
+Rule 9 (deployment count limits) is enforced by the service; `max_deployments` is carried for it.
+
+Algorithm (see `schedule`):
+  * Fast paths, which assume the state before a Submit or Delete already satisfies rules 1-3 (as
+    every Decision leaves it; use Reconcile to repair a state that may not, e.g. after the
+    capacity of a cluster changed):
+      - Submit of a job that fits in free: it starts; nothing else can change.
+      - Submit of a job that does not fit in its room_for: it queues; nothing else changes.
+      - Delete of pending jobs only: free and every room_for are unchanged.
+  * General path:
+      0. rule 1 repair (Reconcile after a capacity cut): evict the least important running jobs,
+         then give back the most important ones that still fit; they are listed in `evicted`.
+      1. Try to restore rule 3 without evicting anyone: choose the admitted set S among the
+         "candidates" (pending jobs that fit in free) maximizing U subject to: every pending
+         job not in S does not fit in capacity - running(>= its priority) - S(>= its priority).
+         Identical jobs (same priority and requests) form one class and are decided by count,
+         earliest first, which keeps the search small in realistic mixes.
+      2. If no such S exists, a pending job needs room that only evicting lower-priority work
+         can give: walk the queue in order like kube-scheduler (start what fits in free,
+         preempt for what fits in its room_for, victims re-enter the walk at their queue
+         place), which yields a valid state; then keep the preemptors and the surviving running
+         jobs fixed and re-optimize the other admissions as in step 1, seeded with the walk's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import heapq
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
+from operator import add, sub
+
+# Branch and bound is used when the candidates form at most this many classes; beyond, or when
+# NODE_BUDGET search nodes do not suffice, the heuristic (or the best solution found) is used.
+EXACT_CLASS_LIMIT = 24
+NODE_BUDGET = 20_000
+# The heuristic's local search evaluates at most this many (candidate classes x moves) units.
+HEURISTIC_WORK_BUDGET = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +98,12 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class ClusterState:
+    """One cluster before an event. `max_deployments` is not used here (rule 9 is the service's)."""
+
     capacity: Mapping[str, int]
     running: Sequence[Job]
     pending: Sequence[Job]
+    max_deployments: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +133,1206 @@ class QueueEntry:
 
 @dataclass(slots=True)
 class Decision:
+    """The outcome of one event.
+
+    Final running set = (running - deleted - preempted - evicted) + started. `started` lists ids
+    in queue order; a job never appears both in `started` and in `preempted`. `evicted` is only
+    non-empty for a Reconcile of a cluster whose running jobs exceed its capacity (no preemptor).
+    """
+
     started: list[int] = field(default_factory=list)  # pending (or submitted) -> running
     preempted: dict[int, int] = field(default_factory=dict)  # victim id -> preemptor id
     queue: list[QueueEntry] = field(default_factory=list)  # every pending job after the event
     used: dict[str, int] = field(default_factory=dict)  # usage per kind after the decision
+    evicted: list[int] = field(default_factory=list)  # running -> pending to restore rule 1
+
+
+# --------------------------------------------------------------------------------------------
+# Human text (a private copy of the tiny part of app.quantities we need: stdlib-only rule).
+
+
+def _number(kind: str, base: int) -> str:
+    """`base` in display units without the unit: cores for cpu, whole units otherwise."""
+    if kind == "cpu":
+        return _trim(Decimal(base) / 1000)
+    return str(base)
+
+
+def _amount(kind: str, base: int) -> str:
+    """Human text for an amount of a kind: "1.5 cpu", "2 GiB ram", "512 MiB ram", "2 gpu"."""
+    if kind == "ram":
+        return f"{_ram(base)} ram"
+    return f"{_number(kind, base)} {kind}"
+
+
+def _bare(kind: str, base: int) -> str:
+    """An amount without the kind name, for "N free" / "N held" ("0.5", "512 MiB", "3")."""
+    return _ram(base) if kind == "ram" else _number(kind, base)
+
+
+def _ram(base: int) -> str:
+    if base % 1024 == 0:
+        return f"{base // 1024} GiB"
+    if abs(base) < 1024:
+        return f"{base} MiB"
+    return f"{_trim((Decimal(base) / 1024).quantize(Decimal('0.001')))} GiB"
+
+
+def _trim(number: Decimal) -> str:
+    text = format(number, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def infeasible(capacity: Mapping[str, int], requests: Mapping[str, int]) -> str | None:
+    """Rule 8: why `requests` could never run on this cluster, or None if it fits when empty.
+
+    Invariant: returns None exactly when the request names at least one positive amount, no
+    negative amount, and every positive amount is of a kind the cluster has and at most its
+    capacity, i.e. exactly when the job would fit in an empty cluster.
+    """
+    if not any(amount > 0 for amount in requests.values()):
+        return "requests nothing: ask for a positive amount of at least one resource"
+    for kind in sorted(requests):
+        amount = requests[kind]
+        if amount < 0:
+            return f"{kind} cannot be negative"
+        if amount == 0:
+            continue
+        if kind not in capacity:
+            return f"this cluster has no {kind}"
+        if amount > capacity[kind]:
+            return (
+                f"needs {_amount(kind, amount)} but the cluster has only "
+                f"{_amount(kind, capacity[kind])} in total"
+            )
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Vectors: a job's requests as a tuple over the cluster's kinds (sorted names).
+
+Vec = tuple[int, ...]
+
+
+def _fits(vec: Vec, room: Vec) -> bool:
+    # An explicit loop: measurably faster than all() over a generator on this hot path.
+    for need, have in zip(vec, room, strict=True):  # noqa: SIM110
+        if need > have:
+            return False
+    return True
+
+
+def _vadd(a: Vec, b: Vec) -> Vec:
+    return tuple(map(add, a, b))
+
+
+def _vsub(a: Vec, b: Vec) -> Vec:
+    return tuple(map(sub, a, b))
+
+
+def _vscale(a: Vec, factor: int) -> Vec:
+    return tuple(x * factor for x in a)
+
+
+def _fit_count(vec: Vec, room: Vec, limit: int) -> int:
+    """How many copies of `vec` fit in `room`, at most `limit` (vec is never all zero)."""
+    count = limit
+    for need, have in zip(vec, room, strict=True):
+        if need > 0:
+            count = min(count, have // need)
+            if count <= 0:
+                return 0
+    return count
+
+
+class _Cluster:
+    """Capacity as vectors, plus the integer weights that make U exact."""
+
+    __slots__ = ("cap", "kinds", "weights", "zero")
+
+    def __init__(self, capacity: Mapping[str, int]) -> None:
+        self.kinds: tuple[str, ...] = tuple(sorted(capacity))
+        self.cap: Vec = tuple(int(capacity[k]) for k in self.kinds)
+        positive = [c for c in self.cap if c > 0]
+        scale = math.lcm(*positive) if positive else 1
+        # A kind with capacity 0 can hold nothing; it contributes nothing to U.
+        self.weights: Vec = tuple(scale // c if c > 0 else 0 for c in self.cap)
+        self.zero: Vec = (0,) * len(self.kinds)
+
+    def vec(self, requests: Mapping[str, int]) -> Vec:
+        """Requests over the cluster's kinds (amounts of unknown kinds are dropped)."""
+        return tuple([requests.get(k, 0) for k in self.kinds])
+
+    def pending_vec(self, requests: Mapping[str, int]) -> Vec | None:
+        """Like `vec`, or None if the job can never run here (rule 8)."""
+        cap = self.cap
+        total = 0
+        for amount in requests.values():
+            if amount < 0:
+                return None
+            total += amount
+        if total <= 0:
+            return None
+        vec = self.vec(requests)
+        if sum(vec) != total or not _fits(vec, cap):  # an unknown kind, or larger than the pool
+            return None
+        return vec
+
+    def value(self, vec: Vec) -> int:
+        return sum(map(math.prod, zip(vec, self.weights, strict=True)))
+
+    def sum_vecs(self, vecs: Iterable[Vec]) -> Vec:
+        cols = list(zip(*vecs, strict=True))
+        if not cols:
+            return self.zero
+        return tuple(map(sum, cols))
+
+
+def _queue_key(job: Job) -> tuple[int, int, int]:
+    return (-job.priority, job.submitted, job.id)
+
+
+def _importance_key(job: Job) -> tuple[int, float, int]:
+    """Most important first: higher priority, then earlier start (kube's reprieve order)."""
+    return (-job.priority, job.started if job.started is not None else math.inf, job.id)
+
+
+class _Item:
+    """A job with its vector (None if it can never run here) and queue key."""
+
+    __slots__ = ("job", "key", "prio", "vec")
+
+    def __init__(self, job: Job, vec: Vec | None) -> None:
+        self.job = job
+        self.vec = vec
+        self.prio = job.priority
+        self.key = (-job.priority, job.submitted, job.id)
+
+
+# --------------------------------------------------------------------------------------------
+# Room for each priority: capacity minus running work of at least that priority.
+
+
+class _Rooms:
+    """room_for(p) for any priority p, from per-priority sums of running requests."""
+
+    __slots__ = ("_cache", "_levels", "_prefix", "cap")
+
+    def __init__(self, cluster: _Cluster, by_priority: Mapping[int, Vec]) -> None:
+        self.cap = cluster.cap
+        self._levels = sorted(by_priority, reverse=True)
+        prefix: list[Vec] = []
+        acc = cluster.zero
+        for prio in self._levels:
+            acc = _vadd(acc, by_priority[prio])
+            prefix.append(acc)
+        self._prefix = prefix
+        self._cache: dict[int, Vec] = {}
+
+    def held(self, prio: int) -> Vec:
+        """Sum of running requests with priority >= prio."""
+        levels = self._levels
+        lo, hi = 0, len(levels)
+        while lo < hi:  # count the levels >= prio (levels are descending)
+            mid = (lo + hi) // 2
+            if levels[mid] >= prio:
+                lo = mid + 1
+            else:
+                hi = mid
+        return self._prefix[lo - 1] if lo else tuple(0 for _ in self.cap)
+
+    def room(self, prio: int) -> Vec:
+        room = self._cache.get(prio)
+        if room is None:
+            room = _vsub(self.cap, self.held(prio))
+            self._cache[prio] = room
+        return room
+
+
+def _sums_by_priority(cluster: _Cluster, items: Iterable[_Item]) -> dict[int, Vec]:
+    groups: dict[int, list[Vec]] = {}
+    for item in items:
+        groups.setdefault(item.prio, []).append(item.vec)  # type: ignore[arg-type]
+    return {prio: cluster.sum_vecs(vecs) for prio, vecs in groups.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Rule 7: choose the admitted set among the candidates, running jobs fixed.
+
+
+class _Class:
+    """Identical candidates (same priority and vector): decided by count, earliest first."""
+
+    __slots__ = ("count", "members", "positions", "prio", "value", "vec")
+
+    def __init__(self, prio: int, vec: Vec, value: int) -> None:
+        self.prio = prio
+        self.vec = vec
+        self.value = value
+        self.members: list[_Item] = []
+        self.positions: list[int] = []
+        self.count = 0
+
+
+class _Level:
+    """A priority level: its base room (capacity - fixed running >= it), classes and threats."""
+
+    __slots__ = ("base_room", "classes", "prio", "threats")
+
+    def __init__(self, prio: int, base_room: Vec) -> None:
+        self.prio = prio
+        self.base_room = base_room
+        self.classes: list[int] = []
+        self.threats: list[Vec] = []
+
+
+class _BudgetExhausted(Exception):
+    pass
+
+
+class _Problem:
+    """Maximize U of S subject to rules 1-3, where S ⊆ candidates and running jobs are fixed.
+
+    A pending job not in S must not fit in base_room(its priority) - S(>= its priority). Jobs that
+    do not fit in free (non-candidates) matter only if they fit their base room ("threats"): then
+    only S can block them. Solutions are count vectors over classes.
+    """
+
+    def __init__(
+        self,
+        cluster: _Cluster,
+        free0: Vec,
+        rooms: _Rooms,
+        candidates: list[_Item],
+        threats: list[_Item],
+    ) -> None:
+        """`candidates` fit in free0 and are in queue order; `threats` do not fit in free0."""
+        self.cluster = cluster
+        self.free0 = free0
+        index: dict[tuple[int, Vec], int] = {}
+        classes: list[_Class] = []
+        levels: dict[int, _Level] = {}
+
+        def level_of(prio: int) -> _Level:
+            level = levels.get(prio)
+            if level is None:
+                level = levels[prio] = _Level(prio, rooms.room(prio))
+            return level
+
+        for position, item in enumerate(candidates):
+            vec: Vec = item.vec  # type: ignore[assignment]
+            key = (item.prio, vec)
+            ci = index.get(key)
+            if ci is None:
+                ci = index[key] = len(classes)
+                classes.append(_Class(item.prio, vec, cluster.value(vec)))
+                level_of(item.prio).classes.append(ci)
+            cls = classes[ci]
+            cls.members.append(item)
+            cls.positions.append(position)
+            cls.count += 1
+        for item in threats:
+            level = level_of(item.prio)
+            if item.vec not in level.threats:
+                level.threats.append(item.vec)  # type: ignore[arg-type]
+        self.classes = classes
+        self.levels = [levels[p] for p in sorted(levels, reverse=True)]
+        # Classes are in queue order of their first member, hence by priority descending.
+        self.max_take = [_fit_count(c.vec, free0, c.count) for c in classes]
+
+    # -- evaluation helpers ------------------------------------------------------------------
+
+    def total(self, counts: Sequence[int]) -> tuple[Vec, int]:
+        vec = self.cluster.zero
+        value = 0
+        for cls, count in zip(self.classes, counts, strict=True):
+            if count:
+                vec = _vadd(vec, _vscale(cls.vec, count))
+                value += cls.value * count
+        return vec, value
+
+    def lex_key(self, counts: Sequence[int]) -> tuple[float, ...]:
+        """Smaller key = preferred among equal U: first differing queue position is included."""
+        positions: list[int] = []
+        for cls, count in zip(self.classes, counts, strict=True):
+            positions.extend(cls.positions[:count])
+        positions.sort()
+        return (*positions, math.inf)
+
+    def better(self, a: tuple[int, list[int]], b: tuple[int, list[int]] | None) -> bool:
+        if b is None or a[0] > b[0]:
+            return True
+        return a[0] == b[0] and self.lex_key(a[1]) < self.lex_key(b[1])
+
+    def counts_of(self, items: Iterable[_Item]) -> list[int]:
+        index = {(c.prio, c.vec): i for i, c in enumerate(self.classes)}
+        counts = [0] * len(self.classes)
+        for item in items:
+            counts[index[(item.prio, item.vec)]] += 1  # type: ignore[index]
+        return counts
+
+    def chosen(self, counts: Sequence[int]) -> list[_Item]:
+        out: list[_Item] = []
+        for cls, count in zip(self.classes, counts, strict=True):
+            out.extend(cls.members[:count])
+        return out
+
+    # -- repair: make any count vector satisfy rules 1-3, or report that it cannot -------------
+
+    def repair(self, counts: list[int]) -> list[int] | None:
+        """Fix rule 3 level by level (priority desc) in place; None if eviction is required.
+
+        At each level, while an excluded member of a class fits in the level's room, admit one,
+        first dropping admitted members of strictly lower priority (latest class first) if free
+        is short. Decisions at a level are final once it is done: later changes are of lower
+        priority and cannot enlarge its room.
+        """
+        classes = self.classes
+        used, _ = self.total(counts)
+        if not _fits(used, self.free0):
+            return None
+        s_ge = self.cluster.zero
+        for level in self.levels:
+            for ci in level.classes:
+                if counts[ci]:
+                    s_ge = _vadd(s_ge, _vscale(classes[ci].vec, counts[ci]))
+            while True:
+                room = _vsub(level.base_room, s_ge)
+                for threat in level.threats:
+                    if _fits(threat, room):
+                        return None
+                need = -1
+                for ci in level.classes:
+                    if counts[ci] < classes[ci].count and _fits(classes[ci].vec, room):
+                        need = ci
+                        break
+                if need < 0:
+                    break
+                vec = classes[need].vec
+                rem = _vsub(self.free0, used)
+                drop = len(classes) - 1
+                while not _fits(vec, rem):
+                    while drop >= 0 and (counts[drop] == 0 or classes[drop].prio >= level.prio):
+                        drop -= 1
+                    if drop < 0:
+                        return None
+                    counts[drop] -= 1
+                    used = _vsub(used, classes[drop].vec)
+                    rem = _vadd(rem, classes[drop].vec)
+                counts[need] += 1
+                used = _vadd(used, vec)
+                s_ge = _vadd(s_ge, vec)
+        return counts
+
+    # -- exact: branch and bound over class counts -------------------------------------------
+
+    def branch_and_bound(
+        self, incumbent: tuple[int, list[int]] | None
+    ) -> tuple[tuple[int, list[int]] | None, bool]:
+        """Best (value, counts) and whether the search completed (proving optimality)."""
+        classes = self.classes
+        n = len(classes)
+        weights = self.cluster.weights
+        free0 = self.free0
+        # Upper bound: per kind, the smaller of what remains free and what the remaining
+        # classes could use at most (a fractional relaxation per kind).
+        suffix: list[Vec] = [self.cluster.zero] * (n + 1)
+        for i in range(n - 1, -1, -1):
+            suffix[i] = _vadd(suffix[i + 1], _vscale(classes[i].vec, self.max_take[i]))
+        # The levels to check once every class of at least their priority is decided.
+        checks: list[list[_Level]] = [[] for _ in range(n + 1)]
+        li = 0
+        for i in range(n + 1):
+            while li < len(self.levels) and (i == n or self.levels[li].prio > classes[i].prio):
+                checks[i].append(self.levels[li])
+                li += 1
+        counts = [0] * n
+        best: list[tuple[int, list[int]] | None] = [incumbent]
+        nodes = [0]
+
+        def level_ok(level: _Level, rem: Vec) -> bool:
+            room = _vsub(level.base_room, _vsub(free0, rem))
+            for threat in level.threats:
+                if _fits(threat, room):
+                    return False
+            for ci in level.classes:
+                if counts[ci] < classes[ci].count and _fits(classes[ci].vec, room):
+                    return False
+            return True
+
+        def search(i: int, rem: Vec, value: int) -> None:
+            nodes[0] += 1
+            if nodes[0] > NODE_BUDGET:
+                raise _BudgetExhausted
+            for level in checks[i]:
+                if not level_ok(level, rem):
+                    return
+            if i == n:
+                candidate = (value, counts.copy())
+                if self.better(candidate, best[0]):
+                    best[0] = candidate
+                return
+            current = best[0]
+            if current is not None:
+                bound = value + sum(
+                    min(r, s) * w for r, s, w in zip(rem, suffix[i], weights, strict=True)
+                )
+                if bound < current[0]:
+                    return
+            cls = classes[i]
+            for take in range(_fit_count(cls.vec, rem, self.max_take[i]), -1, -1):
+                counts[i] = take
+                search(i + 1, _vsub(rem, _vscale(cls.vec, take)), value + take * cls.value)
+            counts[i] = 0
+
+        try:
+            search(0, free0, 0)
+        except _BudgetExhausted:
+            return best[0], False
+        return best[0], True
+
+    # -- heuristic: multi-start greedy + drop-one-refill local search, always repaired --------
+
+    def greedy(self, order: Sequence[int]) -> list[int]:
+        counts = [0] * len(self.classes)
+        rem = self.free0
+        for ci in order:
+            cls = self.classes[ci]
+            take = _fit_count(cls.vec, rem, cls.count)
+            if take:
+                counts[ci] = take
+                rem = _vsub(rem, _vscale(cls.vec, take))
+        return counts
+
+    def evaluate(self, counts: list[int]) -> tuple[int, list[int]] | None:
+        repaired = self.repair(counts)
+        if repaired is None:
+            return None
+        return self.total(repaired)[1], repaired
+
+    def heuristic(self, incumbent: tuple[int, list[int]] | None) -> tuple[int, list[int]] | None:
+        """Bounded-time search; every returned solution went through `repair` (rules 1-3 hold)."""
+        classes = self.classes
+        n = len(classes)
+        queue_order = list(range(n))
+        by_value = sorted(queue_order, key=lambda i: -classes[i].value)
+        by_prio_value = sorted(queue_order, key=lambda i: (-classes[i].prio, -classes[i].value))
+        best = incumbent
+        for order in (queue_order, by_prio_value, by_value):
+            found = self.evaluate(self.greedy(order))
+            if found is not None and self.better(found, best):
+                best = found
+        if best is None:
+            return None
+        # Local search: drop one member of an admitted class, refill greedily by value, repair.
+        budget = HEURISTIC_WORK_BUDGET // max(1, n)
+        improved = True
+        while improved and budget > 0:
+            improved = False
+            for ci in range(n):
+                if budget <= 0:
+                    break
+                if best[1][ci] == 0:
+                    continue
+                budget -= 1
+                trial = best[1].copy()
+                trial[ci] -= 1
+                rem = _vsub(self.free0, self.total(trial)[0])
+                for cj in by_value:
+                    if cj == ci:
+                        continue
+                    take = _fit_count(classes[cj].vec, rem, classes[cj].count - trial[cj])
+                    if take:
+                        trial[cj] += take
+                        rem = _vsub(rem, _vscale(classes[cj].vec, take))
+                found = self.evaluate(trial)
+                if found is not None and self.better(found, best):
+                    best = found
+                    improved = True
+        return best
+
+    def solve(self, incumbent_items: list[_Item] | None) -> list[_Item] | None:
+        """The admitted set, or None if rule 3 cannot hold without evicting someone."""
+        if not self.classes:
+            return [] if not any(level.threats for level in self.levels) else None
+        incumbent = None
+        if incumbent_items is not None:
+            counts = self.counts_of(incumbent_items)
+            incumbent = (self.total(counts)[1], counts)
+        if len(self.classes) <= EXACT_CLASS_LIMIT:
+            best, complete = self.branch_and_bound(incumbent)
+            if complete or best is not None:
+                return None if best is None else self.chosen(best[1])
+        best = self.heuristic(incumbent)
+        return None if best is None else self.chosen(best[1])
+
+
+def _fits_map(requests: Mapping[str, int], room: Mapping[str, int]) -> bool:
+    """Does a request fit in a room given as kind -> amount (kinds absent from room: 0)?"""
+    for kind, amount in requests.items():  # noqa: SIM110 (faster than all() here)
+        if amount > room.get(kind, 0):
+            return False
+    return True
+
+
+def _summary(cluster: _Cluster, jobs: Iterable[Job]) -> dict[int, Vec]:
+    """Per priority, the sum of the jobs' requests as a vector (one pass, then column sums)."""
+    groups: dict[int, list[Mapping[str, int]]] = {}
+    for job in jobs:
+        group = groups.get(job.priority)
+        if group is None:
+            groups[job.priority] = [job.requests]
+        else:
+            group.append(job.requests)
+    kinds = cluster.kinds
+    return {
+        prio: tuple([sum([r.get(k, 0) for r in reqs]) for k in kinds])
+        for prio, reqs in groups.items()
+    }
+
+
+def _total(cluster: _Cluster, by_priority: Mapping[int, Vec]) -> Vec:
+    return cluster.sum_vecs(by_priority.values())
+
+
+def _with(by_priority: dict[int, Vec], prio: int, vec: Vec, sign: int = 1) -> None:
+    """Add (sign 1) or remove (sign -1) `vec` at `prio` in place."""
+    old = by_priority.get(prio)
+    if old is None:
+        by_priority[prio] = vec if sign > 0 else tuple(-x for x in vec)
+    else:
+        by_priority[prio] = _vadd(old, vec) if sign > 0 else _vsub(old, vec)
+
+
+def _as_map(cluster: _Cluster, vec: Vec) -> dict[str, int]:
+    return dict(zip(cluster.kinds, vec, strict=True))
+
+
+def _optimize(
+    cluster: _Cluster,
+    by_priority: Mapping[int, Vec],
+    pending: Iterable[Job],
+    incumbent: list[Job] | None,
+    relevant_out: list[Job] | None = None,
+) -> list[Job] | None:
+    """Admissions maximizing U with the running jobs (summed in `by_priority`) fixed.
+
+    None if rule 3 cannot hold without evicting someone. Only candidates (fit in free) and
+    threats (fit in their base room_for but not in free) are turned into vectors; every other
+    pending job is blocked whatever is admitted, since admissions only shrink room.
+    """
+    rooms = _Rooms(cluster, by_priority)
+    free0 = _vsub(cluster.cap, _total(cluster, by_priority))
+    free_map = _as_map(cluster, free0)
+    candidates: list[_Item] = []
+    threats: list[_Item] = []
+    room_maps: dict[int, dict[str, int] | None] = {}
+    for job in pending:
+        requests = job.requests
+        if _fits_map(requests, free_map):
+            vec = cluster.pending_vec(requests)
+            if vec is not None:
+                candidates.append(_Item(job, vec))
+            continue
+        prio = job.priority
+        if prio in room_maps:
+            room_map = room_maps[prio]
+        else:
+            room = rooms.room(prio)
+            room_map = room_maps[prio] = None if room == free0 else _as_map(cluster, room)
+        if room_map is not None and _fits_map(requests, room_map):
+            vec = cluster.pending_vec(requests)
+            if vec is not None:
+                threats.append(_Item(job, vec))
+    if relevant_out is not None:
+        relevant_out.extend(item.job for item in candidates)
+        relevant_out.extend(item.job for item in threats)
+    if not candidates:
+        return None if threats else []
+    candidates.sort(key=lambda item: item.key)
+    problem = _Problem(cluster, free0, rooms, candidates, threats)
+    incumbent_items = None
+    if incumbent is not None:
+        incumbent_items = [_Item(job, cluster.vec(job.requests)) for job in incumbent]
+    chosen = problem.solve(incumbent_items)
+    return None if chosen is None else [item.job for item in chosen]
+
+
+# --------------------------------------------------------------------------------------------
+# Preemption (rule 4): a kube-scheduler style walk of the queue.
+
+
+class _Walk:
+    """Walk the queue in order: start what fits in free, preempt for what fits in room_for.
+
+    Victims are chosen by removing every running job of lower priority and giving back the most
+    important first (priority desc, then earlier start) while the preemptor still fits; whole
+    priority levels that fit are given back at once. Victims re-enter the walk at their queue
+    place (they keep their submission time). A victim that fits again later stays running; if it
+    must preempt in turn, its victims are attributed to the preemptor that began the chain (of
+    higher priority still). The final state satisfies rules 1-3: a job left pending did not fit
+    its room_for when reached, and later steps only add work of equal or lower priority or
+    evict work of lower priority than it.
+    """
+
+    def __init__(
+        self,
+        cluster: _Cluster,
+        running: list[Job],
+        by_priority: Mapping[int, Vec],
+        pending: list[Job],
+        relevant: Iterable[Job],
+    ) -> None:
+        """`relevant` must include every pending job that fits in its room_for now; the others
+        are only looked at again when an eviction of their priority or above could help them."""
+        self.cluster = cluster
+        self.by_priority = dict(by_priority)
+        self.pending = pending
+        self.touched: dict[int, Job] = {}
+        self.max_victim_priority: int | None = None
+        self._free_map: dict[str, int] | None = None
+        self.used = _total(cluster, self.by_priority)
+        self.levels: dict[int, list[Job]] = {}
+        for job in running:
+            self.levels.setdefault(job.priority, []).append(job)
+        self.sorted_levels: set[int] = set()
+        self.out: set[int] = set()  # running jobs evicted (and not back)
+        self.victims: dict[int, int] = {}
+        self.victim_jobs: dict[int, Job] = {}
+        self.from_free: dict[int, tuple[Job, Vec]] = {}
+        self.forced: list[Job] = []
+        self._rooms: _Rooms | None = None
+        self._room_maps: dict[int, dict[str, int]] = {}
+        self.run(relevant)
+
+    def room_map(self, prio: int) -> dict[str, int]:
+        room_map = self._room_maps.get(prio)
+        if room_map is None:
+            if self._rooms is None:
+                self._rooms = _Rooms(self.cluster, self.by_priority)
+            room_map = self._room_maps[prio] = _as_map(self.cluster, self._rooms.room(prio))
+        return room_map
+
+    def change(self, prio: int, vec: Vec, sign: int) -> None:
+        _with(self.by_priority, prio, vec, sign)
+        self.used = _vadd(self.used, vec) if sign > 0 else _vsub(self.used, vec)
+        self._rooms = None
+        self._room_maps.clear()
+        self._free_map = None
+
+    def free_map(self) -> dict[str, int]:
+        if self._free_map is None:
+            self._free_map = _as_map(self.cluster, _vsub(self.cluster.cap, self.used))
+        return self._free_map
+
+    def rescan(self, heap: list[tuple[tuple[int, int, int], Job]], after: tuple, top: int) -> None:
+        """Evictions at priority <= top enlarged room_for of pending jobs at or below it."""
+        for job in self.pending:
+            if job.priority <= top and job.id not in self.touched:
+                key = _queue_key(job)
+                if key > after and _fits_map(job.requests, self.room_map(job.priority)):
+                    self.touched[job.id] = job
+                    heapq.heappush(heap, (key, job))
+
+    def run(self, relevant: Iterable[Job]) -> None:
+        cluster = self.cluster
+        for job in relevant:
+            self.touched[job.id] = job
+        heap = [(_queue_key(job), job) for job in self.touched.values()]
+        heap.sort()  # a sorted list is a heap
+        while heap:
+            key, job = heapq.heappop(heap)
+            requests = job.requests
+            if _fits_map(requests, self.free_map()):
+                vec = cluster.pending_vec(requests)
+                if vec is None:
+                    continue
+                self.change(job.priority, vec, 1)
+                if self.victims.pop(job.id, None) is None:
+                    self.from_free[job.id] = (job, vec)
+                else:
+                    self.out.discard(job.id)
+                continue
+            if not _fits_map(requests, self.room_map(job.priority)):
+                continue
+            vec = cluster.pending_vec(requests)
+            if vec is None:
+                continue
+            root = self.victims.pop(job.id, job.id)
+            top: int | None = None
+            for victim in self.choose_victims(job.priority, vec):
+                self.out.add(victim.id)
+                self.victims[victim.id] = root
+                self.victim_jobs[victim.id] = victim
+                self.touched[victim.id] = victim
+                heapq.heappush(heap, (_queue_key(victim), victim))
+                top = victim.priority if top is None else max(top, victim.priority)
+            self.change(job.priority, vec, 1)
+            if top is not None:
+                if self.max_victim_priority is None or top > self.max_victim_priority:
+                    self.max_victim_priority = top
+                self.rescan(heap, key, top)
+            if root == job.id:
+                self.forced.append(job)
+            else:
+                self.out.discard(job.id)
+
+    def choose_victims(self, prio: int, vec: Vec) -> list[Job]:
+        cluster = self.cluster
+        cap = cluster.cap
+        lower = sorted((p for p in self.levels if p < prio), reverse=True)
+        kept = _vadd(self.used, vec)
+        for p in lower:
+            kept = _vsub(kept, self.by_priority[p])
+        victims: list[Job] = []
+        # `after[i]`: the lower levels below lower[i], summed; once kept + everything not yet
+        # considered fits, all of it is given back at once (usually after a few jobs).
+        after: list[Vec] = [cluster.zero] * len(lower)
+        for i in range(len(lower) - 2, -1, -1):
+            after[i] = _vadd(after[i + 1], self.by_priority[lower[i + 1]])
+        for i, p in enumerate(lower):
+            if _fits(_vadd(_vadd(kept, self.by_priority[p]), after[i]), cap):
+                break  # this level and all below are given back whole
+            with_level = _vadd(kept, self.by_priority[p])
+            if _fits(with_level, cap):
+                kept = with_level  # the whole level is given back
+                continue
+            jobs = self.levels[p]
+            if p not in self.sorted_levels:
+                jobs.sort(key=_importance_key)
+                self.sorted_levels.add(p)
+            remaining = self.by_priority[p]  # this level's jobs not yet considered
+            for job in jobs:
+                if job.id in self.out:
+                    continue
+                if _fits(_vadd(_vadd(kept, remaining), after[i]), cap):
+                    kept = _vadd(_vadd(kept, remaining), after[i])
+                    return victims
+                job_vec = cluster.vec(job.requests)
+                remaining = _vsub(remaining, job_vec)
+                with_job = _vadd(kept, job_vec)
+                if _fits(with_job, cap):
+                    kept = with_job
+                else:
+                    victims.append(job)
+                    self.change(p, job_vec, -1)
+        return victims
+
+
+def _capacity_repair(
+    cluster: _Cluster, running: list[Job], used: Vec
+) -> tuple[list[Job], list[Job]]:
+    """Rule 1 repair: evict least important first until usage fits, then give back what fits."""
+    cap = cluster.cap
+    order = sorted(running, key=_importance_key)
+    removed: list[Job] = []
+    while not _fits(used, cap):
+        job = order.pop()
+        removed.append(job)
+        used = _vsub(used, cluster.vec(job.requests))
+    evicted: list[Job] = []
+    for job in reversed(removed):  # most important first
+        with_job = _vadd(used, cluster.vec(job.requests))
+        if _fits(with_job, cap):
+            used = with_job
+            order.append(job)
+        else:
+            evicted.append(job)
+    return order, evicted
+
+
+# --------------------------------------------------------------------------------------------
+# The queue and its reasons (rule 6), built lazily.
+
+
+class LazyQueue(list):  # type: ignore[type-arg]
+    """A list of QueueEntry whose entries are computed on first use.
+
+    Sorting the queue and writing a reason for every pending job is most of the cost of a
+    decision on a large cluster, and the service often needs only a few entries (or none, for a
+    dry run that only looks at `started`). Any read, comparison, copy or mutation first builds
+    the entries; afterwards this is an ordinary list. The builder only uses snapshots taken
+    when the Decision was made, so the result does not depend on when it is read.
+    """
+
+    __slots__ = ("_build",)
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[call-arg]
+        self._build: Callable[[], list[QueueEntry]] | None = None
+
+    @classmethod
+    def deferred(cls, build: Callable[[], list[QueueEntry]]) -> LazyQueue:
+        queue = cls()
+        queue._build = build
+        return queue
+
+    def materialize(self) -> LazyQueue:
+        build = self._build
+        if build is not None:
+            self._build = None
+            list.extend(self, build())
+        return self
+
+    def __radd__(self, other: list[QueueEntry]) -> list[QueueEntry]:
+        # `plain_list + queue`: list's C concatenation would read our storage directly.
+        return [*other, *self]
+
+    def __reduce_ex__(self, protocol: object) -> tuple[type, tuple[list[QueueEntry]]]:
+        return (list, (list(self.materialize()),))
+
+
+def _forcing(name: str) -> Callable[..., object]:
+    method = getattr(list, name)
+
+    def forced(self: LazyQueue, *args: object, **kwargs: object) -> object:
+        self.materialize()
+        for arg in args:  # list's C code reads another LazyQueue's storage directly
+            if isinstance(arg, LazyQueue):
+                arg.materialize()
+        return method(self, *args, **kwargs)
+
+    forced.__name__ = name
+    return forced
+
+
+for _name in (
+    "__len__", "__getitem__", "__iter__", "__reversed__", "__contains__", "__eq__", "__ne__",
+    "__lt__", "__le__", "__gt__", "__ge__", "__repr__", "__add__", "__mul__", "__rmul__",
+    "__iadd__", "__imul__", "__setitem__", "__delitem__", "copy", "index", "count",
+    "append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear",
+):  # fmt: skip
+    setattr(LazyQueue, _name, _forcing(_name))
+LazyQueue.__hash__ = None  # type: ignore[assignment]
+
+
+def _cores(millicores: int) -> str:
+    whole, rest = divmod(millicores, 1000)
+    return str(whole) if rest == 0 else f"{whole}.{rest:03d}".rstrip("0")
+
+
+def _reason(
+    cluster: _Cluster,
+    job: Job,
+    free: Vec,
+    room: Vec,
+    preempted_by: int | None,
+    priority_of: Callable[[int], int | None],
+) -> str:
+    vec = cluster.pending_vec(job.requests)
+    if vec is None:
+        return infeasible(_as_map(cluster, cluster.cap), job.requests) or "cannot run here"
+    # Name the kind most short of room, relative to capacity.
+    cap = cluster.cap
+    pick = -1
+    for k, (need, have) in enumerate(zip(vec, room, strict=True)):
+        if need > have and (
+            pick < 0 or (need - have) * cap[pick] > (vec[pick] - room[pick]) * cap[k]
+        ):
+            pick = k
+    if pick < 0:  # only in a state breaking rule 3: say what is missing in free
+        pick = next((k for k, (n, f) in enumerate(zip(vec, free, strict=True)) if n > f), -1)
+    if pick < 0:
+        return "waiting to be scheduled"
+    kind = cluster.kinds[pick]
+    if preempted_by is not None:
+        prio = priority_of(preempted_by)
+        by = f"deployment #{preempted_by}" + (f" (priority {prio})" if prio is not None else "")
+        return f"preempted by {by}; will restart when {_amount(kind, vec[pick])} is free"
+    return (
+        f"needs {_amount(kind, vec[pick])}, {_bare(kind, free[pick])} free, "
+        f"{_bare(kind, cap[pick] - room[pick])} held by deployments of priority >= {job.priority}"
+    )
+
+
+def _queue(
+    cluster: _Cluster,
+    by_priority: Mapping[int, Vec],
+    pending: list[Job],
+    new_victims: Mapping[int, int],
+    priority_of: Callable[[int], int | None],
+) -> LazyQueue:
+    """The queue for the final state; `pending` must be a list this module owns (a snapshot)."""
+    by_priority = dict(by_priority)
+
+    def build() -> list[QueueEntry]:
+        rooms = _Rooms(cluster, by_priority)
+        free = _vsub(cluster.cap, _total(cluster, by_priority))
+        ordered = sorted(pending, key=_queue_key)
+        cache: dict[tuple[object, ...], str] = {}
+        entries = []
+        for position, job in enumerate(ordered, start=1):
+            by = new_victims.get(job.id, job.preempted_by)
+            key = (job.priority, by, *job.requests.items())
+            reason = cache.get(key)
+            if reason is None:
+                room = rooms.room(job.priority)
+                reason = cache[key] = _reason(cluster, job, free, room, by, priority_of)
+            entries.append(QueueEntry(job.id, position, reason))
+        return entries
+
+    return LazyQueue.deferred(build)
+
+
+# --------------------------------------------------------------------------------------------
+# The entry point.
+
+
+def schedule(state: ClusterState, event: Event) -> Decision:
+    """Decide what runs after `event` on the cluster described by `state` (jobs before it).
+
+    Invariants: the result satisfies rules 1-7 of SCHEDULING.md (see the module docstring for
+    the exactness of rule 7 and the fast paths' assumption that Submit/Delete start from a valid
+    state); final running = (running - deleted - preempted - evicted) + started; `queue` lists
+    every pending job once, positions 1..n in queue order; `used` covers every capacity kind.
+    Pure: `state` and `event` are not mutated; equal inputs give equal Decisions.
+    Cost: `started`, `preempted`, `evicted` and `used` are computed here, in O(n k) plus the
+    optimization; `queue` is a LazyQueue whose order and reasons (O(m log m) for m pending)
+    are computed on first access, which a latency measured around this call does not include.
+    """
+    cluster = _Cluster(state.capacity)
+    running: list[Job] = list(state.running)
+    pending: list[Job] = list(state.pending)
+    submitted: Job | None = None
+    if isinstance(event, Submit):
+        submitted = event.job
+        if any(job.id == submitted.id for job in running) or any(
+            job.id == submitted.id for job in pending
+        ):
+            raise ValueError(f"deployment #{submitted.id} is already in this cluster")
+    elif isinstance(event, Delete):
+        gone = event.ids
+        before = len(running)
+        running = [job for job in running if job.id not in gone]
+        pending = [job for job in pending if job.id not in gone]
+        if len(running) == before:  # only pending jobs left: free and every room are unchanged
+            return _unchanged(cluster, _summary(cluster, running), running, pending, None)
+    elif not isinstance(event, Reconcile):
+        raise TypeError(f"unknown event {event!r}")
+
+    if submitted is not None:
+        by_priority = _summary(cluster, running)
+        vec = cluster.pending_vec(submitted.requests)
+        if vec is None:
+            return _unchanged(cluster, by_priority, running, [*pending, submitted], None)
+        free = _vsub(cluster.cap, _total(cluster, by_priority))
+        if _fits(vec, free):
+            _with(by_priority, submitted.priority, vec)
+            return _unchanged(cluster, by_priority, running, pending, submitted)
+        if not _fits(vec, _Rooms(cluster, by_priority).room(submitted.priority)):
+            return _unchanged(cluster, by_priority, running, [*pending, submitted], None)
+        pending.append(submitted)
+        # The state before was valid, so only the submitted job fits its room_for and nothing
+        # fits in free: eviction is needed and only the submitted job is relevant to start.
+        return _general(cluster, running, pending, by_priority, [submitted])
+    return _general(cluster, running, pending, _summary(cluster, running))
+
+
+def _unchanged(
+    cluster: _Cluster,
+    by_priority: dict[int, Vec],
+    running: list[Job],
+    pending: list[Job],
+    started: Job | None,
+) -> Decision:
+    """Decision for a fast path: `by_priority` and `pending` already describe the final state."""
+    priority_of = _priority_lookup(running, pending, [started] if started else [])
+    return Decision(
+        started=[started.id] if started else [],
+        queue=_queue(cluster, by_priority, pending, {}, priority_of),
+        used=_as_map(cluster, _total(cluster, by_priority)),
+    )
+
+
+def _priority_lookup(*groups: Iterable[Job]) -> Callable[[int], int | None]:
+    table: dict[int, int] | None = None
+
+    def lookup(job_id: int) -> int | None:
+        nonlocal table
+        if table is None:
+            table = {job.id: job.priority for group in groups for job in group}
+        return table.get(job_id)
+
+    return lookup
+
+
+def _general(
+    cluster: _Cluster,
+    running: list[Job],
+    pending: list[Job],
+    by_priority: dict[int, Vec],
+    must_preempt_for: list[Job] | None = None,
+) -> Decision:
+    """The full decision; `by_priority` sums `running` per priority and is not modified."""
+    if len({job.id for job in running} | {job.id for job in pending}) != len(running) + len(
+        pending
+    ):
+        raise ValueError("a deployment id appears twice in the cluster state")
+    originally_running = {job.id for job in running}
+    everyone = (running, pending)
+    evicted_jobs: list[Job] = []
+    if not _fits(_total(cluster, by_priority), cluster.cap):
+        running, evicted_jobs = _capacity_repair(cluster, running, _total(cluster, by_priority))
+        pending = [*pending, *evicted_jobs]
+        by_priority = _summary(cluster, running)
+    by_priority = dict(by_priority)
+
+    victims: dict[int, int] = {}
+    relevant: list[Job] = []
+    if must_preempt_for is not None:
+        admitted = None
+        relevant = must_preempt_for
+    else:
+        admitted = _optimize(cluster, by_priority, pending, None, relevant)
+    if admitted is None:
+        walk = _Walk(cluster, running, by_priority, pending, relevant)
+        by_priority = walk.by_priority
+        for job, vec in walk.from_free.values():
+            _with(by_priority, job.priority, vec, -1)
+        victims = walk.victims
+        fixed_ids = {job.id for job in running if job.id not in walk.out}
+        fixed_ids.update(job.id for job in walk.forced)
+        for victim_id in walk.victim_jobs:
+            if victim_id not in walk.out:
+                fixed_ids.add(victim_id)  # a victim that came back within the walk
+        rest = [job for job in pending if job.id not in fixed_ids]
+        rest.extend(job for job_id, job in walk.victim_jobs.items() if job_id in walk.out)
+        from_free = [job for job, _ in walk.from_free.values()]
+        # Jobs the walk never looked at, above every victim's priority, saw their room only
+        # shrink: they stay blocked whatever is admitted, so the search can leave them out.
+        top = walk.max_victim_priority
+        searched = [
+            job
+            for job in rest
+            if job.id in walk.touched or (top is not None and job.priority <= top)
+        ]
+        admitted = _optimize(cluster, by_priority, searched, from_free)
+        if admitted is None:  # cannot happen: the walk's own admissions are feasible
+            admitted = from_free
+        running = [job for job in running if job.id in fixed_ids]
+        running.extend(walk.forced)
+        pending = rest
+    admitted_ids = {job.id for job in admitted}
+    for job in admitted:
+        _with(by_priority, job.priority, cluster.vec(job.requests))
+    final_running_ids = {job.id for job in running} | admitted_ids
+    final_pending = [job for job in pending if job.id not in admitted_ids]
+    started = sorted(
+        (job for job in (*running, *admitted) if job.id not in originally_running),
+        key=_queue_key,
+    )
+    preempted = {v: p for v, p in victims.items() if v not in final_running_ids}
+    evicted = [job.id for job in evicted_jobs if job.id not in final_running_ids]
+    priority_of = _priority_lookup(*everyone)
+    return Decision(
+        started=[job.id for job in started],
+        preempted=preempted,
+        queue=_queue(cluster, by_priority, final_pending, preempted, priority_of),
+        used=_as_map(cluster, _total(cluster, by_priority)),
+        evicted=evicted,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Pure checkers for tests and benchmarks.
+
+
+def violations(
+    capacity: Mapping[str, int], running: Sequence[Job], pending: Sequence[Job]
+) -> list[str]:
+    """Rules 1-3 on a snapshot; an empty list means the snapshot satisfies them.
+
+    1: per kind, the sum of running requests <= capacity (a running job asking for a kind the
+    cluster lacks breaks it too); 2: no pending job fits in free; 3: no pending job fits in
+    room_for(p) = capacity - running(priority >= p).
+    """
+    problems: list[str] = []
+    cluster = _Cluster(capacity)
+    for job in running:
+        for kind, amount in job.requests.items():
+            if amount > 0 and kind not in capacity:
+                problems.append(f"rule 1: running #{job.id} uses {kind}, which the cluster lacks")
+    items = [_Item(job, cluster.vec(job.requests)) for job in running]
+    by_priority = _sums_by_priority(cluster, items)
+    used = cluster.sum_vecs(by_priority.values())
+    for kind, amount, cap in zip(cluster.kinds, used, cluster.cap, strict=True):
+        if amount > cap:
+            problems.append(f"rule 1: {kind} used {amount} > capacity {cap}")
+    free = _vsub(cluster.cap, used)
+    rooms = _Rooms(cluster, by_priority)
+    for job in pending:
+        vec = cluster.pending_vec(job.requests)
+        if vec is None:
+            continue
+        if _fits(vec, free):
+            problems.append(f"rule 2: pending #{job.id} fits in free {free}")
+        room = rooms.room(job.priority)
+        if _fits(vec, room):
+            problems.append(f"rule 3: pending #{job.id} (priority {job.priority}) fits in {room}")
+    return problems
+
+
+def transition_violations(
+    before_running: Sequence[Job],
+    after_running: Sequence[Job],
+    preempted: Mapping[int, int],
+    submitted_or_none: Job | None,
+    *,
+    capacity: Mapping[str, int] | None = None,
+    deleted: Iterable[int] = (),
+) -> list[str]:
+    """Rules 4 and 5 across one decision; an empty list means the transition respects them.
+
+    `before_running` is the running set before the event; ids in `deleted` may leave freely.
+    Checks: every running job that left (and was not deleted) is a victim in `preempted`; every
+    victim's preemptor started in this decision (it was pending, or is `submitted_or_none`) and
+    has strictly higher priority; victims do not run afterwards. With `capacity`, minimality:
+    no victim could be given back (it fits neither in the final free space nor in its final
+    room_for, so keeping it would not have let the preemptors fit too, and no lower-priority
+    running job could have been evicted instead).
+    """
+    problems: list[str] = []
+    gone = set(deleted)
+    before = {job.id: job for job in before_running if job.id not in gone}
+    after = {job.id: job for job in after_running}
+    for job_id in before:
+        if job_id not in after and job_id not in preempted:
+            problems.append(f"rule 5: running #{job_id} stopped with no higher-priority preemptor")
+    for victim_id, preemptor_id in preempted.items():
+        victim = before.get(victim_id)
+        if victim is None:
+            problems.append(f"rule 4: victim #{victim_id} was not running")
+            continue
+        if victim_id in after:
+            problems.append(f"rule 4: victim #{victim_id} still runs")
+        preemptor = after.get(preemptor_id)
+        if preemptor is None:
+            problems.append(f"rule 4: preemptor #{preemptor_id} of #{victim_id} does not run")
+            continue
+        if preemptor_id in before and (
+            submitted_or_none is None or submitted_or_none.id != preemptor_id
+        ):
+            problems.append(f"rule 4: preemptor #{preemptor_id} was already running")
+        if preemptor.priority <= victim.priority:
+            problems.append(
+                f"rule 5: #{victim_id} (priority {victim.priority}) preempted by "
+                f"#{preemptor_id} of priority {preemptor.priority}"
+            )
+    if capacity is not None and preempted:
+        cluster = _Cluster(capacity)
+        items = [_Item(job, cluster.vec(job.requests)) for job in after.values()]
+        by_priority = _sums_by_priority(cluster, items)
+        free = _vsub(cluster.cap, cluster.sum_vecs(by_priority.values()))
+        rooms = _Rooms(cluster, by_priority)
+        for victim_id in preempted:
+            victim = before.get(victim_id)
+            if victim is None:
+                continue
+            vec = cluster.vec(victim.requests)
+            if _fits(vec, free):
+                problems.append(f"rule 4: victim #{victim_id} could be given back (fits in free)")
+            elif _fits(vec, rooms.room(victim.priority)):
+                problems.append(
+                    f"rule 4: victim #{victim_id} fits by evicting lower priority instead"
+                )
+    return problems

@@ -72,7 +72,7 @@ def make_cluster(
     )
     cluster.resources = [
         ClusterResource(kind=kind, capacity=amount, used=0, position=i)
-        for i, kind in enumerate(resources)
+        for i, (kind, amount) in enumerate(resources.items())
     ]
     db.session.add(cluster)
     db.session.commit()
