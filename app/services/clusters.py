@@ -23,18 +23,45 @@ Internal interface (what `services.deployments` may call; it never touches clust
     Only valid while holding the lock.
 
 All quantities are exact integers in base units (see `app.quantities`).
+
+User-facing interface (pages and the API):
+
+``create_cluster(actor, name, resources, max_deployments) -> ClusterSnapshot``
+    Validate everything first (name, every quantity, the limits) and write nothing on any
+    error: `ValidationError` with fields keyed ``name``, ``max_deployments``, ``resources`` and
+    ``resource.<kind>``. Capacity is fixed here for the cluster's whole life.
+``list_clusters(organization_id, page, per_page) -> (snapshots, total)``
+    One page (1-based) ordered by name, in three statements whatever the page size.
+``get_cluster(organization_id, cluster_id) -> ClusterSnapshot``
+    One cluster with its creator's name; `NotFound` for another organization's cluster.
+``delete_cluster(organization_id, cluster_id, counts)``
+    The caller holds the cluster's lock and counted its deployments under it (see
+    ``services.deployments.delete_cluster``); `Conflict` with the counts while any remain.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
 
+from app import quantities
 from app.extensions import db
-from app.models import Cluster, ClusterResource
-from app.services.errors import DomainError, NotFound
+from app.models import Cluster, ClusterResource, User
+from app.services.errors import BadRequest, Conflict, DomainError, NotFound, ValidationError
+
+# A DNS label: what a cluster name may later become in a hostname.
+NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MAX_DEPLOYMENTS_LIMIT = 100_000
+# Ids beyond a 32-bit integer cannot exist; refusing them early keeps PostgreSQL from raising
+# an out-of-range error (a 500) for a path such as /clusters/99999999999.
+_MAX_ID = 2**31 - 1
 
 
 class CapacityError(DomainError):
@@ -62,6 +89,9 @@ class ClusterSnapshot:
     name: str
     max_deployments: int
     resources: tuple[ResourceUsage, ...]
+    created_at: datetime | None = None
+    created_by_id: int | None = None
+    created_by_name: str | None = None  # filled by get_cluster only
 
     @property
     def capacity(self) -> dict[str, int]:
@@ -157,6 +187,8 @@ def _adjust(cluster_id: int, amounts: Mapping[str, int], sign: int) -> None:
 
 
 def _load_cluster(cluster_id: int, organization_id: int, for_update: bool = False) -> Cluster:
+    if not _valid_id(cluster_id):
+        raise NotFound("No such cluster.")
     query = sa.select(Cluster).where(
         Cluster.id == cluster_id, Cluster.organization_id == organization_id
     )
@@ -186,4 +218,6 @@ def _snapshot_of(cluster: Cluster, resources: list[ClusterResource]) -> ClusterS
         name=cluster.name,
         max_deployments=cluster.max_deployments,
         resources=tuple(ResourceUsage(r.kind, r.capacity, r.used) for r in resources),
+        created_at=cluster.created_at,
+        created_by_id=cluster.created_by_id,
     )
