@@ -42,6 +42,8 @@ class Config:
 
     # API tokens.
     API_TOKEN_TTL_SECONDS = _int("API_TOKEN_TTL_SECONDS", 24 * 3600)
+    API_MAX_BODY_BYTES = _int("API_MAX_BODY_BYTES", 64 * 1024)
+    API_MAX_PAGE_SIZE = _int("API_MAX_PAGE_SIZE", 100)
 
     # Clusters and deployments.
     DEFAULT_MAX_DEPLOYMENTS = _int("DEFAULT_MAX_DEPLOYMENTS", 100)

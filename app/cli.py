@@ -1,4 +1,8 @@
-"""`flask kargo ...` commands."""
+"""`flask kargo ...` commands, including `flask kargo demo`, which seeds a living dashboard.
+
+Commands are an edge like the pages: they call services (which validate, lock and commit) and
+never write rows themselves, so the demo's usage accounting is the real scheduler's.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,139 @@ from flask.cli import AppGroup
 
 kargo_cli = AppGroup("kargo", help="Kargo administration commands.")
 
+DEMO_URL = "http://127.0.0.1:8001"
+DEMO_PASSWORD = "kargo-harbor-2026"  # must not contain a username: the password rules say so
+DEMO_OWNER = ("demo", "Demo Owner")
+DEMO_MEMBER = ("dev", "Dana Developer")
+DEMO_ORGANIZATION = "Demo Organization"
+
+# (name, capacity as typed in the form, maximum deployments)
+DEMO_CLUSTERS = [
+    ("gpu-pool", {"cpu": "16", "gpu": "4", "ram": "64"}, 20),
+    ("web", {"cpu": "8", "ram": "16"}, 20),
+    ("staging", {"cpu": "2", "ram": "4", "disk_gb": "100"}, 10),
+]
+# (cluster, who, name, image, priority, requests), submitted in this order so that the
+# scheduler itself produces running, queued and preempted deployments.
+DEMO_DEPLOYMENTS = [
+    (
+        "gpu-pool",
+        "member",
+        "training-a",
+        "ghcr.io/acme/trainer:2.3",
+        "low",
+        {"cpu": "4", "gpu": "2", "ram": "16"},
+    ),
+    (
+        "gpu-pool",
+        "member",
+        "training-b",
+        "ghcr.io/acme/trainer:2.3",
+        "low",
+        {"cpu": "4", "gpu": "2", "ram": "16"},
+    ),
+    (
+        "gpu-pool",
+        "owner",
+        "inference",
+        "ghcr.io/acme/llm-serve:1.8",
+        "critical",
+        {"cpu": "2", "gpu": "2", "ram": "24"},
+    ),
+    (
+        "gpu-pool",
+        "member",
+        "notebook",
+        "jupyter/base-notebook:2024.1",
+        "low",
+        {"cpu": "1", "gpu": "1", "ram": "4"},
+    ),
+    (
+        "web",
+        "owner",
+        "api",
+        "registry.example.com/shop/api:4.2.0",
+        "high",
+        {"cpu": "2", "ram": "4"},
+    ),
+    (
+        "web",
+        "member",
+        "frontend",
+        "registry.example.com/shop/web:4.2.0",
+        "normal",
+        {"cpu": "1", "ram": "2"},
+    ),
+    (
+        "web",
+        "member",
+        "worker",
+        "registry.example.com/shop/worker:4.2.0",
+        "normal",
+        {"cpu": "4", "ram": "8"},
+    ),
+    ("web", "member", "nightly-report", "python:3.12-slim", "low", {"cpu": "2", "ram": "4"}),
+    (
+        "staging",
+        "member",
+        "preview-env",
+        "nginx:1.27",
+        "normal",
+        {"cpu": "0.5", "ram": "512Mi", "disk_gb": "10"},
+    ),
+]
+
 
 def register_command(func):
     """Attach a command to the `flask kargo` group (used by domain command modules)."""
     return kargo_cli.command()(func)
+
+
+@kargo_cli.command("demo")
+def demo() -> None:
+    """Seed a demo organization with clusters and deployments; print how to log in.
+
+    Idempotent: when the demo owner already exists, nothing is written and the credentials are
+    printed again.
+    """
+    from app.services import accounts, clusters, deployments
+    from app.services.errors import Conflict, DomainError, Unauthorized
+
+    try:
+        accounts.authenticate(DEMO_OWNER[0], DEMO_PASSWORD)
+        _print_credentials("The demo organization already exists.")
+        return
+    except Unauthorized:
+        pass  # not seeded yet (or the name is taken: signup says so below)
+    try:
+        owner = accounts.signup(DEMO_OWNER[0], DEMO_PASSWORD, DEMO_OWNER[1], DEMO_ORGANIZATION)
+    except Conflict as exc:
+        raise click.ClickException(
+            f"A user named {DEMO_OWNER[0]!r} already exists with another password, so the demo "
+            f"cannot be seeded here ({exc.message})."
+        ) from exc
+    _invite, code = accounts.create_invite(owner)
+    member = accounts.redeem_invite(code, DEMO_MEMBER[0], DEMO_PASSWORD, DEMO_MEMBER[1])
+    users = {"owner": owner, "member": member}
+    cluster_ids = {}
+    for name, capacity, maximum in DEMO_CLUSTERS:
+        cluster_ids[name] = clusters.create_cluster(owner, name, capacity, maximum).id
+    try:
+        for cluster, who, name, image, priority, requests in DEMO_DEPLOYMENTS:
+            result = deployments.submit(
+                users[who], cluster_ids[cluster], image, name, priority, requests
+            )
+            click.echo(f"  {cluster}: {result.message}")
+    except DomainError as exc:  # a demo that no longer fits the rules is a bug worth showing
+        raise click.ClickException(f"seeding the demo failed: {exc.message}") from exc
+    _print_credentials("Seeded the demo organization.")
+
+
+def _print_credentials(headline: str) -> None:
+    click.echo(headline)
+    click.echo(f"  Open      {DEMO_URL}")
+    click.echo(f"  Owner     {DEMO_OWNER[0]} / {DEMO_PASSWORD}")
+    click.echo(f"  Member    {DEMO_MEMBER[0]} / {DEMO_PASSWORD}")
 
 
 __all__ = ["click", "kargo_cli", "register_command"]

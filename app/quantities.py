@@ -19,7 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 STANDARD_KINDS = ("cpu", "gpu", "ram")
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-# Largest amount accepted in any kind, in base units: far beyond any real cluster, well inside BIGINT.
+# Largest amount accepted in any kind, in base units: beyond any real cluster, inside BIGINT.
 MAX_BASE_UNITS = 10**12
 _NUMBER = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<suffix>[A-Za-z]*)$")
 _RAM_SUFFIX_MIB = {"": 1024, "gi": 1024, "mi": 1, "ti": 1024 * 1024}
@@ -56,7 +56,7 @@ def _decimal(kind: str, value: object) -> tuple[Decimal, str]:
             raise QuantityError(f"{kind} must be a finite number")
         return Decimal(repr(value)), ""
     if not isinstance(value, str):
-        raise QuantityError(f"{kind} must be a number or a string such as \"2\"")
+        raise QuantityError(f'{kind} must be a number or a string such as "2"')
     text = value.strip()
     if not text:
         raise QuantityError(f"{kind} is empty")
@@ -68,7 +68,7 @@ def _decimal(kind: str, value: object) -> tuple[Decimal, str]:
     if not match:
         raise QuantityError(f"{kind}: {text!r} is not a number")
     try:
-        return Decimal(match["number"]), match["suffix"].lower()
+        return Decimal(match["number"]), match["suffix"]
     except InvalidOperation as exc:  # pragma: no cover - the pattern admits only decimals
         raise QuantityError(f"{kind}: {text!r} is not a number") from exc
 
@@ -79,15 +79,20 @@ def parse(kind: str, value: object) -> int:
     if number < 0:
         raise QuantityError(f"{kind} must be greater than zero")
     if kind == "cpu":
+        # Only a lowercase m: "500M" would mean mega-cores elsewhere, never read it as milli.
         if suffix not in ("", "m"):
-            raise QuantityError(f"cpu: unknown unit {suffix!r} (use cores, or millicores like 500m)")
+            raise QuantityError(
+                f"cpu: unknown unit {suffix!r} (use cores, or millicores like 500m)"
+            )
         base = number if suffix == "m" else number * 1000
         if base != base.to_integral_value():
             raise QuantityError("cpu is precise to 0.001 cores (1m)")
     elif kind == "ram":
-        if suffix not in _RAM_SUFFIX_MIB:
+        if suffix.lower() not in _RAM_SUFFIX_MIB:
             raise QuantityError(f"ram: unknown unit {suffix!r} (use GiB, or 512Mi, 2Gi, 1Ti)")
-        base = (number * _RAM_SUFFIX_MIB[suffix]).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        base = (number * _RAM_SUFFIX_MIB[suffix.lower()]).quantize(
+            Decimal(1), rounding=ROUND_HALF_UP
+        )
     else:
         if suffix:
             raise QuantityError(f"{kind}: unknown unit {suffix!r} ({kind} counts whole units)")
@@ -143,7 +148,7 @@ def format_amount(kind: str, base: int) -> str:
             return f"{base // 1024} GiB"
         if base < 1024:
             return f"{base} MiB"
-        return f"{_trim((Decimal(base) / 1024).quantize(Decimal('0.001')))} GiB"
+        return f"{_gib(base)} GiB"
     return f"{base} {kind}"
 
 
@@ -152,15 +157,33 @@ def format_number(kind: str, base: int) -> str:
     if kind == "cpu":
         return _trim(Decimal(base) / 1000)
     if kind == "ram":
-        return _trim((Decimal(base) / 1024).quantize(Decimal("0.001")))
+        return _gib(base)
     return str(base)
 
 
 def percent(used: int, capacity: int) -> float:
-    """Utilization in percent, one decimal, for bars and labels."""
+    """Utilization in percent, one decimal, for bars and labels.
+
+    Rounding never claims what is not so: 100.0 only when full, 0.0 only when unused.
+    """
     if capacity <= 0:
         return 0.0
-    return round(100 * used / capacity, 1)
+    value = round(100 * used / capacity, 1)
+    if value >= 100.0 and used < capacity:
+        return 99.9
+    if value <= 0.0 and used > 0:
+        return 0.1
+    return value
+
+
+def _gib(mib: int) -> str:
+    """MiB as GiB text that reads back to exactly `mib`: three decimals when they suffice, else
+    four (0.00005 GiB is 0.05 MiB, well inside parse's rounding to the nearest MiB)."""
+    exact = Decimal(mib) / 1024
+    short = exact.quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
+    if (short * 1024).quantize(Decimal(1), rounding=ROUND_HALF_UP) != mib:
+        short = exact.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+    return _trim(short)
 
 
 def _trim(number: Decimal) -> str:

@@ -65,10 +65,12 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from operator import add, sub
+from itertools import chain, compress, repeat
+from operator import add, attrgetter, is_not, le, not_, sub
 
 # Branch and bound is used when the candidates form at most this many classes; beyond, or when
 # NODE_BUDGET search nodes do not suffice, the heuristic (or the best solution found) is used.
@@ -248,10 +250,11 @@ def _fit_count(vec: Vec, room: Vec, limit: int) -> int:
 class _Cluster:
     """Capacity as vectors, plus the integer weights that make U exact."""
 
-    __slots__ = ("cap", "kinds", "weights", "zero")
+    __slots__ = ("cap", "kind_set", "kinds", "weights", "zero")
 
     def __init__(self, capacity: Mapping[str, int]) -> None:
         self.kinds: tuple[str, ...] = tuple(sorted(capacity))
+        self.kind_set = frozenset(self.kinds)
         self.cap: Vec = tuple(int(capacity[k]) for k in self.kinds)
         positive = [c for c in self.cap if c > 0]
         scale = math.lcm(*positive) if positive else 1
@@ -265,18 +268,55 @@ class _Cluster:
 
     def pending_vec(self, requests: Mapping[str, int]) -> Vec | None:
         """Like `vec`, or None if the job can never run here (rule 8)."""
-        cap = self.cap
-        total = 0
-        for amount in requests.values():
-            if amount < 0:
-                return None
-            total += amount
-        if total <= 0:
-            return None
         vec = self.vec(requests)
-        if sum(vec) != total or not _fits(vec, cap):  # an unknown kind, or larger than the pool
-            return None
-        return vec
+        return vec if self.runnable(requests, vec) else None
+
+    def runnable(self, requests: Mapping[str, int], vec: Vec) -> bool:
+        """Could a job with these requests (and `vec`, their vector) ever run here (rule 8)?
+
+        True exactly when no amount is negative, the total is positive, every positive amount
+        is of a kind the cluster has (the vector, which drops unknown kinds, keeps the whole
+        total) and the vector fits in capacity.
+        """
+        values = requests.values()
+        total = sum(values)
+        return total > 0 and sum(vec) == total and min(values) >= 0 and _fits(vec, self.cap)
+
+    # -- many jobs at once -------------------------------------------------------------------
+    # Turning requests into vectors one job at a time in Python is the largest fixed cost of a
+    # decision on a big cluster. These helpers walk whole job lists with map/zip/compress,
+    # which run in C; the results are the same as calling `vec`/`runnable` job by job.
+
+    def columns(self, jobs: Sequence[Job]) -> list[list[int]]:
+        """Per kind (in `kinds` order), every job's amount of it; unknown kinds are dropped."""
+        return self.columns_of(list(map(_REQUESTS, jobs)))
+
+    def columns_of(self, requests: list[Mapping[str, int]]) -> list[list[int]]:
+        """`columns` for the jobs' requests."""
+        try:
+            # dict.get as an unbound method: the fast path for plain dicts (and subclasses).
+            return [list(map(dict.get, requests, repeat(k), repeat(0))) for k in self.kinds]
+        except TypeError:  # some requests are another Mapping type
+            return [[r.get(k, 0) for r in requests] for k in self.kinds]
+
+    def vectors(self, jobs: Sequence[Job]) -> list[Vec]:
+        """`[self.vec(job.requests) for job in jobs]`, computed column by column."""
+        if not self.kinds:
+            return [()] * len(jobs)
+        return list(zip(*self.columns(jobs)))
+
+    def fit_mask(
+        self, jobs: Sequence[Job], columns: list[list[int]], limits: Mapping[int, Vec]
+    ) -> list[bool]:
+        """Per job, whether its vector (from `columns`) fits in `limits[job.priority]`."""
+        if not self.kinds:
+            return [True] * len(jobs)
+        priorities = list(map(_PRIORITY, jobs))
+        tests = []
+        for k, column in enumerate(columns):
+            limit_k = {prio: limit[k] for prio, limit in limits.items()}
+            tests.append(map(le, column, map(limit_k.__getitem__, priorities)))
+        return list(map(all, zip(*tests)))
 
     def value(self, vec: Vec) -> int:
         return sum(map(math.prod, zip(vec, self.weights, strict=True)))
@@ -288,13 +328,44 @@ class _Cluster:
         return tuple(map(sum, cols))
 
 
+_ID = attrgetter("id")
+_PRIORITY = attrgetter("priority")
+_REQUESTS = attrgetter("requests")
+_STARTED = attrgetter("started")
+_SUBMITTED_ID = attrgetter("submitted", "id")
+_STARTED_ID = attrgetter("started", "id")
+_PRIORITY_REQUESTS = attrgetter("priority", "requests")
+
+
 def _queue_key(job: Job) -> tuple[int, int, int]:
     return (-job.priority, job.submitted, job.id)
+
+
+_AFTER_EVERY_KEY = (math.inf,)  # compares greater than every queue key
 
 
 def _importance_key(job: Job) -> tuple[int, float, int]:
     """Most important first: higher priority, then earlier start (kube's reprieve order)."""
     return (-job.priority, job.started if job.started is not None else math.inf, job.id)
+
+
+def _in_queue_order(jobs: Iterable[Job]) -> list[Job]:
+    """`sorted(jobs, key=_queue_key)` with C-level keys: two stable sorts (the second one,
+    by priority descending, keeps the submitted/id order within a priority)."""
+    ordered = sorted(jobs, key=_SUBMITTED_ID)
+    ordered.sort(key=_PRIORITY, reverse=True)
+    return ordered
+
+
+def _in_importance_order(jobs: Iterable[Job]) -> list[Job]:
+    """`sorted(jobs, key=_importance_key)`, with C-level keys when every job has `started`."""
+    ordered = list(jobs)
+    if None in map(_STARTED, ordered):  # a job without a start key sorts last: Python keys
+        ordered.sort(key=_importance_key)
+    else:
+        ordered.sort(key=_STARTED_ID)
+        ordered.sort(key=_PRIORITY, reverse=True)
+    return ordered
 
 
 class _Item:
@@ -361,17 +432,23 @@ def _sums_by_priority(cluster: _Cluster, items: Iterable[_Item]) -> dict[int, Ve
 
 
 class _Class:
-    """Identical candidates (same priority and vector): decided by count, earliest first."""
+    """Identical candidates (same priority and vector): decided by count, earliest first.
+
+    `members` are the first members in queue order, as many as could ever be admitted together
+    (all of them fit in free); `count` is the true number of candidates in the class (more than
+    can be admitted means an excluded member always remains). `positions` are the members'
+    queue keys, which order solutions that tie on U.
+    """
 
     __slots__ = ("count", "members", "positions", "prio", "value", "vec")
 
-    def __init__(self, prio: int, vec: Vec, value: int) -> None:
+    def __init__(self, prio: int, vec: Vec, value: int, count: int, members: list[Job]) -> None:
         self.prio = prio
         self.vec = vec
         self.value = value
-        self.members: list[_Item] = []
-        self.positions: list[int] = []
-        self.count = 0
+        self.count = count
+        self.members = members
+        self.positions = list(map(_queue_key, members))
 
 
 class _Level:
@@ -403,14 +480,14 @@ class _Problem:
         cluster: _Cluster,
         free0: Vec,
         rooms: _Rooms,
-        candidates: list[_Item],
-        threats: list[_Item],
+        classes: list[_Class],
+        threats: Iterable[tuple[int, Vec]],
     ) -> None:
-        """`candidates` fit in free0 and are in queue order; `threats` do not fit in free0."""
+        """`classes` partition the candidates (jobs that fit in free0) and are in queue order
+        of their first member; `threats` are (priority, vector) of the jobs that do not fit in
+        free0 but fit their base room."""
         self.cluster = cluster
         self.free0 = free0
-        index: dict[tuple[int, Vec], int] = {}
-        classes: list[_Class] = []
         levels: dict[int, _Level] = {}
 
         def level_of(prio: int) -> _Level:
@@ -419,22 +496,10 @@ class _Problem:
                 level = levels[prio] = _Level(prio, rooms.room(prio))
             return level
 
-        for position, item in enumerate(candidates):
-            vec: Vec = item.vec  # type: ignore[assignment]
-            key = (item.prio, vec)
-            ci = index.get(key)
-            if ci is None:
-                ci = index[key] = len(classes)
-                classes.append(_Class(item.prio, vec, cluster.value(vec)))
-                level_of(item.prio).classes.append(ci)
-            cls = classes[ci]
-            cls.members.append(item)
-            cls.positions.append(position)
-            cls.count += 1
-        for item in threats:
-            level = level_of(item.prio)
-            if item.vec not in level.threats:
-                level.threats.append(item.vec)  # type: ignore[arg-type]
+        for ci, cls in enumerate(classes):
+            level_of(cls.prio).classes.append(ci)
+        for prio, vec in dict.fromkeys(threats):  # each distinct threat once, in first order
+            level_of(prio).threats.append(vec)
         self.classes = classes
         self.levels = [levels[p] for p in sorted(levels, reverse=True)]
         # Classes are in queue order of their first member, hence by priority descending.
@@ -451,29 +516,32 @@ class _Problem:
                 value += cls.value * count
         return vec, value
 
-    def lex_key(self, counts: Sequence[int]) -> tuple[float, ...]:
+    def lex_key(self, counts: Sequence[int]) -> tuple[tuple[float, ...], ...]:
         """Smaller key = preferred among equal U: first differing queue position is included."""
-        positions: list[int] = []
+        positions: list[tuple[float, ...]] = []
         for cls, count in zip(self.classes, counts, strict=True):
             positions.extend(cls.positions[:count])
         positions.sort()
-        return (*positions, math.inf)
+        return (*positions, _AFTER_EVERY_KEY)
 
     def better(self, a: tuple[int, list[int]], b: tuple[int, list[int]] | None) -> bool:
         if b is None or a[0] > b[0]:
             return True
         return a[0] == b[0] and self.lex_key(a[1]) < self.lex_key(b[1])
 
-    def counts_of(self, items: Iterable[_Item]) -> list[int]:
+    def counts_of(self, keys: Iterable[tuple[int, Vec]]) -> list[int]:
+        """Count vector of a set of jobs given as (priority, vector) pairs."""
         index = {(c.prio, c.vec): i for i, c in enumerate(self.classes)}
         counts = [0] * len(self.classes)
-        for item in items:
-            counts[index[(item.prio, item.vec)]] += 1  # type: ignore[index]
+        for key in keys:
+            counts[index[key]] += 1
         return counts
 
-    def chosen(self, counts: Sequence[int]) -> list[_Item]:
-        out: list[_Item] = []
+    def chosen(self, counts: Sequence[int]) -> list[Job]:
+        out: list[Job] = []
         for cls, count in zip(self.classes, counts, strict=True):
+            # Every count vector fits in free0, so a class never takes more than it stores.
+            assert count <= len(cls.members), "a class count exceeds what fits in free"
             out.extend(cls.members[:count])
         return out
 
@@ -651,13 +719,15 @@ class _Problem:
                     improved = True
         return best
 
-    def solve(self, incumbent_items: list[_Item] | None) -> list[_Item] | None:
-        """The admitted set, or None if rule 3 cannot hold without evicting someone."""
+    def solve(self, incumbent_keys: list[tuple[int, Vec]] | None) -> list[Job] | None:
+        """The admitted set, or None if rule 3 cannot hold without evicting someone.
+
+        `incumbent_keys`: (priority, vector) of a known feasible admitted set, if any."""
         if not self.classes:
             return [] if not any(level.threats for level in self.levels) else None
         incumbent = None
-        if incumbent_items is not None:
-            counts = self.counts_of(incumbent_items)
+        if incumbent_keys is not None:
+            counts = self.counts_of(incumbent_keys)
             incumbent = (self.total(counts)[1], counts)
         if len(self.classes) <= EXACT_CLASS_LIMIT:
             best, complete = self.branch_and_bound(incumbent)
@@ -678,17 +748,23 @@ def _fits_map(requests: Mapping[str, int], room: Mapping[str, int]) -> bool:
 def _summary(cluster: _Cluster, jobs: Iterable[Job]) -> dict[int, Vec]:
     """Per priority, the sum of the jobs' requests as a vector (one pass, then column sums)."""
     groups: dict[int, list[Mapping[str, int]]] = {}
-    for job in jobs:
-        group = groups.get(job.priority)
+    for prio, requests in map(_PRIORITY_REQUESTS, jobs):
+        group = groups.get(prio)
         if group is None:
-            groups[job.priority] = [job.requests]
+            groups[prio] = [requests]
         else:
-            group.append(job.requests)
+            group.append(requests)
     kinds = cluster.kinds
-    return {
-        prio: tuple([sum([r.get(k, 0) for r in reqs]) for k in kinds])
-        for prio, reqs in groups.items()
-    }
+    try:  # dict.get as an unbound method sums a column in C (plain dict requests only)
+        return {
+            prio: tuple([sum(map(dict.get, reqs, repeat(k), repeat(0))) for k in kinds])
+            for prio, reqs in groups.items()
+        }
+    except TypeError:  # some requests are another Mapping type
+        return {
+            prio: tuple([sum([r.get(k, 0) for r in reqs]) for k in kinds])
+            for prio, reqs in groups.items()
+        }
 
 
 def _total(cluster: _Cluster, by_priority: Mapping[int, Vec]) -> Vec:
@@ -711,51 +787,103 @@ def _as_map(cluster: _Cluster, vec: Vec) -> dict[str, int]:
 def _optimize(
     cluster: _Cluster,
     by_priority: Mapping[int, Vec],
-    pending: Iterable[Job],
+    pending: Sequence[Job],
     incumbent: list[Job] | None,
     relevant_out: list[Job] | None = None,
 ) -> list[Job] | None:
     """Admissions maximizing U with the running jobs (summed in `by_priority`) fixed.
 
-    None if rule 3 cannot hold without evicting someone. Only candidates (fit in free) and
-    threats (fit in their base room_for but not in free) are turned into vectors; every other
-    pending job is blocked whatever is admitted, since admissions only shrink room.
+    None if rule 3 cannot hold without evicting someone; then `relevant_out` receives the
+    candidates and threats. Only candidates (fit in free) and threats (fit in their base
+    room_for but not in free) take part; every other pending job is blocked whatever is
+    admitted, since admissions only shrink room.
+
+    Cost: a handful of whole-list passes that run in C, then work per distinct (priority,
+    vector) row rather than per job: pending jobs come in a few shapes and tiers, and whether a
+    job can run, fits in free or fits in its room_for depends on its row alone.
     """
     rooms = _Rooms(cluster, by_priority)
     free0 = _vsub(cluster.cap, _total(cluster, by_priority))
-    free_map = _as_map(cluster, free0)
-    candidates: list[_Item] = []
-    threats: list[_Item] = []
-    room_maps: dict[int, dict[str, int] | None] = {}
-    for job in pending:
-        requests = job.requests
-        if _fits_map(requests, free_map):
-            vec = cluster.pending_vec(requests)
-            if vec is not None:
-                candidates.append(_Item(job, vec))
+    if not pending or not cluster.kinds:  # no kinds: nothing can ever run here
+        return []
+    requests = list(map(_REQUESTS, pending))
+    rows: list[tuple[int, ...] | None] = list(
+        zip(map(_PRIORITY, pending), *cluster.columns_of(requests))
+    )
+    if not all(map(cluster.kind_set.issuperset, requests)):
+        # A job naming a kind the cluster lacks: its row drops that amount, so whether it can
+        # run is decided per job; a row of None marks a job that never can (rule 8).
+        rows = [
+            row if cluster.runnable(req, row[1:]) else None  # type: ignore[index]
+            for row, req in zip(rows, requests, strict=True)
+        ]
+    sizes = Counter(rows)
+    cap = cluster.cap
+    candidate_rows: dict[tuple[int, ...], int] = {}
+    threat_rows: list[tuple[int, ...]] = []
+    for row in sizes:
+        if row is None:
             continue
-        prio = job.priority
-        if prio in room_maps:
-            room_map = room_maps[prio]
-        else:
-            room = rooms.room(prio)
-            room_map = room_maps[prio] = None if room == free0 else _as_map(cluster, room)
-        if room_map is not None and _fits_map(requests, room_map):
-            vec = cluster.pending_vec(requests)
-            if vec is not None:
-                threats.append(_Item(job, vec))
+        prio, vec = row[0], row[1:]
+        if min(vec) < 0 or sum(vec) <= 0 or not _fits(vec, cap):  # rule 8, read off the row
+            continue
+        if _fits(vec, free0):
+            candidate_rows[row] = len(candidate_rows)
+        elif _fits(vec, rooms.room(prio)):
+            threat_rows.append(row)
+    threats = [(row[0], row[1:]) for row in threat_rows]
+    if candidate_rows:
+        problem = _Problem(
+            cluster, free0, rooms, _classes(cluster, pending, rows, sizes, candidate_rows, free0), threats
+        )
+        incumbent_keys = None
+        if incumbent is not None:
+            incumbent_keys = list(zip(map(_PRIORITY, incumbent), cluster.vectors(incumbent)))
+        chosen = problem.solve(incumbent_keys)
+        if chosen is not None:
+            return chosen
+    elif not threats:
+        return []
     if relevant_out is not None:
-        relevant_out.extend(item.job for item in candidates)
-        relevant_out.extend(item.job for item in threats)
-    if not candidates:
-        return None if threats else []
-    candidates.sort(key=lambda item: item.key)
-    problem = _Problem(cluster, free0, rooms, candidates, threats)
-    incumbent_items = None
-    if incumbent is not None:
-        incumbent_items = [_Item(job, cluster.vec(job.requests)) for job in incumbent]
-    chosen = problem.solve(incumbent_items)
-    return None if chosen is None else [item.job for item in chosen]
+        relevant = set(candidate_rows).union(threat_rows)
+        relevant_out.extend(compress(pending, map(relevant.__contains__, rows)))
+    return None
+
+
+def _classes(
+    cluster: _Cluster,
+    pending: Sequence[Job],
+    rows: list[tuple[int, ...] | None],
+    sizes: Mapping[tuple[int, ...] | None, int],
+    candidate_rows: Mapping[tuple[int, ...], int],
+    free0: Vec,
+) -> list[_Class]:
+    """The candidate classes, each with its first members in queue order, in queue order of
+    their first member (hence by priority descending)."""
+    # Stable-sort the candidates' indices by class: each class becomes one contiguous run, in
+    # the order the jobs were given.
+    class_of = list(map(candidate_rows.get, rows))
+    indices = sorted(
+        compress(range(len(rows)), map(is_not, class_of, repeat(None))),
+        key=class_of.__getitem__,
+    )
+    jobs = list(map(pending.__getitem__, indices))
+    submitted_ids = list(map(_SUBMITTED_ID, jobs))
+    classes = []
+    start = 0
+    for row in candidate_rows:
+        prio, vec = row[0], row[1:]
+        count = sizes[row]
+        run = range(start, start + count)
+        start += count
+        # Within a class the priority is the same, so queue order is (submitted, id) order;
+        # a sort of an already ordered run (the usual case) is linear.
+        take = _fit_count(vec, free0, count)
+        first = sorted(run, key=submitted_ids.__getitem__)[:take]
+        members = list(map(jobs.__getitem__, first))
+        classes.append(_Class(prio, vec, cluster.value(vec), count, members))
+    classes.sort(key=lambda cls: cls.positions[0])
+    return classes
 
 
 # --------------------------------------------------------------------------------------------
@@ -773,6 +901,9 @@ class _Walk:
     higher priority still). The final state satisfies rules 1-3: a job left pending did not fit
     its room_for when reached, and later steps only add work of equal or lower priority or
     evict work of lower priority than it.
+
+    Jobs are popped in queue order, so every job started by the walk has a priority at least
+    that of any later preemptor: only originally running jobs can become victims.
     """
 
     def __init__(
@@ -787,76 +918,76 @@ class _Walk:
         are only looked at again when an eviction of their priority or above could help them."""
         self.cluster = cluster
         self.by_priority = dict(by_priority)
+        self.running = running
+        self.running_priorities = set(map(_PRIORITY, running))
         self.pending = pending
         self.touched: dict[int, Job] = {}
         self.max_victim_priority: int | None = None
-        self._free_map: dict[str, int] | None = None
         self.used = _total(cluster, self.by_priority)
-        self.levels: dict[int, list[Job]] = {}
-        for job in running:
-            self.levels.setdefault(job.priority, []).append(job)
-        self.sorted_levels: set[int] = set()
+        # Running jobs of one priority with their vectors, in importance order, built when a
+        # preemption first needs that level.
+        self.levels: dict[int, list[tuple[Job, Vec]]] = {}
         self.out: set[int] = set()  # running jobs evicted (and not back)
         self.victims: dict[int, int] = {}
         self.victim_jobs: dict[int, Job] = {}
         self.from_free: dict[int, tuple[Job, Vec]] = {}
         self.forced: list[Job] = []
         self._rooms: _Rooms | None = None
-        self._room_maps: dict[int, dict[str, int]] = {}
+        self._pending_columns: list[list[int]] | None = None
         self.run(relevant)
 
-    def room_map(self, prio: int) -> dict[str, int]:
-        room_map = self._room_maps.get(prio)
-        if room_map is None:
-            if self._rooms is None:
-                self._rooms = _Rooms(self.cluster, self.by_priority)
-            room_map = self._room_maps[prio] = _as_map(self.cluster, self._rooms.room(prio))
-        return room_map
+    def room(self, prio: int) -> Vec:
+        if self._rooms is None:
+            self._rooms = _Rooms(self.cluster, self.by_priority)
+        return self._rooms.room(prio)
 
     def change(self, prio: int, vec: Vec, sign: int) -> None:
         _with(self.by_priority, prio, vec, sign)
         self.used = _vadd(self.used, vec) if sign > 0 else _vsub(self.used, vec)
         self._rooms = None
-        self._room_maps.clear()
-        self._free_map = None
-
-    def free_map(self) -> dict[str, int]:
-        if self._free_map is None:
-            self._free_map = _as_map(self.cluster, _vsub(self.cluster.cap, self.used))
-        return self._free_map
 
     def rescan(self, heap: list[tuple[tuple[int, int, int], Job]], after: tuple, top: int) -> None:
-        """Evictions at priority <= top enlarged room_for of pending jobs at or below it."""
-        for job in self.pending:
-            if job.priority <= top and job.id not in self.touched:
+        """Evictions at priority <= top enlarged room_for of pending jobs at or below it.
+
+        Pushes every pending job of priority <= top, after `after` in queue order and not yet
+        seen, that now fits its room_for (room is tested with whole-list passes; a job that can
+        never run is pushed too and skipped by `run`, as before).
+        """
+        pending = self.pending
+        if self._pending_columns is None:
+            self._pending_columns = self.cluster.columns(pending)
+        # Priorities above `top` get a limit nothing fits in (amounts are integers).
+        limits: dict[int, Vec] = {}
+        for prio in set(map(_PRIORITY, pending)):
+            limits[prio] = self.room(prio) if prio <= top else (-math.inf,) * len(self.used)
+        touched = self.touched
+        for job in compress(pending, self.cluster.fit_mask(pending, self._pending_columns, limits)):
+            if job.id not in touched:
                 key = _queue_key(job)
-                if key > after and _fits_map(job.requests, self.room_map(job.priority)):
-                    self.touched[job.id] = job
+                if key > after:
+                    touched[job.id] = job
                     heapq.heappush(heap, (key, job))
 
     def run(self, relevant: Iterable[Job]) -> None:
         cluster = self.cluster
+        cap = cluster.cap
         for job in relevant:
             self.touched[job.id] = job
         heap = [(_queue_key(job), job) for job in self.touched.values()]
         heap.sort()  # a sorted list is a heap
         while heap:
             key, job = heapq.heappop(heap)
-            requests = job.requests
-            if _fits_map(requests, self.free_map()):
-                vec = cluster.pending_vec(requests)
-                if vec is None:
-                    continue
+            vec = cluster.pending_vec(job.requests)
+            if vec is None:  # can never run here
+                continue
+            if _fits(vec, _vsub(cap, self.used)):
                 self.change(job.priority, vec, 1)
                 if self.victims.pop(job.id, None) is None:
                     self.from_free[job.id] = (job, vec)
                 else:
                     self.out.discard(job.id)
                 continue
-            if not _fits_map(requests, self.room_map(job.priority)):
-                continue
-            vec = cluster.pending_vec(requests)
-            if vec is None:
+            if not _fits(vec, self.room(job.priority)):
                 continue
             root = self.victims.pop(job.id, job.id)
             top: int | None = None
@@ -877,45 +1008,55 @@ class _Walk:
             else:
                 self.out.discard(job.id)
 
+    def level(self, prio: int) -> list[tuple[Job, Vec]]:
+        """The running jobs of `prio` with their vectors, most important first."""
+        jobs = self.levels.get(prio)
+        if jobs is None:
+            members = [job for job in self.running if job.priority == prio]
+            ordered = _in_importance_order(members)
+            jobs = self.levels[prio] = list(zip(ordered, self.cluster.vectors(ordered)))
+        return jobs
+
     def choose_victims(self, prio: int, vec: Vec) -> list[Job]:
         cluster = self.cluster
         cap = cluster.cap
-        lower = sorted((p for p in self.levels if p < prio), reverse=True)
+        by_priority = self.by_priority
+        lower = sorted((p for p in self.running_priorities if p < prio), reverse=True)
         kept = _vadd(self.used, vec)
         for p in lower:
-            kept = _vsub(kept, self.by_priority[p])
+            kept = _vsub(kept, by_priority[p])
         victims: list[Job] = []
         # `after[i]`: the lower levels below lower[i], summed; once kept + everything not yet
         # considered fits, all of it is given back at once (usually after a few jobs).
         after: list[Vec] = [cluster.zero] * len(lower)
         for i in range(len(lower) - 2, -1, -1):
-            after[i] = _vadd(after[i + 1], self.by_priority[lower[i + 1]])
+            after[i] = _vadd(after[i + 1], by_priority[lower[i + 1]])
         for i, p in enumerate(lower):
-            if _fits(_vadd(_vadd(kept, self.by_priority[p]), after[i]), cap):
+            with_level = _vadd(kept, by_priority[p])
+            if _fits(_vadd(with_level, after[i]), cap):
                 break  # this level and all below are given back whole
-            with_level = _vadd(kept, self.by_priority[p])
             if _fits(with_level, cap):
                 kept = with_level  # the whole level is given back
                 continue
-            jobs = self.levels[p]
-            if p not in self.sorted_levels:
-                jobs.sort(key=_importance_key)
-                self.sorted_levels.add(p)
-            remaining = self.by_priority[p]  # this level's jobs not yet considered
-            for job in jobs:
-                if job.id in self.out:
+            # Give this level's jobs back one by one, most important first. Only a victim
+            # changes "kept + this level's jobs not yet considered + the levels below" (a job
+            # given back moves from one part to the other), so that sum fits (and everything
+            # left is given back at once) exactly when the victims so far cover `excess`.
+            excess = _vsub(_vadd(with_level, after[i]), cap)
+            room = _vsub(cap, kept)
+            out = self.out
+            for job, job_vec in self.level(p):
+                if job.id in out:
                     continue
-                if _fits(_vadd(_vadd(kept, remaining), after[i]), cap):
-                    kept = _vadd(_vadd(kept, remaining), after[i])
+                if _fits(job_vec, room):
+                    room = _vsub(room, job_vec)  # given back
+                    continue
+                victims.append(job)
+                self.change(p, job_vec, -1)
+                excess = _vsub(excess, job_vec)
+                if max(excess) <= 0:
                     return victims
-                job_vec = cluster.vec(job.requests)
-                remaining = _vsub(remaining, job_vec)
-                with_job = _vadd(kept, job_vec)
-                if _fits(with_job, cap):
-                    kept = with_job
-                else:
-                    victims.append(job)
-                    self.change(p, job_vec, -1)
+            kept = _vsub(cap, room)
         return victims
 
 
@@ -1093,20 +1234,25 @@ def schedule(state: ClusterState, event: Event) -> Decision:
     cluster = _Cluster(state.capacity)
     running: list[Job] = list(state.running)
     pending: list[Job] = list(state.pending)
+    # The ids, read once: for finding the deleted jobs and for the duplicate checks.
+    running_ids = list(map(_ID, running))
+    pending_ids = list(map(_ID, pending))
     submitted: Job | None = None
     if isinstance(event, Submit):
         submitted = event.job
-        if any(job.id == submitted.id for job in running) or any(
-            job.id == submitted.id for job in pending
-        ):
+        if submitted.id in running_ids or submitted.id in pending_ids:
             raise ValueError(f"deployment #{submitted.id} is already in this cluster")
     elif isinstance(event, Delete):
-        gone = event.ids
-        before = len(running)
-        running = [job for job in running if job.id not in gone]
-        pending = [job for job in pending if job.id not in gone]
-        if len(running) == before:  # only pending jobs left: free and every room are unchanged
+        gone = event.ids.__contains__
+        pending_gone = list(map(gone, pending_ids))
+        if any(pending_gone):
+            pending = list(compress(pending, map(not_, pending_gone)))
+            pending_ids = list(compress(pending_ids, map(not_, pending_gone)))
+        running_gone = list(map(gone, running_ids))
+        if not any(running_gone):  # only pending jobs left: free and every room are unchanged
             return _unchanged(cluster, _summary(cluster, running), running, pending, None)
+        running = list(compress(running, map(not_, running_gone)))
+        running_ids = list(compress(running_ids, map(not_, running_gone)))
     elif not isinstance(event, Reconcile):
         raise TypeError(f"unknown event {event!r}")
 
@@ -1122,10 +1268,17 @@ def schedule(state: ClusterState, event: Event) -> Decision:
         if not _fits(vec, _Rooms(cluster, by_priority).room(submitted.priority)):
             return _unchanged(cluster, by_priority, running, [*pending, submitted], None)
         pending.append(submitted)
+        pending_ids.append(submitted.id)
         # The state before was valid, so only the submitted job fits its room_for and nothing
         # fits in free: eviction is needed and only the submitted job is relevant to start.
-        return _general(cluster, running, pending, by_priority, [submitted])
-    return _general(cluster, running, pending, _summary(cluster, running))
+        by_priority_after = by_priority
+        must_preempt_for: list[Job] | None = [submitted]
+    else:
+        by_priority_after = _summary(cluster, running)
+        must_preempt_for = None
+    if len(set(running_ids).union(pending_ids)) != len(running_ids) + len(pending_ids):
+        raise ValueError("a deployment id appears twice in the cluster state")
+    return _general(cluster, running, pending, by_priority_after, must_preempt_for)
 
 
 def _unchanged(
@@ -1163,12 +1316,10 @@ def _general(
     by_priority: dict[int, Vec],
     must_preempt_for: list[Job] | None = None,
 ) -> Decision:
-    """The full decision; `by_priority` sums `running` per priority and is not modified."""
-    if len({job.id for job in running} | {job.id for job in pending}) != len(running) + len(
-        pending
-    ):
-        raise ValueError("a deployment id appears twice in the cluster state")
-    originally_running = {job.id for job in running}
+    """The full decision; `by_priority` sums `running` per priority and is not modified.
+
+    The caller has checked that ids are unique across `running` and `pending`.
+    """
     everyone = (running, pending)
     evicted_jobs: list[Job] = []
     if not _fits(_total(cluster, by_priority), cluster.cap):
@@ -1179,6 +1330,7 @@ def _general(
 
     victims: dict[int, int] = {}
     relevant: list[Job] = []
+    forced: list[Job] = []
     if must_preempt_for is not None:
         admitted = None
         relevant = must_preempt_for
@@ -1190,39 +1342,42 @@ def _general(
         for job, vec in walk.from_free.values():
             _with(by_priority, job.priority, vec, -1)
         victims = walk.victims
-        fixed_ids = {job.id for job in running if job.id not in walk.out}
-        fixed_ids.update(job.id for job in walk.forced)
-        for victim_id in walk.victim_jobs:
-            if victim_id not in walk.out:
-                fixed_ids.add(victim_id)  # a victim that came back within the walk
-        rest = [job for job in pending if job.id not in fixed_ids]
-        rest.extend(job for job_id, job in walk.victim_jobs.items() if job_id in walk.out)
+        forced = walk.forced
+        # Every running job that did not end up evicted stays (`out` holds exactly the victims
+        # still evicted); the forced preemptors stay too; the rest is decided again below.
+        out = walk.out
+        forced_ids = set(map(_ID, forced))
+        rest = [job for job in pending if job.id not in forced_ids]
+        rest.extend(job for job_id, job in walk.victim_jobs.items() if job_id in out)
         from_free = [job for job, _ in walk.from_free.values()]
         # Jobs the walk never looked at, above every victim's priority, saw their room only
         # shrink: they stay blocked whatever is admitted, so the search can leave them out.
         top = walk.max_victim_priority
+        touched = walk.touched
         searched = [
-            job
-            for job in rest
-            if job.id in walk.touched or (top is not None and job.priority <= top)
+            job for job in rest if job.id in touched or (top is not None and job.priority <= top)
         ]
         admitted = _optimize(cluster, by_priority, searched, from_free)
         if admitted is None:  # cannot happen: the walk's own admissions are feasible
             admitted = from_free
-        running = [job for job in running if job.id in fixed_ids]
-        running.extend(walk.forced)
+        running = [job for job in running if job.id not in out]
+        running.extend(forced)
         pending = rest
-    admitted_ids = {job.id for job in admitted}
-    for job in admitted:
-        _with(by_priority, job.priority, cluster.vec(job.requests))
-    final_running_ids = {job.id for job in running} | admitted_ids
+    admitted_ids = set(map(_ID, admitted))
+    for job, vec in zip(admitted, cluster.vectors(admitted)):
+        _with(by_priority, job.priority, vec)
     final_pending = [job for job in pending if job.id not in admitted_ids]
-    started = sorted(
-        (job for job in (*running, *admitted) if job.id not in originally_running),
-        key=_queue_key,
-    )
-    preempted = {v: p for v, p in victims.items() if v not in final_running_ids}
-    evicted = [job.id for job in evicted_jobs if job.id not in final_running_ids]
+    # Only forced preemptors and admitted jobs can have started; among them, walk victims and
+    # jobs evicted by the capacity repair were running before the event.
+    was_running = set(walk.victim_jobs) if victims or forced else set()
+    was_running.update(map(_ID, evicted_jobs))
+    started = _in_queue_order(job for job in chain(forced, admitted) if job.id not in was_running)
+    # A victim runs at the end only if re-admitted (the walk keeps no victim in `running`).
+    preempted = {v: p for v, p in victims.items() if v not in admitted_ids}
+    forced_ids = set(map(_ID, forced))
+    evicted = [
+        job.id for job in evicted_jobs if job.id not in admitted_ids and job.id not in forced_ids
+    ]
     priority_of = _priority_lookup(*everyone)
     return Decision(
         started=[job.id for job in started],

@@ -8,8 +8,14 @@ same DATABASE_URL and the same naming convention (app/extensions.py) as the appl
 import logging
 from logging.config import fileConfig
 
+import sqlalchemy as sa
 from alembic import context
 from flask import current_app
+
+# Several app instances may run `flask db upgrade` at once against one PostgreSQL (boot.sh on
+# every container start). A transaction-scoped advisory lock lets one apply the revisions; the
+# others wait, then find the schema at head. The key is "KARGO" in ASCII.
+MIGRATION_LOCK_KEY = 0x4B4152474F
 
 config = context.config
 # Keep the loggers the app (and the test suite) already configured working.
@@ -53,6 +59,10 @@ def run_migrations_online() -> None:
     with migrate_extension.db.engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, **configure_args)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
             context.run_migrations()
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, g
 from flask.testing import FlaskClient
 
 from app import create_app
@@ -50,6 +50,14 @@ def app_config() -> dict:
 def app(database_url: str, app_config: dict) -> Iterator[Flask]:
     config = {"SQLALCHEMY_DATABASE_URI": database_url, **app_config}
     app = create_app(config)
+
+    @app.teardown_request
+    def fresh_g_per_request(_exc) -> None:
+        # The app context pushed below is reused by every request of the test, and with it `g`:
+        # empty it so each request loads its own user and CSRF token, as in production.
+        for name in list(g):
+            g.pop(name, None)
+
     with app.app_context():
         if database_url.startswith("sqlite"):
             _db.create_all()
@@ -79,9 +87,16 @@ def db(app: Flask):
 
 def login(client: FlaskClient, user: User) -> FlaskClient:
     """Log `user` in on `client` without going through the login form (and its rate limit)."""
+    from flask_login.utils import _create_identifier
+
+    # Strong session protection drops a session whose client identifier (address and user
+    # agent) differs from the one recorded at login: record the test client's.
+    with client.application.test_request_context(environ_base=client.environ_base):
+        identifier = _create_identifier()
     with client.session_transaction() as session:
         session["_user_id"] = user.get_id()
         session["_fresh"] = True
+        session["_id"] = identifier
     return client
 
 

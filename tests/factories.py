@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import itertools
 
+import sqlalchemy as sa
+
 from app.extensions import db
-from app.models import Cluster, ClusterResource, Organization, User
+from app.models import Cluster, ClusterResource, Deployment, Organization, User
 from app.services.accounts import hash_password
 
 DEFAULT_PASSWORD = "correct horse battery"
@@ -77,3 +79,42 @@ def make_cluster(
     db.session.add(cluster)
     db.session.commit()
     return cluster
+
+
+def make_deployment(
+    cluster: Cluster,
+    name: str | None = None,
+    status: str = "running",
+    priority: int = 100,
+    requests: dict[str, int] | None = None,
+    created_by: User | None = None,
+    queue_position: int | None = None,
+    reason: str | None = None,
+    image: str = "registry.example.com/team/app:1.0",
+) -> Deployment:
+    """A deployment row written directly (no scheduler); a running one also adds its requests
+    to the cluster's usage, so the accounting stays true. Amounts are in base units."""
+    from app.models import utcnow
+
+    requests = requests if requests is not None else {"cpu": 100}
+    deployment = Deployment(
+        organization_id=cluster.organization_id,
+        cluster_id=cluster.id,
+        name=name or f"app-{next(_counter)}",
+        image=image,
+        priority=priority,
+        requests=dict(requests),
+        status=status,
+        created_by_id=created_by.id if created_by else None,
+        started_at=utcnow() if status == "running" else None,
+        queue_position=queue_position if status == "pending" else None,
+        reason=reason if status == "pending" else None,
+    )
+    db.session.add(deployment)
+    if status == "running":
+        for resource in db.session.scalars(
+            sa.select(ClusterResource).where(ClusterResource.cluster_id == cluster.id)
+        ):
+            resource.used += requests.get(resource.kind, 0)
+    db.session.commit()
+    return deployment

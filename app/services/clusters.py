@@ -169,9 +169,7 @@ def _adjust(cluster_id: int, amounts: Mapping[str, int], sign: int) -> None:
         if amount == 0:
             continue
         delta = sign * amount
-        guard = (
-            table.c.used + delta <= table.c.capacity if sign > 0 else table.c.used + delta >= 0
-        )
+        guard = table.c.used + delta <= table.c.capacity if sign > 0 else table.c.used + delta >= 0
         result = db.session.execute(
             sa.update(table)
             .where(table.c.cluster_id == cluster_id, table.c.kind == kind, guard)
@@ -221,3 +219,249 @@ def _snapshot_of(cluster: Cluster, resources: list[ClusterResource]) -> ClusterS
         created_at=cluster.created_at,
         created_by_id=cluster.created_by_id,
     )
+
+
+def _valid_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_ID
+
+
+# ---------------------------------------------------------------------------------------------
+# User-facing interface: create, list, get, delete.
+# ---------------------------------------------------------------------------------------------
+
+
+class DeploymentCounts(Protocol):
+    """What delete_cluster needs of a cluster's deployments (`services.deployments.Counts`)."""
+
+    @property
+    def running(self) -> int: ...
+
+    @property
+    def pending(self) -> int: ...
+
+    @property
+    def total(self) -> int: ...
+
+
+def create_cluster(
+    actor: User,
+    name: object,
+    resources: Mapping[str, object] | Iterable[tuple[str, object]],
+    max_deployments: object = None,
+) -> ClusterSnapshot:
+    """Create a cluster of `actor`'s organization with a fixed capacity per resource kind.
+
+    `resources` maps kind -> raw quantity (as typed or as JSON); it may also be a sequence of
+    (kind, quantity) pairs, so that a kind given twice is reported rather than silently merged.
+    A blank standard kind (cpu, gpu, ram) is simply left out: a cluster may lack gpu.
+    Every problem is collected into one ValidationError and nothing is written.
+    """
+    errors: dict[str, str] = {}
+    clean_name = _clean_name(name, errors)
+    capacities = _clean_resources(resources, errors)
+    limit = _clean_max_deployments(max_deployments, errors)
+    organization_id = actor.organization_id
+    if clean_name and "name" not in errors and _name_taken(organization_id, clean_name):
+        errors["name"] = f"a cluster named {clean_name} already exists"
+    if errors:
+        raise ValidationError("The cluster was not created: please correct the fields.", errors)
+
+    cluster = Cluster(
+        organization_id=organization_id,
+        name=clean_name,
+        max_deployments=limit,
+        created_by_id=actor.id,
+    )
+    cluster.resources = [
+        ClusterResource(kind=kind, capacity=amount, used=0, position=position)
+        for position, (kind, amount) in enumerate(capacities.items())
+    ]
+    db.session.add(cluster)
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        # Two creations with one name raced past the check above; the unique constraint decides.
+        db.session.rollback()
+        raise ValidationError(
+            "The cluster was not created: please correct the fields.",
+            {"name": f"a cluster named {clean_name} already exists"},
+        ) from exc
+    return _snapshot_of(cluster, list(cluster.resources))
+
+
+def list_clusters(
+    organization_id: int, page: int = 1, per_page: int = 20
+) -> tuple[list[ClusterSnapshot], int]:
+    """One page (1-based) of the organization's clusters ordered by name, and the total count.
+
+    Three statements whatever the page size: the count, the page, the page's resources.
+    """
+    if not _valid_int(page) or page < 1 or page > 10**9:
+        raise BadRequest("page must be a whole number from 1")
+    if not _valid_int(per_page) or not 1 <= per_page <= 1000:
+        raise BadRequest("per_page must be a whole number from 1 to 1000")
+    total = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Cluster)
+        .where(Cluster.organization_id == organization_id)
+    )
+    clusters = list(
+        db.session.scalars(
+            sa.select(Cluster)
+            .where(Cluster.organization_id == organization_id)
+            .order_by(Cluster.name, Cluster.id)
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+    )
+    by_cluster: dict[int, list[ClusterResource]] = {cluster.id: [] for cluster in clusters}
+    if clusters:
+        rows = db.session.scalars(
+            sa.select(ClusterResource)
+            .where(ClusterResource.cluster_id.in_(list(by_cluster)))
+            .order_by(ClusterResource.cluster_id, ClusterResource.position)
+        )
+        for resource in rows:
+            by_cluster[resource.cluster_id].append(resource)
+    return [_snapshot_of(cluster, by_cluster[cluster.id]) for cluster in clusters], total or 0
+
+
+def get_cluster(organization_id: int, cluster_id: int) -> ClusterSnapshot:
+    """One cluster of the organization with its creator's name; NotFound otherwise."""
+    if not _valid_id(cluster_id):
+        raise NotFound("No such cluster.")
+    row = db.session.execute(
+        sa.select(Cluster, User.display_name)
+        .outerjoin(User, User.id == Cluster.created_by_id)
+        .where(Cluster.id == cluster_id, Cluster.organization_id == organization_id)
+    ).first()
+    if row is None:
+        raise NotFound("No such cluster.")
+    cluster, creator_name = row
+    snap = _snapshot_of(cluster, _load_resources(cluster.id))
+    return ClusterSnapshot(
+        id=snap.id,
+        organization_id=snap.organization_id,
+        name=snap.name,
+        max_deployments=snap.max_deployments,
+        resources=snap.resources,
+        created_at=snap.created_at,
+        created_by_id=snap.created_by_id,
+        created_by_name=creator_name,
+    )
+
+
+def delete_cluster(organization_id: int, cluster_id: int, counts: DeploymentCounts) -> None:
+    """Delete an empty cluster and commit; Conflict (nothing deleted) while it has deployments.
+
+    The caller must hold the cluster's lock (`lock`) and have counted its deployments under
+    that lock: otherwise a deployment submitted between the count and the delete would be
+    orphaned. `services.deployments.delete_cluster` is that caller.
+    """
+    cluster = _load_cluster(cluster_id, organization_id)
+    if counts.total > 0:
+        name = cluster.name
+        db.session.rollback()  # release the lock now rather than at the end of the request
+        noun, pronoun = ("deployment", "it") if counts.total == 1 else ("deployments", "them")
+        raise Conflict(
+            f"Cluster {name} still has {counts.running} running and {counts.pending} pending "
+            f"{noun}; delete {pronoun} first.",
+            code="cluster_not_empty",
+        )
+    db.session.execute(sa.delete(ClusterResource).where(ClusterResource.cluster_id == cluster.id))
+    db.session.execute(sa.delete(Cluster).where(Cluster.id == cluster.id))
+    try:
+        db.session.commit()
+    except IntegrityError as exc:  # a deployment still references it: never delete under it
+        db.session.rollback()
+        raise Conflict(
+            f"Cluster {cluster_id} still has deployments; delete them first.",
+            code="cluster_not_empty",
+        ) from exc
+
+
+def _valid_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _clean_name(name: object, errors: dict[str, str]) -> str:
+    if not isinstance(name, str) or not name.strip():
+        errors["name"] = "give the cluster a name"
+        return ""
+    clean = name.strip().lower()
+    if len(clean) > 63:
+        errors["name"] = "a cluster name has at most 63 characters"
+    elif not NAME_PATTERN.match(clean):
+        errors["name"] = (
+            "use lowercase letters, digits and '-', starting and ending with a letter or digit"
+        )
+    return clean
+
+
+def _name_taken(organization_id: int, name: str) -> bool:
+    return (
+        db.session.scalar(
+            sa.select(Cluster.id).where(
+                Cluster.organization_id == organization_id,
+                sa.func.lower(Cluster.name) == name.lower(),
+            )
+        )
+        is not None
+    )
+
+
+def _clean_resources(
+    resources: Mapping[str, object] | Iterable[tuple[str, object]], errors: dict[str, str]
+) -> dict[str, int]:
+    """Parse every kind; record each problem under ``resource.<kind>``; return the capacities."""
+    pairs = list(resources.items()) if isinstance(resources, Mapping) else list(resources)
+    capacities: dict[str, int] = {}
+    seen: set[str] = set()
+    for raw_kind, raw_amount in pairs:
+        blank = raw_amount is None or (isinstance(raw_amount, str) and not raw_amount.strip())
+        if isinstance(raw_kind, str) and not raw_kind.strip():
+            if not blank:
+                _add_error(errors, "resource.", "name this resource kind")
+            continue
+        try:
+            kind = quantities.validate_kind(raw_kind)
+        except quantities.QuantityError as exc:
+            key = raw_kind.strip() if isinstance(raw_kind, str) else str(raw_kind)
+            _add_error(errors, f"resource.{key}", str(exc))
+            continue
+        if blank and kind in quantities.STANDARD_KINDS:
+            continue  # an empty cpu/gpu/ram box means the cluster has none of it
+        if kind in seen:
+            _add_error(errors, f"resource.{kind}", f"{kind} is given twice")
+            continue
+        seen.add(kind)
+        if blank:
+            _add_error(errors, f"resource.{kind}", f"give an amount of {kind}")
+            continue
+        try:
+            capacities[kind] = quantities.parse(kind, raw_amount)
+        except quantities.QuantityError as exc:
+            _add_error(errors, f"resource.{kind}", str(exc))
+    if not seen and not any(key.startswith("resource.") for key in errors):
+        errors["resources"] = "give the capacity of at least one resource kind"
+    limit = current_app.config["MAX_RESOURCE_KINDS"]
+    if len(seen) > limit:
+        errors["resources"] = f"a cluster has at most {limit} resource kinds"
+    return capacities
+
+
+def _clean_max_deployments(value: object, errors: dict[str, str]) -> int:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return current_app.config["DEFAULT_MAX_DEPLOYMENTS"]
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 9:
+        value = int(value.strip())
+    if not _valid_int(value) or not 1 <= value <= MAX_DEPLOYMENTS_LIMIT:
+        errors["max_deployments"] = (
+            f"maximum deployments must be a whole number from 1 to {MAX_DEPLOYMENTS_LIMIT:,}"
+        )
+        return 0
+    return value
+
+
+def _add_error(errors: dict[str, str], key: str, message: str) -> None:
+    errors[key] = f"{errors[key]}; {message}" if key in errors else message

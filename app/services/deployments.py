@@ -3,19 +3,60 @@
 Owns the `deployments` table. Reaches cluster capacity and usage only through
 `app.services.clusters` (lock, snapshot, check, utilize, free); never imports cluster models.
 Every scheduling operation runs in one transaction holding the cluster's lock:
-lock -> load state -> scheduler.schedule (pure) -> apply the decision -> commit.
+lock -> validate -> load state -> scheduler.schedule (pure) -> apply the decision -> commit.
+A dry run (the what-if preview) takes the same path on an unlocked snapshot and writes nothing.
+
+Validation lives here, not in forms, so the pages and the JSON API enforce the same rules:
+`ValidationError` (fields keyed "name", "image", "priority", "resource.<kind>"), `Infeasible`
+(a request that could never run on the cluster) and `QuotaExceeded` (cluster maximum or
+organization quota). Nothing is written when any of them is raised.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+import math
+import re
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from app import scheduler
 from app.extensions import db
-from app.models import Deployment
+from app.models import DEPLOYMENT_STATUSES, Deployment, Organization, User, utcnow
+from app.quantities import parse_requests
+from app.services import clusters
+from app.services.errors import (
+    Forbidden,
+    Infeasible,
+    NotFound,
+    QuotaExceeded,
+    ValidationError,
+)
+
+PRIORITY_PRESETS: dict[str, int] = {"low": 100, "normal": 500, "high": 800, "critical": 1000}
+DEFAULT_PRIORITY = PRIORITY_PRESETS["normal"]
+MIN_PRIORITY, MAX_PRIORITY = 0, 1000
+MANAGER_ROLES = ("owner", "admin")
+MAX_PER_PAGE = 100
+# Selects and filters list at most this many clusters of an organization.
+CLUSTER_CHOICES_MAX = 1000
+# Primary keys are 32-bit integers on PostgreSQL; anything larger cannot name a row.
+MAX_ID = 2**31 - 1
+
+# A dry run needs an id for the deployment that does not exist yet; real ids are positive.
+_PREVIEW_ID = -1
+_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Views
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +88,115 @@ class DeploymentView:
     submitted_at: datetime
     started_at: datetime | None
     last_event: str | None
+    cluster_name: str | None = None
+    preempted_by_id: int | None = None
+
+    @property
+    def priority_label(self) -> str:
+        """ "high (800)" for a preset value, the bare number otherwise."""
+        return priority_label(self.priority)
+
+
+class Preempted(NamedTuple):
+    """A running deployment that a submission evicts back to the queue."""
+
+    id: int
+    name: str
+    priority: int
+    owner: str | None
+
+    def describe(self) -> str:
+        owner = f", owned by {self.owner}" if self.owner else ""
+        return f"#{self.id} {self.name} (priority {self.priority}{owner})"
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """The outcome of a submission, or of its dry run (then `deployment` is None)."""
+
+    name: str
+    status: str  # "running" | "pending"
+    position: int | None
+    reason: str | None
+    preempted: list[Preempted] = field(default_factory=list)
+    deployment: DeploymentView | None = None
+
+    @property
+    def dry_run(self) -> bool:
+        return self.deployment is None
+
+    @property
+    def message(self) -> str:
+        """One plain sentence for a flash or the preview."""
+        if self.dry_run:
+            text = (
+                "Would start now."
+                if self.status == "running"
+                else f"Would wait at position {self.position}: {self.reason}."
+            )
+            if self.preempted:
+                text += " Would preempt " + ", ".join(p.describe() for p in self.preempted) + "."
+            return text
+        if self.status == "running":
+            text = f"{self.name} is running."
+        else:
+            text = f"{self.name} is waiting at position {self.position}: {self.reason}."
+        if self.preempted:
+            victims = ", ".join(p.describe() for p in self.preempted)
+            if len(self.preempted) == 1:
+                text += f" It preempted {victims}; it is queued again and will restart by itself."
+            else:
+                text += (
+                    f" It preempted {victims}; they are queued again and will restart by "
+                    "themselves."
+                )
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentPage:
+    items: list[DeploymentView]
+    total: int
+    page: int  # 1-based
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+
+def priority_label(priority: int) -> str:
+    for name, value in PRIORITY_PRESETS.items():
+        if value == priority:
+            return f"{name} ({priority})"
+    return str(priority)
+
+
+def view_of(deployment: Deployment, cluster_name: str | None = None) -> DeploymentView:
+    creator = deployment.created_by
+    return DeploymentView(
+        id=deployment.id,
+        name=deployment.name,
+        image=deployment.image,
+        cluster_id=deployment.cluster_id,
+        priority=deployment.priority,
+        status=deployment.status,
+        requests=dict(deployment.requests),
+        queue_position=deployment.queue_position,
+        reason=deployment.reason,
+        preemptions=deployment.preemptions,
+        created_by_id=deployment.created_by_id,
+        created_by_name=creator.display_name if creator else None,
+        submitted_at=deployment.submitted_at,
+        started_at=deployment.started_at,
+        last_event=deployment.last_event,
+        cluster_name=cluster_name,
+        preempted_by_id=deployment.preempted_by_id,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Read side (also used by the clusters pages)
 
 
 def counts_by_cluster(cluster_ids: Iterable[int]) -> dict[int, Counts]:
@@ -68,24 +218,13 @@ def counts_by_cluster(cluster_ids: Iterable[int]) -> dict[int, Counts]:
     return counts
 
 
-def view_of(deployment: Deployment) -> DeploymentView:
-    creator = deployment.created_by
-    return DeploymentView(
-        id=deployment.id,
-        name=deployment.name,
-        image=deployment.image,
-        cluster_id=deployment.cluster_id,
-        priority=deployment.priority,
-        status=deployment.status,
-        requests=dict(deployment.requests),
-        queue_position=deployment.queue_position,
-        reason=deployment.reason,
-        preemptions=deployment.preemptions,
-        created_by_id=deployment.created_by_id,
-        created_by_name=creator.display_name if creator else None,
-        submitted_at=deployment.submitted_at,
-        started_at=deployment.started_at,
-        last_event=deployment.last_event,
+def _board_order() -> tuple[Any, ...]:
+    return (
+        Deployment.status.desc(),  # 'running' sorts after 'pending' ascending
+        Deployment.queue_position,
+        Deployment.priority.desc(),
+        Deployment.started_at,
+        Deployment.id,
     )
 
 
@@ -99,14 +238,704 @@ def cluster_board(cluster_id: int) -> tuple[list[DeploymentView], list[Deploymen
         sa.select(Deployment)
         .where(Deployment.cluster_id == cluster_id)
         .options(sa.orm.joinedload(Deployment.created_by))
-        .order_by(
-            Deployment.status.desc(),  # 'running' sorts after 'pending' ascending
-            Deployment.queue_position,
-            Deployment.priority.desc(),
-            Deployment.started_at,
-            Deployment.id,
-        )
+        .order_by(*_board_order())
     ).all()
     running = [view_of(d) for d in rows if d.status == "running"]
     queue = [view_of(d) for d in rows if d.status == "pending"]
     return running, queue
+
+
+def list_deployments(
+    user: User,
+    cluster_id: int | None = None,
+    status: str | None = None,
+    page: int = 1,
+    per_page: int = 20,
+) -> DeploymentPage:
+    """The organization's deployments: running first, then pending in queue order per cluster.
+
+    `page` is 1-based. Unknown statuses and bad paging raise ValidationError; a cluster of
+    another organization raises NotFound, like one that does not exist.
+    """
+    problems: dict[str, str] = {}
+    if status is not None and status not in DEPLOYMENT_STATUSES:
+        problems["status"] = "status must be running or pending"
+    if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+        problems["page"] = "page must be a whole number of at least 1"
+    if (
+        not isinstance(per_page, int)
+        or isinstance(per_page, bool)
+        or not 1 <= per_page <= MAX_PER_PAGE
+    ):
+        problems["per_page"] = f"per_page must be between 1 and {MAX_PER_PAGE}"
+    if problems:
+        raise ValidationError(" ".join(problems.values()), fields=problems)
+    names = cluster_names(user)
+    if cluster_id is not None and cluster_id not in names:
+        raise NotFound("No such cluster.")
+    where = [Deployment.organization_id == user.organization_id]
+    if cluster_id is not None:
+        where.append(Deployment.cluster_id == cluster_id)
+    if status is not None:
+        where.append(Deployment.status == status)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(Deployment).where(*where))
+    rows = db.session.scalars(
+        sa.select(Deployment)
+        .where(*where)
+        .options(sa.orm.joinedload(Deployment.created_by))
+        .order_by(Deployment.status.desc(), Deployment.cluster_id, *_board_order()[1:])
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    items = [view_of(d, names.get(d.cluster_id)) for d in rows]
+    return DeploymentPage(items=items, total=total or 0, page=page, per_page=per_page)
+
+
+def cluster_choices(user: User) -> list[clusters.ClusterSnapshot]:
+    """Every cluster of the user's organization, by name (for selects and filters)."""
+    snapshots, _ = clusters.list_clusters(user.organization_id, 1, CLUSTER_CHOICES_MAX)
+    return snapshots
+
+
+def cluster_names(user: User) -> dict[int, str]:
+    return {snap.id: snap.name for snap in cluster_choices(user)}
+
+
+def get(user: User, deployment_id: int) -> DeploymentView:
+    """One deployment of the user's organization (NotFound otherwise), with its cluster name."""
+    deployment = _find(user, deployment_id)
+    snap = clusters.snapshot(deployment.cluster_id, user.organization_id)
+    return view_of(deployment, snap.name)
+
+
+def _valid_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
+
+
+def can_delete(user: User, deployment: DeploymentView) -> bool:
+    return user.role in MANAGER_ROLES or deployment.created_by_id == user.id
+
+
+def can_delete_all(user: User) -> bool:
+    return user.role in MANAGER_ROLES
+
+
+def _find(user: User, deployment_id: int) -> Deployment:
+    if not _valid_id(deployment_id):  # a huge or odd id would overflow the column type
+        raise NotFound("No such deployment.")
+    deployment = db.session.scalar(
+        sa.select(Deployment)
+        .where(
+            Deployment.id == deployment_id,
+            Deployment.organization_id == user.organization_id,
+        )
+        .options(sa.orm.joinedload(Deployment.created_by))
+    )
+    if deployment is None:
+        raise NotFound("No such deployment.")
+    return deployment
+
+
+# --------------------------------------------------------------------------------------------
+# Preemption notices
+
+
+def pop_notices(user: User) -> list[str]:
+    """Notices of the user's deployments preempted since they last looked; clears them.
+
+    The common case (nothing to tell) costs one indexed SELECT and writes nothing.
+    """
+    waiting = db.session.execute(
+        sa.select(Deployment.id, Deployment.preemption_notice).where(
+            Deployment.created_by_id == user.id, Deployment.preemption_notice.is_not(None)
+        )
+    ).all()
+    if not waiting:
+        return []
+    notices = []
+    for deployment_id, notice in waiting:
+        # Clear only the notice we read: a newer one written meanwhile stays for next time.
+        cleared = db.session.execute(
+            sa.update(Deployment)
+            .where(Deployment.id == deployment_id, Deployment.preemption_notice == notice)
+            .values(preemption_notice=None)
+            .execution_options(synchronize_session=False)
+        )
+        if cleared.rowcount:
+            notices.append(notice)
+    db.session.commit()
+    return notices
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+NAME_MAX = 63
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+IMAGE_NAME_MAX = 255
+TAG_MAX = 128
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_DOMAIN_COMPONENT = re.compile(r"^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$")
+_TAG = re.compile(r"^[\w][\w.-]*$", re.ASCII)
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` is not a DNS label (RFC 1123, lowercase), or None."""
+    if not name:
+        return "name is required"
+    if len(name) > NAME_MAX:
+        return f"name must be at most {NAME_MAX} characters"
+    if name != name.lower():
+        return "name must be lowercase"
+    if not _NAME.match(name):
+        if name[0] == "-" or name[-1] == "-":
+            return "name must start and end with a letter or a digit"
+        return "name may use only lowercase letters, digits and '-'"
+    return None
+
+
+def image_problem(image: str) -> str | None:
+    """Why `image` is not a Docker image reference, or None.
+
+    Grammar (distribution/reference): [registry-host[:port]/]path[/path...][:tag][@sha256:hex]
+    where the first component is a registry host when it contains '.' or ':' or is
+    'localhost'; path components are lowercase; the repository name is at most 255 characters.
+    """
+    if not image:
+        return "image is required"
+    if any(ch.isspace() for ch in image):
+        return "image must not contain spaces"
+    if not image.isascii():
+        return "image may use only ASCII characters"
+    rest, at, digest = image.partition("@")
+    if at and not _DIGEST.match(digest):
+        return "digest must be sha256: followed by 64 lowercase hexadecimal characters"
+    slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    tag = None
+    if colon > slash:
+        rest, tag = rest[:colon], rest[colon + 1 :]
+        if not tag:
+            return "tag is empty after ':'"
+        if len(tag) > TAG_MAX:
+            return f"tag is longer than {TAG_MAX} characters"
+        if not _TAG.match(tag):
+            return (
+                "tag must start with a letter, digit or '_' and use only letters, digits, "
+                "'_', '.' and '-'"
+            )
+    if not rest:
+        return "image needs a repository name, such as nginx or ghcr.io/org/app"
+    if len(rest) > IMAGE_NAME_MAX:
+        return f"repository name must be at most {IMAGE_NAME_MAX} characters"
+    components = rest.split("/")
+    first = components[0]
+    if len(components) > 1 and ("." in first or ":" in first or first == "localhost"):
+        problem = _registry_problem(first)
+        if problem:
+            return problem
+        components = components[1:]
+    for component in components:
+        if not component:
+            return "image has an empty path component (look for '//' or a '/' at either end)"
+        if component != component.lower():
+            return "image must be lowercase (only a registry host may use capitals)"
+        if not _PATH_COMPONENT.match(component):
+            return (
+                f"'{component}' is not a valid path component: use lowercase letters and digits "
+                "separated by '.', '_', '__' or dashes"
+            )
+    return None
+
+
+def _registry_problem(host: str) -> str | None:
+    name, colon, port = host.partition(":")
+    if colon and not (port.isdigit() and 0 < int(port) <= 65535):
+        return "registry port must be a number between 1 and 65535"
+    if not all(_DOMAIN_COMPONENT.match(part) for part in name.split(".")):
+        return f"'{host}' is not a valid registry host"
+    return None
+
+
+def parse_priority(value: object) -> int:
+    """An integer 0..1000, or a preset name (low, normal, high, critical); None is normal."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_PRIORITY
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in PRIORITY_PRESETS:
+            return PRIORITY_PRESETS[text]
+        if re.fullmatch(r"[0-9]{1,4}", text):
+            value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(
+            "priority must be a whole number from 0 to 1000 or one of "
+            + ", ".join(PRIORITY_PRESETS)
+        )
+    if not MIN_PRIORITY <= value <= MAX_PRIORITY:
+        raise ValueError(f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Valid:
+    name: str | None  # None: generate one from the image
+    image: str
+    priority: int
+    requests: dict[str, int]
+
+
+def _validate_fields(image: object, name: object, priority: object, requests_raw: object) -> _Valid:
+    """Every per-field rule that needs no database; all problems are reported together."""
+    problems: dict[str, str] = {}
+    image_text = image.strip() if isinstance(image, str) else ""
+    if image is not None and not isinstance(image, str):
+        problems["image"] = "image must be a string"
+    elif problem := image_problem(image_text):
+        problems["image"] = problem
+    name_text: str | None = None
+    if name is not None and not isinstance(name, str):
+        problems["name"] = "name must be a string"
+    elif isinstance(name, str) and name.strip():
+        name_text = name.strip()
+        if problem := name_problem(name_text):
+            problems["name"] = problem
+    try:
+        priority_value = parse_priority(priority)
+    except ValueError as exc:
+        problems["priority"] = str(exc)
+        priority_value = DEFAULT_PRIORITY
+    amounts: dict[str, int] = {}
+    if not isinstance(requests_raw, Mapping):
+        problems["resource"] = "resources must map a kind to a quantity, such as cpu: 0.5"
+    else:
+        raw = {key: value for key, value in requests_raw.items() if value is not None}
+        amounts, errors = parse_requests(raw)
+        for key, message in errors.items():
+            problems[f"resource.{key}"] = message
+    if problems:
+        raise ValidationError(_summary(problems), fields=problems)
+    return _Valid(name_text, image_text, priority_value, amounts)
+
+
+def _summary(problems: Mapping[str, str]) -> str:
+    first = next(iter(problems.values()))
+    more = len(problems) - 1
+    return (
+        first[0].upper()
+        + first[1:]
+        + (f" (and {more} more problem{'s' * (more > 1)})" if more else ".")
+    )
+
+
+def _check_feasible(capacity: Mapping[str, int], requests: Mapping[str, int]) -> None:
+    problem = scheduler.infeasible(capacity, requests)
+    if problem is None:
+        return
+    key = "resource"
+    for kind in sorted(requests):
+        if requests[kind] > 0 and (kind not in capacity or requests[kind] > capacity[kind]):
+            key = f"resource.{kind}"
+            break
+    raise Infeasible(f"This deployment could never run here: it {problem}.", fields={key: problem})
+
+
+def _check_limits(cluster: clusters.ClusterSnapshot, organization_id: int) -> None:
+    """Rule 9 under the lock: the cluster's maximum and the organization's quota."""
+    in_cluster = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Deployment)
+        .where(Deployment.cluster_id == cluster.id)
+    )
+    if in_cluster >= cluster.max_deployments:
+        raise QuotaExceeded(
+            f"Cluster {cluster.name} already holds its maximum of {cluster.max_deployments} "
+            "deployments (running and queued). Delete one first.",
+            fields={"cluster_id": "cluster is at its maximum number of deployments"},
+        )
+    quota_query = sa.select(Organization.deployment_quota).where(Organization.id == organization_id)
+    if db.engine.dialect.name != "sqlite":
+        # The cluster lock does not cover other clusters of the organization: lock the
+        # organization row so two submissions to different clusters cannot both take the
+        # last unit of quota. (SQLite's BEGIN IMMEDIATE already serializes every writer.)
+        quota_query = quota_query.with_for_update()
+    quota = db.session.scalar(quota_query)
+    in_org = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Deployment)
+        .where(Deployment.organization_id == organization_id)
+    )
+    if quota is not None and in_org >= quota:
+        raise QuotaExceeded(
+            f"Your organization has reached its quota of {quota} deployments. "
+            "Delete some, or ask an owner to raise the quota.",
+            fields={"quota": "organization deployment quota reached"},
+        )
+
+
+def _name_taken(cluster_id: int, name: str) -> bool:
+    return (
+        db.session.scalar(
+            sa.select(Deployment.id).where(
+                Deployment.cluster_id == cluster_id, Deployment.name == name
+            )
+        )
+        is not None
+    )
+
+
+def _generated_name(cluster_id: int, image: str) -> str:
+    """<last path component of the image>-<4 random characters>, unique in the cluster."""
+    last = image.partition("@")[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    stem = re.sub(r"[^a-z0-9]+", "-", last.lower()).strip("-")[: NAME_MAX - 5] or "app"
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    for _ in range(20):
+        name = f"{stem.rstrip('-')}-{''.join(secrets.choice(alphabet) for _ in range(4))}"
+        if not _name_taken(cluster_id, name):
+            return name
+    raise QuotaExceeded("Could not find a free name; please give the deployment a name.")
+
+
+# --------------------------------------------------------------------------------------------
+# Scheduling transactions
+
+
+@contextmanager
+def _rollback_on_error() -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def _micros(moment: datetime | None) -> int | None:
+    return None if moment is None else (moment - _EPOCH) // _MICROSECOND
+
+
+_ROW_COLUMNS = (
+    Deployment.id,
+    Deployment.name,
+    Deployment.priority,
+    Deployment.requests,
+    Deployment.status,
+    Deployment.submitted_at,
+    Deployment.started_at,
+    Deployment.queue_position,
+    Deployment.reason,
+    Deployment.preemptions,
+    Deployment.preempted_by_id,
+    Deployment.created_by_id,
+)
+
+
+def _load_state(cluster_id: int) -> tuple[dict[int, Any], list[scheduler.Job], list[scheduler.Job]]:
+    """Rows of the cluster by id, and the scheduler's running and pending jobs."""
+    rows = {
+        row.id: row
+        for row in db.session.execute(
+            sa.select(*_ROW_COLUMNS).where(Deployment.cluster_id == cluster_id)
+        )
+    }
+    running, pending = [], []
+    for row in rows.values():
+        job = scheduler.Job(
+            id=row.id,
+            priority=row.priority,
+            requests=row.requests,
+            submitted=_micros(row.submitted_at),
+            started=_micros(row.started_at),
+            preempted_by=row.preempted_by_id,
+        )
+        (running if row.status == "running" else pending).append(job)
+    return rows, running, pending
+
+
+def _add(total: dict[str, int], amounts: Mapping[str, int]) -> None:
+    for kind, amount in amounts.items():
+        total[kind] += amount
+
+
+def _apply(
+    cluster_id: int,
+    rows: Mapping[int, Any],
+    decision: scheduler.Decision,
+    released: Mapping[str, int],
+    new: Deployment | None = None,
+) -> None:
+    """Persist a decision: usage first (free, then utilize), then the changed rows.
+
+    `released` is what leaves the pool besides victims (deleted running deployments). Freeing
+    before reserving keeps usage within capacity at every statement, so the guards in
+    `clusters.utilize` never see a transient overflow.
+    """
+    now = utcnow()
+    free: dict[str, int] = defaultdict(int, released)
+    for victim_id in (*decision.preempted, *decision.evicted):
+        _add(free, rows[victim_id].requests)
+    if any(free.values()):
+        clusters.free(cluster_id, free)
+    reserve: dict[str, int] = defaultdict(int)
+    for started_id in decision.started:
+        _add(
+            reserve,
+            new.requests if new is not None and started_id == new.id else rows[started_id].requests,
+        )
+    if reserve:
+        clusters.utilize(cluster_id, reserve)
+
+    queue = {entry.id: entry for entry in decision.queue}
+    updates: list[dict[str, Any]] = []
+    for started_id in decision.started:
+        if new is not None and started_id == new.id:
+            new.status, new.started_at, new.last_event = "running", now, "started"
+            continue
+        row = rows[started_id]
+        restarted = row.preemptions > 0
+        updates.append(
+            {
+                "id": started_id,
+                "status": "running",
+                "started_at": now,
+                "queue_position": None,
+                "reason": None,
+                "preempted_by_id": None,
+                "last_event": "restarted when room returned" if restarted else "started",
+            }
+        )
+    priority_of = {row.id: row.priority for row in rows.values()}
+    if new is not None:
+        priority_of[new.id] = new.priority
+    for victim_id, preemptor_id in decision.preempted.items():
+        row, entry = rows[victim_id], queue[victim_id]
+        by = f"deployment #{preemptor_id} (priority {priority_of[preemptor_id]})"
+        notice = (
+            f"Your deployment {row.name} was preempted by {by}; "
+            "it is queued again and will restart by itself."
+        )
+        updates.append(
+            {
+                "id": victim_id,
+                "status": "pending",
+                "started_at": None,
+                "queue_position": entry.position,
+                "reason": entry.reason,
+                "preemptions": row.preemptions + 1,
+                "preempted_by_id": preemptor_id,
+                "last_event": f"preempted by {by}",
+                "preemption_notice": notice if row.created_by_id is not None else None,
+            }
+        )
+    for victim_id in decision.evicted:  # only after a capacity repair; no preemptor to name
+        entry = queue[victim_id]
+        updates.append(
+            {
+                "id": victim_id,
+                "status": "pending",
+                "started_at": None,
+                "queue_position": entry.position,
+                "reason": entry.reason,
+                "last_event": "evicted to bring usage back within capacity",
+            }
+        )
+    moved = set(decision.preempted) | set(decision.evicted)
+    for entry in decision.queue:
+        if entry.id in moved:
+            continue
+        if new is not None and entry.id == new.id:
+            new.queue_position, new.reason = entry.position, entry.reason
+            new.last_event = f"queued at position {entry.position}"
+            continue
+        row = rows[entry.id]
+        if row.queue_position != entry.position or row.reason != entry.reason:
+            updates.append(
+                {"id": entry.id, "queue_position": entry.position, "reason": entry.reason}
+            )
+    if updates:
+        db.session.execute(sa.update(Deployment), updates)
+
+
+def _preempted_list(rows: Mapping[int, Any], victim_ids: Iterable[int]) -> list[Preempted]:
+    ids = list(victim_ids)
+    if not ids:
+        return []
+    owners = dict(
+        db.session.execute(
+            sa.select(User.id, User.display_name).where(
+                User.id.in_({rows[i].created_by_id for i in ids} - {None})
+            )
+        ).all()
+    )
+    return [
+        Preempted(i, rows[i].name, rows[i].priority, owners.get(rows[i].created_by_id))
+        for i in sorted(ids, key=lambda i: (rows[i].priority, i))
+    ]
+
+
+def submit(
+    user: User,
+    cluster_id: int,
+    image: object,
+    name: object = None,
+    priority: object = None,
+    requests_raw: object = None,
+    dry_run: bool = False,
+) -> SubmitResult:
+    """Submit a deployment to a cluster of the user's organization and schedule it at once.
+
+    One transaction holding the cluster's lock: validate (rules 8 and 9 included, so limits are
+    race-free), insert the row as pending, run the scheduler on the cluster's state, apply its
+    decision (victims freed before the newcomers are reserved), commit. `dry_run` computes the
+    same decision from an unlocked snapshot and writes nothing: the what-if preview.
+    Raises NotFound (cluster absent or of another organization), ValidationError, Infeasible,
+    QuotaExceeded; nothing is written then.
+    """
+    organization_id = user.organization_id
+    creator_id = user.id
+    with _rollback_on_error():
+        if dry_run:
+            cluster = clusters.snapshot(cluster_id, organization_id)
+        else:
+            cluster = clusters.lock(cluster_id, organization_id)
+        valid = _validate_fields(image, name, priority, requests_raw)
+        _check_feasible(cluster.capacity, valid.requests)
+        if valid.name is not None and _name_taken(cluster.id, valid.name):
+            raise ValidationError(
+                f"A deployment named {valid.name} already exists on cluster {cluster.name}.",
+                fields={"name": "a deployment with this name already exists on the cluster"},
+            )
+        _check_limits(cluster, organization_id)
+        final_name = valid.name or _generated_name(cluster.id, valid.image)
+        rows, running, pending = _load_state(cluster.id)
+        now = utcnow()
+        new = None
+        new_id = _PREVIEW_ID
+        if not dry_run:
+            new = Deployment(
+                organization_id=organization_id,
+                cluster_id=cluster.id,
+                name=final_name,
+                image=valid.image,
+                priority=valid.priority,
+                requests=valid.requests,
+                status="pending",
+                created_by_id=creator_id,
+                submitted_at=now,
+                preemptions=0,
+            )
+            db.session.add(new)
+            db.session.flush()
+            new_id = new.id
+        job = scheduler.Job(new_id, valid.priority, valid.requests, _micros(now))
+        decision = scheduler.schedule(
+            scheduler.ClusterState(cluster.capacity, running, pending), scheduler.Submit(job)
+        )
+        preempted = _preempted_list(rows, decision.preempted)
+        entry = next((e for e in decision.queue if e.id == new_id), None)
+        status = "running" if new_id in decision.started else "pending"
+        if dry_run:
+            db.session.rollback()
+            return SubmitResult(
+                name=final_name,
+                status=status,
+                position=entry.position if entry else None,
+                reason=entry.reason if entry else None,
+                preempted=preempted,
+            )
+        _apply(cluster.id, rows, decision, {}, new)
+        db.session.commit()
+    view = get(user, new_id)
+    return SubmitResult(
+        name=view.name,
+        status=view.status,
+        position=view.queue_position,
+        reason=view.reason,
+        preempted=preempted,
+        deployment=view,
+    )
+
+
+def delete(user: User, deployment_id: int) -> DeploymentView:
+    """Delete one deployment (its creator, or an owner/admin) and serve the queue at once.
+
+    Returns the deleted deployment as it was. Raises NotFound for another organization's
+    deployment and Forbidden for a member deleting someone else's.
+    """
+    with _rollback_on_error():
+        target = _find(user, deployment_id)
+        before = view_of(target)
+        if not can_delete(user, before):
+            raise Forbidden("Only its creator, an owner or an admin can delete this deployment.")
+        cluster_id = target.cluster_id
+        db.session.expunge(target)
+        cluster = clusters.lock(cluster_id, user.organization_id)
+        rows, running, pending = _load_state(cluster.id)
+        if deployment_id not in rows:  # deleted by someone else while we waited for the lock
+            raise NotFound("No such deployment.")
+        _delete_and_schedule(cluster, rows, running, pending, {deployment_id})
+        db.session.commit()
+    return before
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteAllSummary:
+    cluster_id: int
+    cluster_name: str
+    counts: Counts
+
+
+def delete_all_summary(user: User, cluster_id: int) -> DeleteAllSummary:
+    """What "delete all" would remove, for its confirmation page (owner/admin only)."""
+    snap = clusters.snapshot(cluster_id, user.organization_id)
+    if not can_delete_all(user):
+        raise Forbidden("Only an owner or an admin can delete all deployments of a cluster.")
+    return DeleteAllSummary(snap.id, snap.name, counts_by_cluster([snap.id])[snap.id])
+
+
+def delete_all(user: User, cluster_id: int) -> int:
+    """Delete every deployment of a cluster (owner/admin); returns how many were deleted."""
+    with _rollback_on_error():
+        cluster = clusters.lock(cluster_id, user.organization_id)
+        if not can_delete_all(user):
+            raise Forbidden("Only an owner or an admin can delete all deployments of a cluster.")
+        rows, running, pending = _load_state(cluster.id)
+        if rows:
+            _delete_and_schedule(cluster, rows, running, pending, set(rows))
+        db.session.commit()
+    return len(rows)
+
+
+def _delete_and_schedule(
+    cluster: clusters.ClusterSnapshot,
+    rows: Mapping[int, Any],
+    running: list[scheduler.Job],
+    pending: list[scheduler.Job],
+    ids: set[int],
+) -> None:
+    decision = scheduler.schedule(
+        scheduler.ClusterState(cluster.capacity, running, pending),
+        scheduler.Delete(frozenset(ids)),
+    )
+    released: dict[str, int] = defaultdict(int)
+    for job in running:
+        if job.id in ids:
+            _add(released, job.requests)
+    db.session.execute(
+        sa.delete(Deployment)
+        .where(Deployment.id.in_(ids))
+        .execution_options(synchronize_session=False)
+    )
+    _apply(cluster.id, rows, decision, released)
+
+
+def delete_cluster(user: User, cluster_id: int) -> None:
+    """Delete an empty cluster: lock it, count its deployments under the lock, then delete.
+
+    Counting under the cluster's lock closes the race with a submission landing between the
+    count and the delete. Raises NotFound (another organization) or Conflict (not empty).
+    """
+    with _rollback_on_error():
+        clusters.lock(cluster_id, user.organization_id)
+        counts = counts_by_cluster([cluster_id])[cluster_id]
+        clusters.delete_cluster(user.organization_id, cluster_id, counts)

@@ -21,3 +21,11 @@ document.addEventListener("submit", (event) => {
     event.stopImmediatePropagation();
   }
 }, true);
+
+// Remove buttons of repeatable form rows (custom resource kinds on the cluster form).
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-remove-row]");
+  if (!button) return;
+  const row = button.closest("[data-resource-row]");
+  if (row) row.remove();
+});

@@ -13,6 +13,8 @@ from app.services import accounts as accounts_service  # noqa: E402
 login_manager.login_view = "accounts.login"
 login_manager.login_message = "Please log in to continue."
 login_manager.login_message_category = "info"
+# A session presented from another address or browser than the one that logged in is dropped.
+login_manager.session_protection = "strong"
 
 
 @login_manager.user_loader

@@ -1,7 +1,47 @@
-"""JSON API v1 under /api/v1: bearer tokens only, CSRF-exempt, errors as JSON."""
+"""JSON API v1 under /api/v1, for scripts and CI pipelines.
+
+One blueprint, routes split by resource (users, organizations, clusters, deployments). Every
+route is thin: check the JSON shape (`schema`), authenticate the bearer token (`auth`), call one
+service function, serialize the result. Business rules live in `app.services` and reach the
+client as domain errors (see `errors`). Session cookies are never accepted here, and the
+blueprint is CSRF-exempt (see `app.register_blueprints`) because a bearer token cannot be sent
+by a cross-site form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
 
 from flask import Blueprint
 
 bp = Blueprint("api", __name__)
 
-from app.blueprints.api import routes  # noqa: E402,F401
+# Object ids in paths: positive and inside the 32-bit integer id columns, so an absurd id is a
+# plain 404 from routing instead of an integer overflow in the database driver.
+ID = "int(min=1, max=2147483647)"
+
+
+def route(rule: str, *methods: str) -> Callable:
+    """Register `rule` (written with its trailing slash) and the same path without the slash.
+
+    Both rules are needed: with only the slashed one, a wrong method on the bare path would be
+    a 404 instead of a 405, and `strict_slashes=False` keeps werkzeug from answering a PUT with
+    a redirect that curl would not follow.
+    """
+
+    def register(view: Callable) -> Callable:
+        for path in dict.fromkeys((rule, rule.rstrip("/"))):
+            bp.add_url_rule(path, view.__name__, view, methods=list(methods), strict_slashes=False)
+        return view
+
+    return register
+
+
+from app.blueprints.api import (  # noqa: E402,F401
+    clusters,
+    deployments,
+    errors,
+    openapi,
+    organizations,
+    users,
+)

@@ -1,8 +1,148 @@
-"""Routes of the clusters blueprint. SCAFFOLD: replaced by the real pages."""
+"""Cluster pages: the list, the create form (custom kinds added with htmx), the detail page, its
+live utilization partial, and delete.
+
+Views stay thin: read the input, call one service function, render or redirect. Another
+organization's cluster raises NotFound in the services, so it answers 404 exactly like an id
+that does not exist.
+"""
+
+from __future__ import annotations
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from werkzeug.routing import BuildError
 
 from app.blueprints.clusters import bp
+from app.blueprints.clusters.forms import MAX_ROW_INDEX, ClusterForm, CustomKindForm
+from app.extensions import login_manager
+from app.services import clusters, dashboards, deployments
+from app.services.errors import Conflict, NotFound, ValidationError
+
+# htmx stops polling when a poll is answered with this status.
+STOP_POLLING = 286
+
+
+@bp.context_processor
+def link_helpers() -> dict:
+    return {"deployment_url": deployment_url}
 
 
 @bp.get("/")
+@login_required
 def index():
-    return "scaffold"
+    listing = dashboards.cluster_list(current_user, _page_number(request.args.get("page")))
+    return render_template("clusters/index.html", listing=listing)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def create():
+    form = ClusterForm(max_deployments=str(current_app.config["DEFAULT_MAX_DEPLOYMENTS"]))
+    if form.validate_on_submit():
+        try:
+            cluster = clusters.create_cluster(
+                current_user, form.name.data, form.resources(), form.max_deployments.data
+            )
+        except ValidationError as exc:
+            form.place_errors(exc.fields)
+        else:
+            flash(f"Cluster {cluster.name} created.", "success")
+            return redirect(url_for("clusters.detail", cluster_id=cluster.id))
+    next_index = form.next_row_index()
+    page = render_template(
+        "clusters/create.html",
+        form=form,
+        next_index=next_index,
+        can_add_row=next_index <= MAX_ROW_INDEX,
+    )
+    return page, 422 if form.is_submitted() else 200
+
+
+@bp.get("/new/resource-row")
+@login_required
+def resource_row():
+    """One empty custom-kind row for the create form, plus the "Add" button re-armed (oob)."""
+    index = _bounded_int(request.args.get("index"), 0, MAX_ROW_INDEX)
+    if index is None:
+        abort(400, "index must be a whole number from 0 to 999")
+    row = CustomKindForm(prefix=f"custom-{index}-")
+    return render_template(
+        "clusters/_custom_row.html",
+        row=row,
+        next_index=index + 1,
+        can_add_row=index + 1 <= MAX_ROW_INDEX,
+        oob=True,
+    )
+
+
+@bp.get("/<int:cluster_id>")
+@login_required
+def detail(cluster_id: int):
+    cluster = dashboards.cluster_detail(current_user, cluster_id)
+    return render_template(
+        "clusters/detail.html",
+        cluster=cluster,
+        live=cluster.live,
+        deploy_url=_deploy_url(cluster.id),
+    )
+
+
+@bp.get("/<int:cluster_id>/utilization")
+def utilization(cluster_id: int):
+    """The polling partial. A poll for a cluster that is gone (or not visible) gets 286."""
+    polling = bool(request.headers.get("HX-Request"))
+    if not current_user.is_authenticated:
+        if polling:  # the session ended under an open dashboard: stop and go to login
+            response = current_app.response_class("", STOP_POLLING)
+            response.headers["HX-Redirect"] = url_for(
+                "accounts.login", next=url_for("clusters.detail", cluster_id=cluster_id)
+            )
+            return response
+        return login_manager.unauthorized()
+    try:
+        live = dashboards.utilization(current_user, cluster_id)
+    except NotFound:
+        if not polling:
+            raise
+        return render_template("clusters/_gone.html"), STOP_POLLING
+    return render_template("clusters/_utilization.html", live=live)
+
+
+@bp.post("/<int:cluster_id>/delete")
+@login_required
+def delete(cluster_id: int):
+    try:
+        deployments.delete_cluster(current_user, cluster_id)
+    except Conflict as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("clusters.detail", cluster_id=cluster_id))
+    flash("Cluster deleted.", "success")
+    return redirect(url_for("clusters.index"))
+
+
+def _page_number(raw: str | None) -> int:
+    """The 1-based page of a list; anything unreadable is page 1 (never an error page)."""
+    return _bounded_int(raw, 1, 1_000_000) or 1
+
+
+def _bounded_int(raw: str | None, low: int, high: int) -> int | None:
+    text = (raw or "").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+def _deploy_url(cluster_id: int) -> str:
+    # The deploy form belongs to the deployments blueprint; fall back to its path until it exists.
+    try:
+        return url_for("deployments.create", cluster_id=cluster_id)
+    except BuildError:
+        return f"/deployments/new?cluster_id={cluster_id}"
+
+
+def deployment_url(deployment_id: int) -> str:
+    try:
+        return url_for("deployments.detail", deployment_id=deployment_id)
+    except BuildError:
+        return f"/deployments/{deployment_id}"

@@ -1,8 +1,181 @@
-"""Routes of the deployments blueprint. SCAFFOLD: replaced by the real pages."""
+"""Deployment pages: the organization-wide list, the deploy form and its what-if preview, the
+deployment page, delete and delete-all, and the preemption notices shown on the next page.
+
+Views stay thin: read the input, call one service function, render or redirect. Another
+organization's deployment or cluster raises NotFound in the services, so it answers 404 exactly
+like an id that does not exist.
+"""
+
+from __future__ import annotations
+
+from flask import (
+    current_app,
+    flash,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
 
 from app.blueprints.deployments import bp
+from app.blueprints.deployments.forms import (
+    DeployForm,
+    FilterForm,
+    cluster_choices,
+    positive_int,
+)
+from app.services import deployments
+from app.services.errors import DomainError, NotFound
+
+
+@bp.app_context_processor
+def preemption_notices() -> dict:
+    """Flash the user's preemption notices on their next full page (not partials, not the API).
+
+    One indexed query when there is nothing to say; flashed before base.html reads the
+    flashes, so they appear on this very page.
+    """
+    if (
+        has_request_context()
+        and current_user.is_authenticated
+        and not request.headers.get("HX-Request")
+        and not request.path.startswith("/api/")
+        and request.endpoint != "static"
+    ):
+        for notice in deployments.pop_notices(current_user):
+            flash(notice, "warning")
+    return {}
 
 
 @bp.get("/")
+@login_required
 def index():
-    return "scaffold"
+    choices = deployments.cluster_choices(current_user)
+    filters = FilterForm.read(request.args, choices)
+    listing = deployments.list_deployments(
+        current_user,
+        filters.cluster_id_value,
+        filters.status_value,
+        filters.page,
+        current_app.config["PAGE_SIZE"],
+    )
+    page = render_template(
+        "deployments/index.html", listing=listing, filters=filters, has_clusters=bool(choices)
+    )
+    return page, 400 if filters.problems else 200
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def create():
+    form, choices, selected = _deploy_form()
+    if selected is None:
+        return render_template("deployments/new.html", form=None, choices=choices)
+    if form.validate_on_submit():
+        try:
+            result = deployments.submit(
+                current_user,
+                selected.id,
+                form.image.data,
+                form.name.data,
+                form.priority_raw(),
+                form.requests_raw(),
+            )
+        except NotFound:
+            raise
+        except DomainError as exc:
+            form.place_errors(exc.fields, exc.message)
+        else:
+            flash(result.message, "success" if result.status == "running" else "warning")
+            return redirect(url_for("deployments.detail", deployment_id=result.deployment.id))
+    page = render_template("deployments/new.html", form=form, choices=choices, cluster=selected)
+    return page, 422 if form.is_submitted() else 200
+
+
+@bp.post("/preview")
+@login_required
+def preview():
+    """The what-if partial: a dry run of the submission as typed so far (nothing is written)."""
+    form, _choices, selected = _deploy_form()
+    if selected is None:
+        return render_template("deployments/_preview.html", hint="Choose a cluster first.")
+    if form.is_blank():
+        return render_template(
+            "deployments/_preview.html",
+            hint="Fill in an image and some resources to see whether it would start now.",
+        )
+    try:
+        result = deployments.submit(
+            current_user,
+            selected.id,
+            form.image.data,
+            form.name.data,
+            form.priority_raw(),
+            form.requests_raw(),
+            dry_run=True,
+        )
+    except NotFound:
+        raise
+    except DomainError as exc:
+        return render_template("deployments/_preview.html", problem=exc)
+    return render_template("deployments/_preview.html", result=result)
+
+
+@bp.get("/<int:deployment_id>")
+@login_required
+def detail(deployment_id: int):
+    deployment = deployments.get(current_user, deployment_id)
+    return render_template(
+        "deployments/detail.html",
+        deployment=deployment,
+        can_delete=deployments.can_delete(current_user, deployment),
+    )
+
+
+@bp.post("/<int:deployment_id>/delete")
+@login_required
+def delete(deployment_id: int):
+    deleted = deployments.delete(current_user, deployment_id)
+    flash(f"Deployment {deleted.name} deleted; its resources are free again.", "success")
+    return redirect(url_for("clusters.detail", cluster_id=deleted.cluster_id))
+
+
+@bp.route("/cluster/<int:cluster_id>/delete-all", methods=["GET", "POST"])
+@login_required
+def delete_all(cluster_id: int):
+    """GET asks for confirmation (with the counts); POST deletes every deployment."""
+    if request.method == "GET":
+        summary = deployments.delete_all_summary(current_user, cluster_id)
+        return render_template("deployments/delete_all.html", summary=summary)
+    count = deployments.delete_all(current_user, cluster_id)
+    noun = "deployment" if count == 1 else "deployments"
+    flash(f"Deleted {count} {noun}.", "success")
+    return redirect(url_for("clusters.detail", cluster_id=cluster_id))
+
+
+def _deploy_form():
+    """The deploy form for the chosen cluster: (form, every cluster, the chosen one or None).
+
+    The cluster comes from the form (POST) or the query string (GET); when absent, the first
+    cluster is chosen. A cluster id that is not one of the organization's answers 404.
+    """
+    choices = deployments.cluster_choices(current_user)
+    raw = request.values.get("cluster_id", "")
+    selected = None
+    if raw.strip():
+        wanted = positive_int(raw)
+        selected = next((c for c in choices if c.id == wanted), None)
+        if selected is None:
+            raise NotFound("No such cluster.")
+    elif choices:
+        selected = choices[0]
+    kinds = [r.kind for r in selected.resources] if selected else []
+    form = DeployForm.with_kinds(
+        kinds, formdata=request.form if request.method == "POST" else request.args or None
+    )
+    form.cluster_id.choices = cluster_choices(choices)
+    if selected is not None:
+        form.cluster_id.data = selected.id
+    return form, choices, selected

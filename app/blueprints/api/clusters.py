@@ -1,0 +1,142 @@
+"""Clusters: list, create, show, delete, and the "does it fit" check of a request.
+
+`POST` and `DELETE` on `/cluster/<id>/resource/` were the seed's utilize and free calls. Usage
+is now changed only by the scheduler, inside the deployments service's locked transactions, so
+over HTTP they always answer 403 (after the token check and after the 404 for a cluster that is
+not the caller's, so they reveal nothing about other organizations' clusters).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app import quantities
+from app.blueprints.api import ID, route, serialize
+from app.blueprints.api.auth import api_user, token_required
+from app.blueprints.api.pagination import page_body, page_request
+from app.blueprints.api.schema import Integer, Object, Quantities, String, json_body
+from app.blueprints.api.users import body_paths
+from app.services import clusters, dashboards, deployments
+from app.services.errors import DomainError, Forbidden, ValidationError
+
+CREATE = Object(
+    {
+        "cluster_name": String(),
+        "resource": Quantities(),
+        "max_deployments": Integer(required=False),
+    }
+)
+CHECK = Object({"resource": Quantities()})
+
+# The clusters service names fields after its arguments; clients know them by body paths.
+CREATE_FIELDS = {"name": "cluster_name", "resources": "resource"}
+
+
+def resources_of(snap: clusters.ClusterSnapshot) -> dict[str, dict[str, int | float]]:
+    return {
+        usage.kind: {
+            "capacity": quantities.to_display(usage.kind, usage.capacity),
+            "used": quantities.to_display(usage.kind, usage.used),
+            "available": quantities.to_display(usage.kind, usage.available),
+        }
+        for usage in snap.resources
+    }
+
+
+def cluster_summary(snap: clusters.ClusterSnapshot) -> dict[str, Any]:
+    return {
+        "id": snap.id,
+        "name": snap.name,
+        "max_deployments": snap.max_deployments,
+        "created_at": serialize.timestamp(snap.created_at),
+        "resources": resources_of(snap),
+    }
+
+
+@route("/cluster/", "GET")
+@token_required
+def list_clusters():
+    wanted = page_request()
+    snapshots, total = clusters.list_clusters(
+        api_user().organization_id, wanted.page + 1, wanted.offset
+    )
+    return page_body((cluster_summary(snap) for snap in snapshots), total, wanted)
+
+
+@route("/cluster/", "PUT")
+@token_required
+def create_cluster():
+    body = json_body(CREATE)
+    try:
+        snap = clusters.create_cluster(
+            api_user(), body["cluster_name"], body["resource"], body.get("max_deployments")
+        )
+    except DomainError as error:
+        raise body_paths(error, CREATE_FIELDS) from None
+    return {
+        **cluster_summary(snap),
+        "created_by": api_user().display_name,
+        "deployments": {"running": 0, "pending": 0},
+    }, 201
+
+
+@route(f"/cluster/<{ID}:cluster_id>/", "GET")
+@token_required
+def show_cluster(cluster_id: int):
+    detail = dashboards.cluster_detail(api_user(), cluster_id)
+    live = detail.live
+    return {
+        "id": detail.id,
+        "name": detail.name,
+        "max_deployments": detail.max_deployments,
+        "created_by": detail.created_by_name,
+        "created_at": serialize.timestamp(detail.created_at),
+        "resources": {
+            row.kind: {
+                "capacity": quantities.to_display(row.kind, row.capacity),
+                "used": quantities.to_display(row.kind, row.used),
+                "available": quantities.to_display(row.kind, row.available),
+            }
+            for row in live.usage
+        },
+        "deployments": {"running": live.counts.running, "pending": live.counts.pending},
+    }
+
+
+@route(f"/cluster/<{ID}:cluster_id>/", "DELETE")
+@token_required
+def delete_cluster(cluster_id: int):
+    deployments.delete_cluster(api_user(), cluster_id)
+    return "", 204
+
+
+@route(f"/cluster/<{ID}:cluster_id>/resource/", "PATCH")
+@token_required
+def check_fit(cluster_id: int):
+    body = json_body(CHECK)
+    requested = {kind: amount for kind, amount in body["resource"].items() if amount is not None}
+    # Reading "2Gi" or " 0.5" into exact base units is the shared quantity parser's job, the
+    # same one the services use; what fits is decided by the clusters service.
+    amounts, problems = quantities.parse_requests(requested)
+    if problems:
+        raise ValidationError(
+            "Some quantities cannot be read.",
+            {f"resource.{kind}": problem for kind, problem in problems.items()},
+        )
+    fit = clusters.check(cluster_id, api_user().organization_id, amounts)
+    return {
+        "fits": fit.fits,
+        "available": serialize.amounts(fit.available),
+        "short": serialize.amounts(fit.short),
+    }
+
+
+@route(f"/cluster/<{ID}:cluster_id>/resource/", "POST", "DELETE")
+@token_required
+def change_usage(cluster_id: int):
+    clusters.snapshot(cluster_id, api_user().organization_id)  # 404 for others' clusters
+    raise Forbidden(
+        "Resource usage is managed by the scheduler: deploy or delete deployments instead "
+        "(PUT or DELETE /api/v1/deployment/).",
+        code="usage_managed_by_scheduler",
+    )

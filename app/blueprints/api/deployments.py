@@ -1,0 +1,130 @@
+"""Deployments: submit (run now or queue, preempting lower priorities), list, show, delete.
+
+Every decision (validation, feasibility, limits, scheduling, who may delete) is taken by
+`services.deployments`; this module only maps JSON to its arguments and its views to JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.blueprints.api import ID, route, serialize
+from app.blueprints.api.auth import api_user, token_required
+from app.blueprints.api.pagination import page_body, page_request
+from app.blueprints.api.schema import (
+    Integer,
+    IntegerOrString,
+    Object,
+    Quantities,
+    String,
+    json_body,
+    query_choice,
+    query_int,
+)
+from app.models import DEPLOYMENT_STATUSES
+from app.services import deployments
+from app.services.errors import BadRequest, NotFound
+
+SUBMIT = Object(
+    {
+        "cluster_id": Integer(),
+        "image": String(),
+        "name": String(required=False),
+        "priority": IntegerOrString(required=False),
+        "resource": Quantities(),
+    }
+)
+ID_MAX = 2**31 - 1
+
+
+def deployment_json(view: deployments.DeploymentView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "name": view.name,
+        "image": view.image,
+        "cluster_id": view.cluster_id,
+        "cluster_name": view.cluster_name,
+        "priority": view.priority,
+        "status": view.status,
+        "resource": serialize.amounts(view.requests),
+        "queue_position": view.queue_position,
+        "reason": view.reason,
+        "preemptions": view.preemptions,
+        "preempted_by": view.preempted_by_id,
+        "last_event": view.last_event,
+        "created_by": view.created_by_name,
+        "created_at": serialize.timestamp(view.submitted_at),
+        "started_at": serialize.timestamp(view.started_at),
+    }
+
+
+@route("/deployment/", "PUT")
+@token_required
+def submit():
+    body = json_body(SUBMIT)
+    result = deployments.submit(
+        api_user(),
+        body["cluster_id"],
+        body["image"],
+        name=body.get("name"),
+        priority=body.get("priority"),
+        requests_raw=body["resource"],
+    )
+    assert result.deployment is not None  # not a dry run
+    return {
+        "deployment": deployment_json(result.deployment),
+        "preempted": [victim.id for victim in result.preempted],
+        "message": result.message,
+    }, 201
+
+
+@route("/deployment/", "GET")
+@token_required
+def list_deployments():
+    wanted = page_request()
+    cluster_id = query_int("cluster_id", minimum=1, maximum=ID_MAX)
+    deployment_id = query_int("id", minimum=1, maximum=ID_MAX)
+    status = query_choice("status", DEPLOYMENT_STATUSES)
+    if deployment_id is not None:
+        # A filter by id lists that one deployment when it is the caller's and matches the
+        # other filters; anything else is an empty list, never a 404.
+        try:
+            found = [deployments.get(api_user(), deployment_id)]
+        except NotFound:
+            found = []
+        matching = [
+            view
+            for view in found
+            if cluster_id in (None, view.cluster_id) and status in (None, view.status)
+        ]
+        shown = matching[wanted.start : wanted.start + wanted.offset]
+        return page_body(map(deployment_json, shown), len(matching), wanted)
+    listing = deployments.list_deployments(
+        api_user(), cluster_id, status, page=wanted.page + 1, per_page=wanted.offset
+    )
+    return page_body(map(deployment_json, listing.items), listing.total, wanted)
+
+
+@route("/deployment/", "DELETE")
+@token_required
+def delete_all():
+    cluster_id = query_int("cluster_id", minimum=1, maximum=ID_MAX)
+    if cluster_id is None:
+        raise BadRequest(
+            "Say which cluster to empty: DELETE /api/v1/deployment/?cluster_id=<id>.",
+            {"cluster_id": "is required"},
+        )
+    return {"deleted": deployments.delete_all(api_user(), cluster_id)}
+
+
+@route(f"/deployment/<{ID}:deployment_id>/", "GET")
+@token_required
+def show(deployment_id: int):
+    return deployment_json(deployments.get(api_user(), deployment_id))
+
+
+@route(f"/deployment/<{ID}:deployment_id>/", "DELETE")
+@token_required
+def delete(deployment_id: int):
+    deployments.delete(api_user(), deployment_id)
+    return "", 204

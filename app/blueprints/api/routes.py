@@ -1,3 +1,0 @@
-"""API routes."""
-
-from app.blueprints.api import bp  # noqa: F401

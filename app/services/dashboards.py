@@ -1,0 +1,180 @@
+"""Read models of the cluster pages: the list, the detail page and its live utilization partial.
+
+Composes `services.clusters` (capacity and usage) and `services.deployments` (counts, the
+running list and the queue) into ready-to-render data: percentages, statuses and labels are
+computed here so that templates do no arithmetic. It only reads; it never writes or commits.
+
+Every function runs a constant number of SQL statements, however many clusters or deployments
+there are (tests/clusters/test_query_counts.py keeps this true): the list page loads its
+page's resources in one statement and its counts in one grouped statement; the detail page and
+the partial read the snapshot (two statements) and the board (one statement).
+
+Status of a cluster, the first that applies wins:
+``queue`` (something is pending) > ``full`` (some kind is at 100%) > ``running`` > ``idle``.
+A queue comes first because it is what a developer must act on: work is waiting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app
+
+from app import quantities
+from app.models import User
+from app.services import clusters, deployments
+from app.services.clusters import ClusterSnapshot
+from app.services.deployments import Counts, DeploymentView
+
+STATUS_LABELS = {
+    "queue": "Has a queue",
+    "full": "Full",
+    "running": "Running",
+    "idle": "Idle",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """One resource kind of one cluster, ready for a usage bar."""
+
+    kind: str
+    capacity: int
+    used: int
+    available: int
+    percent: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterCard:
+    """A cluster as the list page shows it."""
+
+    id: int
+    name: str
+    status: str
+    status_label: str
+    running: int
+    pending: int
+    max_deployments: int
+    usage: tuple[UsageRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterList:
+    items: list[ClusterCard]
+    page: int
+    pages: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Utilization:
+    """The live part of a cluster's page: what the polling partial renders."""
+
+    cluster_id: int
+    name: str
+    status: str
+    status_label: str
+    counts: Counts
+    max_deployments: int
+    usage: tuple[UsageRow, ...]
+    running: list[DeploymentView]
+    queue: list[DeploymentView]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterDetail:
+    """The whole cluster page: the static facts plus the live utilization."""
+
+    id: int
+    name: str
+    max_deployments: int
+    created_at: datetime | None
+    created_by_name: str | None
+    live: Utilization
+
+
+def cluster_list(user: User, page: int) -> ClusterList:
+    """One page (1-based) of the user's organization's clusters with status, counts and usage."""
+    per_page = current_app.config["PAGE_SIZE"]
+    snapshots, total = clusters.list_clusters(user.organization_id, page, per_page)
+    counts = deployments.counts_by_cluster([snap.id for snap in snapshots])
+    items = []
+    for snap in snapshots:
+        usage = usage_rows(snap)
+        status = cluster_status(counts[snap.id], usage)
+        items.append(
+            ClusterCard(
+                id=snap.id,
+                name=snap.name,
+                status=status,
+                status_label=STATUS_LABELS[status],
+                running=counts[snap.id].running,
+                pending=counts[snap.id].pending,
+                max_deployments=snap.max_deployments,
+                usage=usage,
+            )
+        )
+    pages = max(1, -(-total // per_page))
+    return ClusterList(items=items, page=page, pages=pages, total=total)
+
+
+def cluster_detail(user: User, cluster_id: int) -> ClusterDetail:
+    """The cluster page; NotFound for a cluster of another organization."""
+    snap = clusters.get_cluster(user.organization_id, cluster_id)
+    return ClusterDetail(
+        id=snap.id,
+        name=snap.name,
+        max_deployments=snap.max_deployments,
+        created_at=snap.created_at,
+        created_by_name=snap.created_by_name,
+        live=_utilization_of(snap),
+    )
+
+
+def utilization(user: User, cluster_id: int) -> Utilization:
+    """The polling partial's data: usage per kind, counts, status, running list and queue."""
+    return _utilization_of(clusters.snapshot(cluster_id, user.organization_id))
+
+
+def usage_rows(snap: ClusterSnapshot) -> tuple[UsageRow, ...]:
+    return tuple(
+        UsageRow(
+            kind=r.kind,
+            capacity=r.capacity,
+            used=r.used,
+            available=r.available,
+            percent=quantities.percent(r.used, r.capacity),
+        )
+        for r in snap.resources
+    )
+
+
+def cluster_status(counts: Counts, usage: tuple[UsageRow, ...]) -> str:
+    """queue > full > running > idle (see the module docstring for why)."""
+    if counts.pending > 0:
+        return "queue"
+    if any(row.used >= row.capacity for row in usage):
+        return "full"
+    if counts.running > 0:
+        return "running"
+    return "idle"
+
+
+def _utilization_of(snap: ClusterSnapshot) -> Utilization:
+    running, queue = deployments.cluster_board(snap.id)
+    counts = Counts(running=len(running), pending=len(queue))
+    usage = usage_rows(snap)
+    status = cluster_status(counts, usage)
+    return Utilization(
+        cluster_id=snap.id,
+        name=snap.name,
+        status=status,
+        status_label=STATUS_LABELS[status],
+        counts=counts,
+        max_deployments=snap.max_deployments,
+        usage=usage,
+        running=running,
+        queue=queue,
+    )

@@ -1,0 +1,224 @@
+"""The policies the benchmark compares, all driven by the same small cluster simulator.
+
+`ClusterSim` holds one policy's view of one cluster (running and pending deployments as
+`app.scheduler.Job`) and applies an `Outcome` (who starts, who is preempted by whom). A policy is
+an object with a `name` and `decide(sim, submitted, deleted) -> Outcome`, called after the
+simulator has already removed the `deleted` job (passed as it was, running or pending); for a
+submit, the new job is passed and is not yet pending. Policies:
+
+  * `KargoPolicy`: Kargo's real scheduler, imported from `app.scheduler` (never re-implemented);
+    its Decision is translated into an Outcome.
+  * `FifoFirstFit`: submission order, start everything that fits in free, never preempt.
+  * `KubeStyle`: kube-scheduler-like: queue by priority then submission time, best effort
+    (a pod that does not fit is skipped, the ones behind it are still tried), and preemption
+    of strictly lower-priority pods by "remove all lower, then reprieve the most important
+    first while the preemptor still fits".
+  * `KueueStrictFifo`: Kueue's StrictFIFO queueing: the same priority order, but the head of the
+    queue blocks everything behind it; no preemption (Kueue's default withinClusterQueue: Never).
+
+This module does not measure anything (see metrics.py) and does not touch the scheduler's state
+beyond the public interface.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from app.scheduler import ClusterState, Delete, Job, Submit, schedule
+
+Vec = tuple[int, ...]
+
+
+@dataclass(slots=True)
+class Outcome:
+    started: list[int] = field(default_factory=list)
+    preempted: dict[int, int] = field(default_factory=dict)  # victim -> preemptor
+
+
+class ClusterSim:
+    """One policy's cluster: running and pending jobs, with vectors over the capacity's kinds."""
+
+    def __init__(self, capacity: Mapping[str, int], max_deployments: int | None) -> None:
+        self.capacity = dict(capacity)
+        self.kinds = tuple(sorted(capacity))
+        self.cap: Vec = tuple(capacity[k] for k in self.kinds)
+        self.max_deployments = max_deployments
+        self.running: dict[int, Job] = {}
+        self.pending: dict[int, Job] = {}
+        self.clock = 0  # monotone start key for `Job.started`
+
+    def remove(self, job_id: int) -> Job | None:
+        """Drop a deleted job (running or pending); None if this cluster never had it."""
+        job = self.running.pop(job_id, None)
+        return job if job is not None else self.pending.pop(job_id, None)
+
+    def vec(self, job: Job) -> Vec:
+        return tuple(job.requests.get(k, 0) for k in self.kinds)
+
+    def used(self) -> Vec:
+        total = [0] * len(self.kinds)
+        for job in self.running.values():
+            for i, k in enumerate(self.kinds):
+                total[i] += job.requests.get(k, 0)
+        return tuple(total)
+
+    def utilization(self) -> float:
+        """U = sum over kinds of used_k / capacity_k."""
+        return sum(u / c for u, c in zip(self.used(), self.cap, strict=True))
+
+    def apply(self, outcome: Outcome, submitted: Job | None) -> None:
+        """Preempted jobs go back to pending (keeping their submission key); started ones run."""
+        if submitted is not None:
+            self.pending[submitted.id] = submitted
+        for victim_id, preemptor_id in outcome.preempted.items():
+            victim = self.running.pop(victim_id)
+            self.pending[victim_id] = Job(
+                victim.id, victim.priority, victim.requests, victim.submitted, None, preemptor_id
+            )
+        for job_id in outcome.started:
+            job = self.pending.pop(job_id)
+            self.clock += 1
+            self.running[job_id] = Job(
+                job.id, job.priority, job.requests, job.submitted, self.clock, job.preempted_by
+            )
+
+
+def _fits(vec: Vec, room: Vec) -> bool:
+    return all(need <= have for need, have in zip(vec, room, strict=True))
+
+
+def _sub(a: Vec, b: Vec) -> Vec:
+    return tuple(x - y for x, y in zip(a, b, strict=True))
+
+
+def _add(a: Vec, b: Vec) -> Vec:
+    return tuple(x + y for x, y in zip(a, b, strict=True))
+
+
+def queue_key(job: Job) -> tuple[int, int, int]:
+    return (-job.priority, job.submitted, job.id)
+
+
+class KargoPolicy:
+    name = "kargo"
+
+    def decide(self, sim: ClusterSim, submitted: Job | None, deleted: Job | None) -> Outcome:
+        # The simulator has already dropped the deleted job; Kargo must see the state before.
+        running = list(sim.running.values())
+        pending = list(sim.pending.values())
+        if deleted is not None:
+            # Running jobs carry a start key in this simulator; pending ones (even victims) do not.
+            (running if deleted.started is not None else pending).append(deleted)
+            event = Delete(frozenset({deleted.id}))
+        else:
+            assert submitted is not None
+            event = Submit(submitted)
+        decision = schedule(
+            ClusterState(sim.capacity, running, pending, sim.max_deployments), event
+        )
+        if decision.evicted:
+            raise AssertionError(f"kargo evicted {decision.evicted} on a valid state")
+        self.last_decision = decision
+        return Outcome(list(decision.started), dict(decision.preempted))
+
+
+class FifoFirstFit:
+    name = "fifo"
+
+    def decide(self, sim: ClusterSim, submitted: Job | None, deleted: Job | None) -> Outcome:
+        free = _sub(sim.cap, sim.used())
+        queue = list(sim.pending.values()) + ([submitted] if submitted else [])
+        started = []
+        for job in sorted(queue, key=lambda j: (j.submitted, j.id)):
+            vec = sim.vec(job)
+            if _fits(vec, free):
+                free = _sub(free, vec)
+                started.append(job.id)
+        return Outcome(started)
+
+
+class KueueStrictFifo:
+    name = "kueue-strict"
+
+    def decide(self, sim: ClusterSim, submitted: Job | None, deleted: Job | None) -> Outcome:
+        free = _sub(sim.cap, sim.used())
+        queue = list(sim.pending.values()) + ([submitted] if submitted else [])
+        started = []
+        for job in sorted(queue, key=queue_key):
+            vec = sim.vec(job)
+            if not _fits(vec, free):
+                break  # the head blocks everything behind it
+            free = _sub(free, vec)
+            started.append(job.id)
+        return Outcome(started)
+
+
+class KubeStyle:
+    name = "kube"
+
+    def decide(self, sim: ClusterSim, submitted: Job | None, deleted: Job | None) -> Outcome:
+        running = dict(sim.running)
+        vec_of = {job_id: sim.vec(job) for job_id, job in running.items()}
+        free = _sub(sim.cap, sim.used())
+        heap = [(queue_key(j), j) for j in sim.pending.values()]
+        if submitted is not None:
+            heap.append((queue_key(submitted), submitted))
+        heapq.heapify(heap)
+        started: list[int] = []
+        preempted: dict[int, int] = {}
+        order = sim.clock
+        while heap:
+            _, job = heapq.heappop(heap)
+            vec = sim.vec(job)
+            if not _fits(vec, free):
+                victims = self._victims(sim, running, vec_of, free, job, vec)
+                if victims is None:
+                    continue  # unschedulable for now; best effort: try the next pod
+                for victim in victims:
+                    del running[victim.id]
+                    free = _add(free, vec_of[victim.id])
+                    if victim.id in started:  # (re)started earlier in this same pass
+                        started.remove(victim.id)
+                    if victim.id in sim.running:  # it ran before the event: a real eviction
+                        preempted[victim.id] = job.id
+                    back = Job(victim.id, victim.priority, victim.requests, victim.submitted)
+                    heapq.heappush(heap, (queue_key(back), back))
+            free = _sub(free, vec)
+            order += 1
+            running[job.id] = Job(job.id, job.priority, job.requests, job.submitted, order)
+            vec_of[job.id] = vec
+            started.append(job.id)
+            preempted.pop(job.id, None)  # a victim that came back within the pass never left
+        started = [i for i in started if i not in sim.running]
+        return Outcome(started, preempted)
+
+    @staticmethod
+    def _victims(
+        sim: ClusterSim,
+        running: dict[int, Job],
+        vec_of: dict[int, Vec],
+        free: Vec,
+        job: Job,
+        vec: Vec,
+    ) -> list[Job] | None:
+        """Remove every lower-priority job; give back the most important ones while job fits."""
+        lower = [r for r in running.values() if r.priority < job.priority]
+        room = free
+        for r in lower:
+            room = _add(room, vec_of[r.id])
+        if not _fits(vec, room):
+            return None
+        room = _sub(room, vec)
+        victims = []
+        for r in sorted(lower, key=lambda r: (-r.priority, r.started or 0, r.id)):
+            if _fits(vec_of[r.id], room):
+                room = _sub(room, vec_of[r.id])  # reprieved
+            else:
+                victims.append(r)
+        return victims
+
+
+def all_policies() -> list[object]:
+    return [KargoPolicy(), KubeStyle(), KueueStrictFifo(), FifoFirstFit()]

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Start Kargo the way the container does: bring the schema to head, then hand the process to
+# gunicorn (exec, so signals from `docker stop` reach it directly).
+# Several instances may start at once against one PostgreSQL: migrations/env.py serializes
+# them with an advisory lock, so only the first applies revisions.
+set -eu
+cd "$(dirname "$0")"
+
+export FLASK_APP=wsgi.py
+flask db upgrade
+
+# No control socket: Kargo does not use `gunicornc`, and the default socket under $HOME would
+# need a writable home directory and collide between instances sharing one.
+exec gunicorn \
+    --no-control-socket \
+    --bind "0.0.0.0:${PORT:-8001}" \
+    --workers "${WEB_CONCURRENCY:-4}" \
+    --access-logfile - \
+    wsgi:app

@@ -1,0 +1,94 @@
+"""A real browser watches preemption happen and undo itself on a cluster page, without reloads.
+
+One person keeps the cluster page open; another deploys a critical deployment through the form
+(seeing the what-if preview first) and later deletes it. The open page's polling partial shows
+the low-priority deployment move to the queue and come back to running.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_login.utils import _create_identifier
+from playwright.sync_api import expect
+
+from app.services import deployments
+from tests.factories import make_cluster, make_user
+
+
+def sign_in(page, live_server, user) -> None:
+    """A signed session cookie for `user` in this browser context (login has its own tests)."""
+    app: Flask = live_server.app
+    user_agent = page.evaluate("navigator.userAgent")
+    environ = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": user_agent}
+    with app.test_request_context(environ_base=environ):
+        identifier = _create_identifier()
+    session = {"_user_id": user.get_id(), "_fresh": True, "_id": identifier}
+    cookie = app.session_interface.get_signing_serializer(app).dumps(session)
+    page.context.add_cookies(
+        [{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": live_server.url}]
+    )
+
+
+def watch_for_errors(page, problems: list[str]) -> None:
+    page.on(
+        "console",
+        lambda message: (
+            message.type == "error"
+            and not message.location.get("url", "").endswith("/favicon.ico")
+            and problems.append(message.text)
+        ),
+    )
+    page.on("pageerror", lambda error: problems.append(str(error)))
+
+
+def test_preemption_and_restart_show_live_on_the_cluster_page(app, live_server, page, new_page):
+    problems: list[str] = []
+    owner = make_user(role="owner", display_name="Olga")
+    cluster = make_cluster(owner.organization, name="shared", resources={"cpu": 4000})
+    low = deployments.submit(owner, cluster.id, "acme/batch:1", "low-batch", "low", {"cpu": 4})
+    assert low.status == "running"
+
+    watcher = page
+    watch_for_errors(watcher, problems)
+    watcher.goto(live_server.path("/healthz"))
+    sign_in(watcher, live_server, owner)
+    watcher.goto(live_server.path(f"/clusters/{cluster.id}"))
+    live = watcher.locator("#cluster-live")
+    low_row = live.locator("tr", has_text="low-batch")
+    expect(low_row).to_contain_text("acme/batch:1")  # the running table shows the image
+    watcher.evaluate("window.sameDocument = true")
+
+    deployer = new_page()
+    watch_for_errors(deployer, problems)
+    deployer.goto(live_server.path("/healthz"))
+    sign_in(deployer, live_server, owner)
+    deployer.goto(live_server.path(f"/deployments/new?cluster_id={cluster.id}"))
+    deployer.locator("#image").fill("acme/api:2")
+    deployer.locator("#name").fill("urgent")
+    deployer.locator("#priority_preset").select_option("critical")
+    deployer.locator("#resource_cpu").fill("2")
+    preview = deployer.locator("#preview")
+    expect(preview).to_contain_text("Would start now.")
+    expect(preview).to_contain_text(f"#{low.deployment.id} low-batch (priority 100, owned by Olga)")
+    deployer.get_by_role("button", name="Deploy", exact=True).click()
+    expect(deployer.get_by_role("heading", level=1)).to_have_text("urgent")
+    expect(deployer.get_by_text("urgent is running. It preempted")).to_be_visible()
+    # The creator of the victim (the same person here) is told on their next page.
+    expect(deployer.get_by_text("Your deployment low-batch was preempted")).to_be_visible()
+
+    # The open cluster page moves low-batch to the queue on its own.
+    expect(low_row).to_contain_text("preempted by deployment #", timeout=15_000)
+    expect(live.locator("tr", has_text="urgent")).to_contain_text("acme/api:2")
+    assert watcher.evaluate("window.sameDocument") is True
+
+    deployer.once("dialog", lambda dialog: dialog.accept())
+    deployer.get_by_role("button", name="Delete deployment").click()
+    expect(deployer.get_by_text("Deployment urgent deleted")).to_be_visible()
+
+    # ...and brings it back to running when the room returns.
+    expect(live.get_by_text("The queue is empty.")).to_be_visible(timeout=15_000)
+    expect(low_row).to_contain_text("acme/batch:1")
+    expect(low_row).to_contain_text("preempted 1")
+    expect(live.locator("tr", has_text="urgent")).to_have_count(0)
+    assert watcher.evaluate("window.sameDocument") is True
+    assert problems == []

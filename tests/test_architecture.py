@@ -1,0 +1,305 @@
+"""The layers of ARCHITECTURE.md, checked by reading the source (no app is built).
+
+Every module under `app/` is parsed with `ast`; its imports are resolved to what they name,
+either a module ("app.services.clusters") or a symbol ("app.models:Cluster"), including symbols
+reached through a module alias (`models.Cluster`). The rules below are one table: who, what
+they must not use, and why. Imports under `if TYPE_CHECKING:` are ignored (hints only).
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+APP_DIR = REPO / "app"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Modules matching `modules` must not use anything matching `forbidden`.
+
+    Patterns are fnmatch globs over module names ("app.blueprints.*") and over what a module
+    uses: "package.module" for a module, "package.module:Name" for a symbol in it.
+    """
+
+    name: str
+    modules: tuple[str, ...]
+    forbidden: tuple[str, ...]
+    why: str
+    exempt: dict[str, str] = field(default_factory=dict)  # "module -> used": reason
+
+
+CLUSTER_MODELS = ("app.models:Cluster", "app.models:ClusterResource")
+DEPLOYMENT_MODEL = ("app.models:Deployment",)
+DATABASE_ACCESS = ("app.extensions:db", "sqlalchemy", "sqlalchemy.*", "flask_sqlalchemy*")
+
+RULES = (
+    Rule(
+        "thin edges",
+        modules=("app.blueprints", "app.blueprints.*"),
+        forbidden=DATABASE_ACCESS,
+        why="blueprints and the API call one service function; they never query or commit",
+        exempt={
+            "app.blueprints.main.errors -> app.extensions:db": (
+                "the 500 handler rolls back the failed request's session before rendering"
+            ),
+        },
+    ),
+    Rule(
+        "deployments reach clusters through their interface",
+        modules=("app.services.deployments",),
+        forbidden=CLUSTER_MODELS,
+        why="capacity and usage go through services.clusters (snapshot, check, utilize, free)",
+    ),
+    Rule(
+        "clusters know nothing of deployments",
+        modules=("app.services.clusters",),
+        forbidden=("app.services.deployments", *DEPLOYMENT_MODEL),
+        why="clusters only receive counts from the deployments side",
+    ),
+    Rule(
+        "accounts know nothing of clusters or deployments",
+        modules=("app.services.accounts",),
+        forbidden=(
+            "app.services.clusters",
+            "app.services.deployments",
+            *CLUSTER_MODELS,
+            *DEPLOYMENT_MODEL,
+        ),
+        why="the user app of the original design never reaches into the other two",
+    ),
+    Rule(
+        "services sit below the edges",
+        modules=("app.services", "app.services.*"),
+        forbidden=("app.blueprints", "app.blueprints.*"),
+        why="a rule is written once and serves both the pages and the API",
+    ),
+    Rule(
+        "models are shared data, not behaviour",
+        modules=("app.models", "app.models.*"),
+        forbidden=("app.services", "app.services.*", "app.blueprints", "app.blueprints.*"),
+        why="models hold columns and constraints; rules live in services",
+    ),
+    Rule(
+        "extensions are the bottom layer",
+        modules=("app.extensions",),
+        forbidden=("app", "app.*"),
+        why="extensions are unbound objects everyone imports; they import nobody in the app",
+    ),
+)
+
+PURE_MODULES = {
+    "app.scheduler": "the scheduler is deterministic and testable without Flask or a database",
+    "app.quantities": "quantities are parsed and formatted the same way in every layer",
+}
+
+
+@dataclass
+class ModuleImports:
+    modules: set[str] = field(default_factory=set)  # modules this one depends on
+    used: set[str] = field(default_factory=set)  # modules and "module:Symbol" it uses
+    top_level_packages: set[str] = field(default_factory=set)
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+@cache
+def app_modules() -> dict[str, Path]:
+    return {module_name(path): path for path in sorted(APP_DIR.rglob("*.py"))}
+
+
+def is_package(module: str) -> bool:
+    return app_modules()[module].name == "__init__.py"
+
+
+def resolve_relative(module: str, level: int, target: str | None) -> str:
+    package = module if is_package(module) else module.rpartition(".")[0]
+    for _ in range(level - 1):
+        package = package.rpartition(".")[0]
+    return f"{package}.{target}" if target else package
+
+
+def type_checking_nodes(tree: ast.AST) -> set[int]:
+    """ids of nodes inside `if TYPE_CHECKING:` blocks."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                skipped.update(id(inner) for inner in ast.walk(child))
+    return skipped
+
+
+@cache
+def imports_of(module: str) -> ModuleImports:
+    tree = ast.parse(app_modules()[module].read_text(), filename=str(app_modules()[module]))
+    skipped = type_checking_nodes(tree)
+    found = ModuleImports()
+    aliases: dict[str, str] = {}  # local name -> module it stands for
+
+    def add_module(name: str) -> None:
+        found.used.add(name)
+        found.top_level_packages.add(name.split(".")[0])
+        if name in app_modules():
+            found.modules.add(name)
+
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                add_module(alias.name)
+                if alias.asname:
+                    aliases[alias.asname] = alias.name
+        elif isinstance(node, ast.ImportFrom):
+            source = (
+                resolve_relative(module, node.level, node.module) if node.level else node.module
+            )
+            assert source, f"unresolvable import in {module}"
+            for alias in node.names:
+                submodule = f"{source}.{alias.name}"
+                if submodule in app_modules():
+                    add_module(submodule)
+                    aliases[alias.asname or alias.name] = submodule
+                else:
+                    add_module(source)
+                    found.used.add(f"{source}:{alias.name}")
+    # Symbols reached through a module alias: `models.Cluster`, `sa.select`.
+    for node in ast.walk(tree):
+        if (
+            id(node) not in skipped
+            and isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+        ):
+            found.used.add(f"{aliases[node.value.id]}:{node.attr}")
+    return found
+
+
+def matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def test_the_import_reader_sees_the_app() -> None:
+    """Guard against the rules passing vacuously because nothing was parsed."""
+    modules = app_modules()
+    for expected in ("app", "app.models", "app.scheduler", "app.services.deployments"):
+        assert expected in modules
+    assert "app.extensions" in imports_of("app.models").modules
+    assert "app.models:Cluster" in imports_of("app.services.clusters").used
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.name)
+def test_layer_rule(rule: Rule) -> None:
+    violations = []
+    for module in app_modules():
+        if not matches(module, rule.modules):
+            continue
+        for used in sorted(imports_of(module).used):
+            key = f"{module} -> {used}"
+            if matches(used, rule.forbidden) and key not in rule.exempt:
+                violations.append(key)
+    assert violations == [], f"{rule.name}: {rule.why}.\n" + "\n".join(violations)
+
+
+@pytest.mark.parametrize("module", sorted(PURE_MODULES))
+def test_pure_modules_import_only_the_standard_library(module: str) -> None:
+    outside = {
+        package
+        for package in imports_of(module).top_level_packages
+        if package != "__future__" and package not in sys.stdlib_module_names
+    }
+    assert outside == set(), f"{module}: {PURE_MODULES[module]}"
+
+
+def test_nothing_in_app_imports_the_application_factory() -> None:
+    """Only wsgi.py (and tests) build the app; inside `app/` that would be a cycle waiting."""
+    offenders = [
+        f"{module} -> {used}"
+        for module in app_modules()
+        if module != "app"
+        for used in imports_of(module).used
+        if used == "app" or used.startswith("app:")
+    ]
+    assert offenders == []
+
+
+def test_no_legacy_model_query() -> None:
+    """SQLAlchemy 2 style only: `db.session.scalar(sa.select(...))`, never `Model.query`."""
+    models_tree = ast.parse((APP_DIR / "models.py").read_text())
+    model_names = {node.name for node in models_tree.body if isinstance(node, ast.ClassDef)}
+    offenders = []
+    for module, path in app_modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "query"
+                and isinstance(node.value, ast.Name)
+                and node.value.id in model_names
+            ):
+                offenders.append(f"{module}:{node.lineno} {node.value.id}.query")
+    assert offenders == []
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Edges between app modules, minus a blueprint package's edges to its own modules.
+
+    A blueprint package imports its `routes` at the bottom of `__init__` to register them, and
+    `routes` imports `bp` from the package: that pair is Flask's registration idiom, not a
+    layering cycle, so the package-to-child edge is left out (for blueprint packages only).
+    """
+    graph = {}
+    for module in app_modules():
+        registers_children = is_package(module) and matches(module, ("app.blueprints.*",))
+        graph[module] = {
+            target
+            for target in imports_of(module).modules
+            if target != module and not (registers_children and target.rpartition(".")[0] == module)
+        }
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(module: str) -> list[str] | None:
+        if module in visiting:
+            return [*visiting[visiting.index(module) :], module]
+        if module in done:
+            return None
+        visiting.append(module)
+        for target in sorted(graph[module]):
+            cycle = visit(target)
+            if cycle:
+                return cycle
+        visiting.pop()
+        done.add(module)
+        return None
+
+    for module in sorted(graph):
+        cycle = visit(module)
+        if cycle:
+            return cycle
+    return None
+
+
+def test_no_import_cycles_between_app_modules() -> None:
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_cycle_finder_finds_a_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
