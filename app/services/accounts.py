@@ -198,7 +198,7 @@ def quota_problem(quota: object) -> str | None:
 
 
 def parse_quota(quota: object) -> object:
-    """Accept an int or a numeric string (forms, padded JSON strings); anything else stays invalid."""
+    """An int, or a numeric string (forms, padded JSON strings) read as one; else unchanged."""
     if isinstance(quota, str) and re.fullmatch(r"\s*\d{1,9}\s*", quota):
         return int(quota)
     return quota
@@ -289,6 +289,7 @@ def signup(username: str, password: str, display_name: str, organization_name: s
         display_name=display_name,
         password_hash=password_hash,
         role="owner",
+        last_login_at=utcnow(),  # signing up logs the new owner in
     )
     db.session.add_all([organization, user])
     try:
@@ -534,11 +535,7 @@ def set_active(actor: User, user_id: int, active: bool) -> User:
     if target.active == active:
         db.session.rollback()
         return target
-    if (
-        not active
-        and target.role == "owner"
-        and _active_owner_count(target.organization_id) <= 1
-    ):
+    if not active and target.role == "owner" and _active_owner_count(target.organization_id) <= 1:
         db.session.rollback()
         raise Conflict(
             "The last owner cannot be deactivated. Make another member an owner first.",
@@ -635,7 +632,7 @@ def invite_link(code: str) -> str:
 
 
 def invite_status(code: str | None) -> tuple[str, Organization | None]:
-    """State of a code (active, used, expired, revoked, invalid) and its organization. Reads only."""
+    """The state of a code (active, used, expired, revoked, invalid) and its organization."""
     invite = _find_invite(code)
     if invite is None:
         return "invalid", None
@@ -676,6 +673,7 @@ def redeem_invite(code: str, username: str, password: str, display_name: str) ->
         display_name=display_name,
         password_hash=password_hash,
         role="member",
+        last_login_at=utcnow(),  # joining logs the new member in
     )
     db.session.add(user)
     try:

@@ -168,7 +168,9 @@ def test_unknown_member_is_404(client, login_as, team, user_id):
 def test_member_of_another_organization_is_404(client, login_as, team, db):
     stranger = make_user(make_org(), "stranger", role="member")
     login_as(client, team["owner"])
-    assert client.post(f"/admin/members/{stranger.id}/role", data={"role": "owner"}).status_code == 404
+    assert (
+        client.post(f"/admin/members/{stranger.id}/role", data={"role": "owner"}).status_code == 404
+    )
     assert client.post(f"/admin/members/{stranger.id}/deactivate").status_code == 404
     db.session.expire_all()
     assert db.session.get(User, stranger.id).active
@@ -280,7 +282,9 @@ def test_owner_updates_settings(client, login_as, team, db):
     login_as(client, team["owner"])
     page = client.get("/admin/settings").get_data(as_text=True)
     assert 'value="Acme"' in page and 'value="1000"' in page
-    response = client.post("/admin/settings", data={"name": " Acme Corp ", "deployment_quota": " 25"})
+    response = client.post(
+        "/admin/settings", data={"name": " Acme Corp ", "deployment_quota": " 25"}
+    )
     assert response.status_code == 302
     db.session.expire_all()
     org = db.session.get(Organization, team["org"].id)

@@ -53,7 +53,9 @@ def test_admin_page_shows_the_new_link_once(client, login_as, owner, db):
     response = client.post("/admin/invites")
     assert response.status_code == 201
     page = response.get_data(as_text=True)
-    match = re.search(r'id="new-invite-link" value="(http://localhost/invite/([^"]+))" readonly', page)
+    match = re.search(
+        r'id="new-invite-link" value="(http://localhost/invite/([^"]+))" readonly', page
+    )
     assert match, page
     assert 'data-copy-target="new-invite-link"' in page
     code = match.group(2)
@@ -267,7 +269,7 @@ def test_invite_ids_of_unknown_invites_are_404(client, login_as, owner):
 def test_invite_status_of_each_state(owner, db):
     assert accounts.invite_status(None) == ("invalid", None)
     assert accounts.invite_status("") == ("invalid", None)
-    invite, code = create_code(owner)
+    _invite, code = create_code(owner)
     state, org = accounts.invite_status(code)
     assert (state, org.name) == ("active", "Acme")
 
@@ -367,4 +369,6 @@ def test_concurrent_redemptions_with_the_same_username(app, owner, db):
     for thread in threads:
         thread.join(timeout=60)
     assert outcomes.count("created") == 1 and len(outcomes) == 4, outcomes
-    assert db.session.scalar(sa.select(sa.func.count(User.id)).where(User.username_key == "twin")) == 1
+    assert (
+        db.session.scalar(sa.select(sa.func.count(User.id)).where(User.username_key == "twin")) == 1
+    )

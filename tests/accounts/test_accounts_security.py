@@ -71,7 +71,12 @@ class TestWithCsrf:
     def test_invite_form_needs_the_token(self, client, db):
         owner = make_user(make_org("Acme"), "olivia")
         _, code = accounts.create_invite(owner)
-        data = {"username": "newbie", "display_name": "N", "password": "long-enough-pw", "confirm": "long-enough-pw"}
+        data = {
+            "username": "newbie",
+            "display_name": "N",
+            "password": "long-enough-pw",
+            "confirm": "long-enough-pw",
+        }
         assert client.post(f"/invite/{code}", data=data).status_code == 400
         assert accounts.invite_status(code)[0] == "active"
 
@@ -163,7 +168,9 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(app, db):
         thread.join(timeout=60)
     db.session.rollback()  # end this session's read snapshot, taken before the threads wrote
     owners = db.session.scalar(
-        sa.select(sa.func.count(User.id)).where(User.organization_id == org.id, User.role == "owner")
+        sa.select(sa.func.count(User.id)).where(
+            User.organization_id == org.id, User.role == "owner"
+        )
     )
     assert owners == 1, outcomes
     assert sorted(outcomes) == ["demoted", "refused"]

@@ -82,8 +82,11 @@ def test_signup_page_renders_labelled_fields(client):
         ({"password": "", "confirm": ""}, "password", "Enter a password."),
         ({"password": "x" * 300, "confirm": "x" * 300}, "password", "at most 256"),
         ({"password": "my-ada-password", "confirm": "my-ada-password"}, "password", "username"),
-        ({"username": "adalovelace", "password": "ADALOVELACE", "confirm": "ADALOVELACE"},
-         "password", "username"),
+        (
+            {"username": "adalovelace", "password": "ADALOVELACE", "confirm": "ADALOVELACE"},
+            "password",
+            "username",
+        ),
         ({"confirm": "something-else"}, "confirm", "do not match"),
     ],
 )
@@ -241,7 +244,9 @@ def test_login_is_rate_limited_per_username_across_addresses(client, app):
     app.config["LOGIN_RATE_LIMIT_PER_USERNAME"] = "3 per minute"
     make_user(username="grace")
     for i in range(3):
-        response = login(client, "grace", "wrong password!", environ_base={"REMOTE_ADDR": f"10.0.0.{i}"})
+        response = login(
+            client, "grace", "wrong password!", environ_base={"REMOTE_ADDR": f"10.0.0.{i}"}
+        )
         assert response.status_code == 401
     # Even the right password from a fresh address is refused now, with a clear message.
     blocked = login(client, "GRACE", environ_base={"REMOTE_ADDR": "10.0.0.99"})

@@ -225,6 +225,7 @@ def test_wrong_method_is_a_json_405(api, owner):
     response = api.delete("/user/", token=owner.token)
     assert response.status_code == 405
     assert error_of(response)["code"] == "method_not_allowed"
+    assert "GET" in response.headers["Allow"]
     response = api.get("/user/create")
     assert response.status_code == 405
 

@@ -16,7 +16,11 @@ from tests.factories import make_cluster, make_user
 
 
 def sign_in(page, live_server, user) -> None:
-    """A signed session cookie for `user` in this browser context (login has its own tests)."""
+    """A signed session cookie for `user` in this browser context (login has its own tests).
+
+    Called on the blank page, before any visit: a response still in flight from an earlier
+    page (its favicon's 404 page sets an anonymous session cookie) would overwrite it.
+    """
     app: Flask = live_server.app
     user_agent = page.evaluate("navigator.userAgent")
     environ = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": user_agent}
@@ -50,7 +54,6 @@ def test_preemption_and_restart_show_live_on_the_cluster_page(app, live_server, 
 
     watcher = page
     watch_for_errors(watcher, problems)
-    watcher.goto(live_server.path("/healthz"))
     sign_in(watcher, live_server, owner)
     watcher.goto(live_server.path(f"/clusters/{cluster.id}"))
     live = watcher.locator("#cluster-live")
@@ -60,7 +63,6 @@ def test_preemption_and_restart_show_live_on_the_cluster_page(app, live_server, 
 
     deployer = new_page()
     watch_for_errors(deployer, problems)
-    deployer.goto(live_server.path("/healthz"))
     sign_in(deployer, live_server, owner)
     deployer.goto(live_server.path(f"/deployments/new?cluster_id={cluster.id}"))
     deployer.locator("#image").fill("acme/api:2")

@@ -10,6 +10,7 @@ room_for), and no request may have had a 5xx answer. Bounded in count and in tim
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -29,8 +30,9 @@ pytestmark = pytest.mark.stress
 
 THREADS = 20
 OPERATIONS_PER_THREAD = 25  # 500 in all: the issue asks for at least 500
-TIME_BUDGET_SECONDS = 45  # threads stop starting requests after this
+TIME_BUDGET_SECONDS = 75  # a safety net on a loaded machine; an idle one needs ~15 s
 REQUEST_TIMEOUT_SECONDS = 30
+PASSWORD = "correct horse battery staple"
 PRIORITIES = [0, 100, 100, 500, 500, 800, 1000]
 CLUSTERS = [
     {"cluster_name": "alpha", "resource": {"cpu": "8", "gpu": 2, "ram": "16"}},
@@ -54,14 +56,14 @@ def database_url(request, tmp_path) -> Iterator[str]:
 def seed(base: str) -> tuple[str, list[int]]:
     """One organization and owner through the API, a token, and the clusters."""
     account = {
-        "user": {"username": "stress", "password": "correct horse battery staple", "display_name": "S"},
+        "user": {"username": "stress", "password": PASSWORD, "display_name": "Stress"},
         "organization": {"name": "Stress"},
     }
     response = requests.put(f"{base}/api/v1/user/create/", json=account, timeout=30)
     assert response.status_code == 201, response.text
     response = requests.post(
         f"{base}/api/v1/user/login/",
-        json={"username": "stress", "password": "correct horse battery staple"},
+        json={"username": "stress", "password": PASSWORD},
         timeout=30,
     )
     assert response.status_code == 200, response.text
@@ -152,8 +154,6 @@ def rule_violations(database_url: str) -> list[str]:
     pending: dict[int, list[scheduler.Job]] = {cluster_id: [] for cluster_id in capacity}
     for order, (job_id, cluster_id, priority, wanted, status, _) in enumerate(deployments):
         if isinstance(wanted, str):  # SQLite returns the JSON column's text here
-            import json
-
             wanted = json.loads(wanted)
         job = scheduler.Job(job_id, priority, wanted, order)
         (running if status == "running" else pending)[cluster_id].append(job)
@@ -172,6 +172,15 @@ def rule_violations(database_url: str) -> list[str]:
             for problem in scheduler.violations(caps, running[cluster_id], pending[cluster_id])
         ]
     return problems
+
+
+def journal_mode(database_url: str) -> str:
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+    finally:
+        engine.dispose()
 
 
 def test_concurrent_submits_and_deletes_keep_the_rules(database_url):
@@ -199,4 +208,6 @@ def test_concurrent_submits_and_deletes_keep_the_rules(database_url):
     assert total >= 500, f"only {total} requests in the time budget: {statuses}"
     assert statuses["submit 201"] > 100 and statuses["delete 204"] > 50, statuses
     assert rule_violations(database_url) == []
-    assert elapsed < 90, f"took {elapsed:.0f}s"
+    if database_url.startswith("sqlite"):
+        assert journal_mode(database_url) == "wal"
+    assert elapsed < 120, f"took {elapsed:.0f}s"

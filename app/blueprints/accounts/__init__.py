@@ -5,8 +5,6 @@ from flask import Blueprint
 bp = Blueprint("accounts", __name__)
 
 from app.blueprints.accounts import routes  # noqa: E402,F401
-
-
 from app.extensions import login_manager  # noqa: E402
 from app.services import accounts as accounts_service  # noqa: E402
 

@@ -67,9 +67,7 @@ class LoginForm(FlaskForm):
     username = StringField(
         "Username", filters=[_strip], validators=[InputRequired(message="Enter your username.")]
     )
-    password = PasswordField(
-        "Password", validators=[InputRequired(message="Enter your password.")]
-    )
+    password = PasswordField("Password", validators=[InputRequired(message="Enter your password.")])
     next = HiddenField()
     submit = SubmitField("Log in")
 

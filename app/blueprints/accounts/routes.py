@@ -65,7 +65,9 @@ def login():
     if current_user.is_authenticated and not form.is_submitted():
         return redirect(local_path(form.next.data) or url_for("main.index"))
     if not form.validate_on_submit():
-        return render_template("accounts/login.html", form=form), 422 if form.is_submitted() else 200
+        return render_template(
+            "accounts/login.html", form=form
+        ), 422 if form.is_submitted() else 200
     try:
         user = accounts_service.authenticate(form.username.data, form.password.data)
     except Unauthorized as exc:

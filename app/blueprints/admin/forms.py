@@ -13,7 +13,6 @@ from wtforms import ValidationError as FieldError
 from app.models import ROLES
 from app.services import accounts as accounts_service
 
-
 ROLE_CHOICES = [(role, role.title()) for role in ROLES]
 
 

@@ -73,7 +73,9 @@ def reactivate(user_id: int):
 
 @bp.get("/invites")
 def invites():
-    return render_template("admin/invites.html", invites=accounts_service.list_invites(current_user))
+    return render_template(
+        "admin/invites.html", invites=accounts_service.list_invites(current_user)
+    )
 
 
 @bp.post("/invites")

@@ -32,7 +32,8 @@ from app.services.errors import DomainError, NotFound
 
 @bp.app_context_processor
 def preemption_notices() -> dict:
-    """Flash the user's preemption notices on their next full page (not partials, not the API).
+    """Flash the user's preemption notices on their next full page (not partials, not the API,
+    not the error page of an unknown URL such as the browser's favicon request).
 
     One indexed query when there is nothing to say; flashed before base.html reads the
     flashes, so they appear on this very page.
@@ -42,7 +43,7 @@ def preemption_notices() -> dict:
         and current_user.is_authenticated
         and not request.headers.get("HX-Request")
         and not request.path.startswith("/api/")
-        and request.endpoint != "static"
+        and request.endpoint not in (None, "static")  # None: an unknown URL (a favicon)
     ):
         for notice in deployments.pop_notices(current_user):
             flash(notice, "warning")

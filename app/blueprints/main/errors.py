@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.services.errors import DomainError
 
@@ -60,7 +60,14 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return error_response(exc.code or 500, exc.description or _TITLES.get(exc.code, "Error"))
+        body, status = error_response(
+            exc.code or 500, exc.description or _TITLES.get(exc.code, "Error")
+        )
+        response = make_response(body, status)
+        # A 405 must say which methods the path accepts (RFC 9110), for pages and the API alike.
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
 
     @app.errorhandler(500)
     def internal_error(exc: Exception):
