@@ -541,8 +541,8 @@ def _check_feasible(capacity: Mapping[str, int], requests: Mapping[str, int]) ->
     raise Infeasible(f"This deployment could never run here: it {problem}.", fields={key: problem})
 
 
-def _check_limits(cluster: clusters.ClusterSnapshot, organization_id: int) -> None:
-    """Rule 9 under the lock: the cluster's maximum and the organization's quota."""
+def _check_cluster_limit(cluster: clusters.ClusterSnapshot) -> None:
+    """Rule 9, the cluster's maximum (running plus pending); race-free under the cluster lock."""
     in_cluster = db.session.scalar(
         sa.select(sa.func.count())
         .select_from(Deployment)
@@ -554,11 +554,21 @@ def _check_limits(cluster: clusters.ClusterSnapshot, organization_id: int) -> No
             "deployments (running and queued). Delete one first.",
             fields={"cluster_id": "cluster is at its maximum number of deployments"},
         )
+
+
+def _check_org_quota(organization_id: int, *, counting_new: bool) -> None:
+    """Rule 9, the organization's quota across all its clusters.
+
+    The cluster lock does not cover the organization's other clusters, so a real submission
+    calls this as its LAST step before commit, with its own row already flushed
+    (`counting_new`): on PostgreSQL it locks the organization row FOR UPDATE and then counts,
+    so two submissions to different clusters cannot both take the last unit of quota, while
+    the organization row is held only for the count and the commit (scheduling operations on
+    different clusters still run in parallel). SQLite's BEGIN IMMEDIATE already serializes
+    every writer. The dry run calls it first, without a lock and without a new row.
+    """
     quota_query = sa.select(Organization.deployment_quota).where(Organization.id == organization_id)
-    if db.engine.dialect.name != "sqlite":
-        # The cluster lock does not cover other clusters of the organization: lock the
-        # organization row so two submissions to different clusters cannot both take the
-        # last unit of quota. (SQLite's BEGIN IMMEDIATE already serializes every writer.)
+    if counting_new and db.engine.dialect.name != "sqlite":
         quota_query = quota_query.with_for_update()
     quota = db.session.scalar(quota_query)
     in_org = db.session.scalar(
@@ -566,7 +576,8 @@ def _check_limits(cluster: clusters.ClusterSnapshot, organization_id: int) -> No
         .select_from(Deployment)
         .where(Deployment.organization_id == organization_id)
     )
-    if quota is not None and in_org >= quota:
+    existing = in_org - 1 if counting_new else in_org
+    if quota is not None and existing >= quota:
         raise QuotaExceeded(
             f"Your organization has reached its quota of {quota} deployments. "
             "Delete some, or ask an owner to raise the quota.",
@@ -805,7 +816,9 @@ def submit(
                 f"A deployment named {valid.name} already exists on cluster {cluster.name}.",
                 fields={"name": "a deployment with this name already exists on the cluster"},
             )
-        _check_limits(cluster, organization_id)
+        _check_cluster_limit(cluster)
+        if dry_run:
+            _check_org_quota(organization_id, counting_new=False)
         final_name = valid.name or _generated_name(cluster.id, valid.image)
         rows, running, pending = _load_state(cluster.id)
         now = utcnow()
@@ -844,6 +857,7 @@ def submit(
                 preempted=preempted,
             )
         _apply(cluster.id, rows, decision, {}, new)
+        _check_org_quota(organization_id, counting_new=True)
         db.session.commit()
     view = get(user, new_id)
     return SubmitResult(
