@@ -1,4 +1,4 @@
-"""Kargo configuration: one class per environment, every value overridable by an environment variable.
+"""Kargo configuration: one class per environment, each value overridable by the environment.
 
 Every limit, timeout and interval the application uses lives here with its default, and is
 documented in the README's configuration table.

@@ -44,7 +44,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PASSWORD = "bench-password-2026"
+PASSWORD = "load-test-passphrase-2026"
 CLUSTERS = 20
 DEPLOYMENTS = 2000
 REQUEST_TIMEOUT = 30
@@ -122,13 +122,18 @@ def seed(database_url: str, clusters: int, deployments: int) -> dict:
     os.environ.update(server_env(database_url))
     from app import create_app
     from app.extensions import db
-    from app.services import accounts, clusters as clusters_service, deployments as deploy_service
+    from app.services import accounts
+    from app.services import clusters as clusters_service
+    from app.services import deployments as deploy_service
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": False})
     rng = random.Random(7)
     with app.app_context():
         owner = accounts.signup(
-            username="bench", password=PASSWORD, display_name="Bench Owner", org_name="Bench Org"
+            username="bench",
+            password=PASSWORD,
+            display_name="Bench Owner",
+            organization_name="Bench Org",
         )
         accounts.update_settings(owner, name="Bench Org", deployment_quota=1_000_000)
         cluster_ids = []

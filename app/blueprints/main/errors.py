@@ -30,7 +30,9 @@ def wants_json() -> bool:
 
 def error_response(status: int, message: str, code: str | None = None, fields=None):
     if wants_json():
-        body = {"error": {"code": code or _code(status), "message": message, "fields": fields or {}}}
+        body = {
+            "error": {"code": code or _code(status), "message": message, "fields": fields or {}}
+        }
         return jsonify(body), status
     title = _TITLES.get(status, "Error")
     return render_template("errors/error.html", status=status, title=title, message=message), status
@@ -44,7 +46,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
         return error_response(
-            400, "Your form expired or was not sent from Kargo. Reload the page and try again.",
+            400,
+            "Your form expired or was not sent from Kargo. Reload the page and try again.",
             code="csrf_failed",
         )
 
