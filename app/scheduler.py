@@ -290,7 +290,7 @@ class _Cluster:
 
     def columns(self, jobs: Sequence[Job]) -> list[list[int]]:
         """Per kind (in `kinds` order), every job's amount of it; unknown kinds are dropped."""
-        return self.columns_of(list(map(_REQUESTS, jobs)))
+        return self.columns_of([job.requests for job in jobs])
 
     def columns_of(self, requests: list[Mapping[str, int]]) -> list[list[int]]:
         """`columns` for the jobs' requests."""
@@ -312,7 +312,7 @@ class _Cluster:
         """Per job, whether its vector (from `columns`) fits in `limits[job.priority]`."""
         if not self.kinds:
             return [True] * len(jobs)
-        priorities = list(map(_PRIORITY, jobs))
+        priorities = [job.priority for job in jobs]
         tests = []
         for k, column in enumerate(columns):
             limit_k = {prio: limit[k] for prio, limit in limits.items()}
@@ -790,61 +790,83 @@ def _as_map(cluster: _Cluster, vec: Vec) -> dict[str, int]:
     return dict(zip(cluster.kinds, vec, strict=True))
 
 
+Row = tuple[int, ...]  # (priority, *amounts over the cluster's kinds)
+
+
+def _rows(cluster: _Cluster, jobs: Sequence[Job]) -> list[Row | None]:
+    """Each job as a row (priority, *vector), or None if it names a kind this cluster lacks
+    and so can never run here. Whether a row can run at all is `_row_can_run`."""
+    if not cluster.kinds:  # nothing can ever run here
+        return [None] * len(jobs)
+    requests = [job.requests for job in jobs]
+    priorities = [job.priority for job in jobs]
+    rows: list[Row | None] = list(zip(priorities, *cluster.columns_of(requests)))
+    if not all(map(cluster.kind_set.issuperset, requests)):
+        # A job naming a kind the cluster lacks: its row drops that amount, so whether it can
+        # run is decided per job (an amount of 0 of an unknown kind is harmless).
+        rows = [
+            row if cluster.runnable(req, row[1:]) else None  # type: ignore[index]
+            for row, req in zip(rows, requests, strict=True)
+        ]
+    return rows
+
+
+def _row_can_run(row: Row | None, cap: Vec) -> bool:
+    """Rule 8 for a row from `_rows`: every amount is then known, so the test reads the row."""
+    if row is None:
+        return False
+    vec = row[1:]
+    return min(vec) >= 0 and sum(vec) > 0 and _fits(vec, cap)
+
+
 def _optimize(
     cluster: _Cluster,
     by_priority: Mapping[int, Vec],
     pending: Sequence[Job],
     incumbent: list[Job] | None,
     relevant_out: list[tuple[Job, Vec]] | None = None,
+    rows: list[Row | None] | None = None,
 ) -> list[Job] | None:
     """Admissions maximizing U with the running jobs (summed in `by_priority`) fixed.
 
     None if rule 3 cannot hold without evicting someone; then `relevant_out` receives the
     candidates and threats. Only candidates (fit in free) and threats (fit in their base
     room_for but not in free) take part; every other pending job is blocked whatever is
-    admitted, since admissions only shrink room.
+    admitted, since admissions only shrink room. `rows`: `_rows(cluster, pending)` if the
+    caller has it.
 
-    Cost: a handful of whole-list passes that run in C, then work per distinct (priority,
-    vector) row rather than per job: pending jobs come in a few shapes and tiers, and whether a
-    job can run, fits in free or fits in its room_for depends on its row alone.
+    Cost: a few whole-list passes, then work per distinct row rather than per job: pending
+    jobs come in a few shapes and tiers, and whether a job can run, fits in free or fits in its
+    room_for depends on its row alone.
     """
     rooms = _Rooms(cluster, by_priority)
     free0 = _vsub(cluster.cap, _total(cluster, by_priority))
-    if not pending or not cluster.kinds:  # no kinds: nothing can ever run here
+    if not pending:
         return []
-    requests = list(map(_REQUESTS, pending))
-    rows: list[tuple[int, ...] | None] = list(
-        zip(map(_PRIORITY, pending), *cluster.columns_of(requests))
-    )
-    if not all(map(cluster.kind_set.issuperset, requests)):
-        # A job naming a kind the cluster lacks: its row drops that amount, so whether it can
-        # run is decided per job; a row of None marks a job that never can (rule 8).
-        rows = [
-            row if cluster.runnable(req, row[1:]) else None  # type: ignore[index]
-            for row, req in zip(rows, requests, strict=True)
-        ]
+    if rows is None:
+        rows = _rows(cluster, pending)
     sizes = Counter(rows)
     cap = cluster.cap
-    candidate_rows: dict[tuple[int, ...], int] = {}
-    threat_rows: list[tuple[int, ...]] = []
+    candidate_rows: dict[Row, int] = {}
+    threat_rows: list[Row] = []
     for row in sizes:
-        if row is None:
+        if not _row_can_run(row, cap):
             continue
-        prio, vec = row[0], row[1:]
-        if min(vec) < 0 or sum(vec) <= 0 or not _fits(vec, cap):  # rule 8, read off the row
-            continue
+        prio, vec = row[0], row[1:]  # type: ignore[index]
         if _fits(vec, free0):
-            candidate_rows[row] = len(candidate_rows)
+            candidate_rows[row] = len(candidate_rows)  # type: ignore[index]
         elif _fits(vec, rooms.room(prio)):
-            threat_rows.append(row)
+            threat_rows.append(row)  # type: ignore[arg-type]
     threats = [(row[0], row[1:]) for row in threat_rows]
     if candidate_rows:
-        problem = _Problem(
-            cluster, free0, rooms, _classes(cluster, pending, rows, sizes, candidate_rows, free0), threats
-        )
+        classes = _classes(cluster, pending, rows, sizes, candidate_rows, free0)
+        problem = _Problem(cluster, free0, rooms, classes, threats)
         incumbent_keys = None
         if incumbent is not None:
-            incumbent_keys = list(zip(map(_PRIORITY, incumbent), cluster.vectors(incumbent)))
+            incumbent_keys = [
+                (job.priority, vec)
+                for job, vec in zip(incumbent, cluster.vectors(incumbent), strict=True)
+            ]
         chosen = problem.solve(incumbent_keys)
         if chosen is not None:
             return chosen
@@ -860,9 +882,9 @@ def _optimize(
 def _classes(
     cluster: _Cluster,
     pending: Sequence[Job],
-    rows: list[tuple[int, ...] | None],
-    sizes: Mapping[tuple[int, ...] | None, int],
-    candidate_rows: Mapping[tuple[int, ...], int],
+    rows: list[Row | None],
+    sizes: Mapping[Row | None, int],
+    candidate_rows: Mapping[Row, int],
     free0: Vec,
 ) -> list[_Class]:
     """The candidate classes, each with its first members in queue order, in queue order of
@@ -875,7 +897,7 @@ def _classes(
         key=class_of.__getitem__,
     )
     jobs = list(map(pending.__getitem__, indices))
-    submitted_ids = list(map(_SUBMITTED_ID, jobs))
+    submitted_ids = [(job.submitted, job.id) for job in jobs]
     classes = []
     start = 0
     for row in candidate_rows:
@@ -920,10 +942,12 @@ class _Walk:
         by_priority: Mapping[int, Vec],
         pending: list[Job],
         relevant: Iterable[tuple[Job, Vec]],
+        rows: list[Row | None] | None = None,
     ) -> None:
         """`levels`: the running jobs by priority. `relevant` (jobs with their vectors) must
         include every pending job that fits in its room_for now; the others are only looked at
-        again when an eviction of their priority or above could help them."""
+        again when an eviction of their priority or above could help them. `rows`:
+        `_rows(cluster, pending)` if the caller has it (else computed when first needed)."""
         self.cluster = cluster
         self.by_priority = dict(by_priority)
         self.running_levels = levels
@@ -940,7 +964,8 @@ class _Walk:
         self.from_free: dict[int, tuple[Job, Vec]] = {}
         self.forced: list[Job] = []
         self._rooms: _Rooms | None = None
-        self._pending_columns: list[list[int]] | None = None
+        self._rows = rows
+        self._distinct_rows: list[Row] | None = None
         self._vecs: dict[int, Vec | None] = {}  # job id -> pending_vec, once known
         self.run(relevant)
 
@@ -954,26 +979,39 @@ class _Walk:
         self.used = _vadd(self.used, vec) if sign > 0 else _vsub(self.used, vec)
         self._rooms = None
 
+    def pending_rows(self) -> list[Row | None]:
+        """`_rows(cluster, pending)`, computed once."""
+        if self._rows is None:
+            self._rows = _rows(self.cluster, self.pending)
+        return self._rows
+
     def rescan(self, heap: list[tuple[tuple[int, int, int], Job]], after: tuple, top: int) -> None:
         """Evictions at priority <= top enlarged room_for of pending jobs at or below it.
 
         Pushes every pending job of priority <= top, after `after` in queue order and not yet
-        seen, that now fits its room_for (room is tested with whole-list passes; a job that can
-        never run is pushed too and skipped by `run`, as before).
+        seen, that can run and now fits its room_for. The test depends on the job's row only,
+        so it runs once per distinct row.
         """
-        pending = self.pending
-        if self._pending_columns is None:
-            self._pending_columns = self.cluster.columns(pending)
-        # Priorities above `top` get a limit nothing fits in (amounts are integers).
-        limits: dict[int, Vec] = {}
-        for prio in set(map(_PRIORITY, pending)):
-            limits[prio] = self.room(prio) if prio <= top else (-math.inf,) * len(self.used)
+        rows = self.pending_rows()
+        if self._distinct_rows is None:
+            cap = self.cluster.cap
+            self._distinct_rows = [row for row in dict.fromkeys(rows) if _row_can_run(row, cap)]  # type: ignore[misc]
+        fitting = {
+            row
+            for row in self._distinct_rows
+            if row[0] <= top and _fits(row[1:], self.room(row[0]))
+        }
+        if not fitting:
+            return
         touched = self.touched
-        for job in compress(pending, self.cluster.fit_mask(pending, self._pending_columns, limits)):
+        vecs = self._vecs
+        found = map(fitting.__contains__, rows)
+        for job, row in compress(zip(self.pending, rows, strict=True), found):
             if job.id not in touched:
                 key = _queue_key(job)
                 if key > after:
                     touched[job.id] = job
+                    vecs[job.id] = row[1:]  # type: ignore[index]
                     heapq.heappush(heap, (key, job))
 
     def run(self, relevant: Iterable[tuple[Job, Vec]]) -> None:
@@ -1142,14 +1180,7 @@ class _Walk:
 
 def _queue_keys(jobs: Sequence[Job]) -> list[tuple[int, int, int]]:
     """`[_queue_key(job) for job in jobs]`, built column by column."""
-    return list(
-        zip(
-            map(neg, map(_PRIORITY, jobs)),
-            map(_SUBMITTED, jobs),
-            map(_ID, jobs),
-            strict=True,
-        )
-    )
+    return [(-job.priority, job.submitted, job.id) for job in jobs]
 
 
 def _capacity_repair(
@@ -1331,25 +1362,19 @@ def schedule(state: ClusterState, event: Event) -> Decision:
     cluster = _Cluster(state.capacity)
     running: list[Job] = list(state.running)
     pending: list[Job] = list(state.pending)
-    # The ids, read once: for finding the deleted jobs and for the duplicate checks.
-    running_ids = list(map(_ID, running))
-    pending_ids = list(map(_ID, pending))
     submitted: Job | None = None
     if isinstance(event, Submit):
         submitted = event.job
-        if submitted.id in running_ids or submitted.id in pending_ids:
-            raise ValueError(f"deployment #{submitted.id} is already in this cluster")
+        new_id = submitted.id
+        if new_id in [job.id for job in running] or new_id in [job.id for job in pending]:
+            raise ValueError(f"deployment #{new_id} is already in this cluster")
     elif isinstance(event, Delete):
-        gone = event.ids.__contains__
-        pending_gone = list(map(gone, pending_ids))
-        if any(pending_gone):
-            pending = list(compress(pending, map(not_, pending_gone)))
-            pending_ids = list(compress(pending_ids, map(not_, pending_gone)))
-        running_gone = list(map(gone, running_ids))
-        if not any(running_gone):  # only pending jobs left: free and every room are unchanged
+        gone = event.ids
+        pending = [job for job in pending if job.id not in gone]
+        if not any([job.id in gone for job in running]):
+            # Only pending jobs left: free and every room_for are unchanged.
             return _unchanged(cluster, _summary(cluster, running), running, pending, None)
-        running = list(compress(running, map(not_, running_gone)))
-        running_ids = list(compress(running_ids, map(not_, running_gone)))
+        running = [job for job in running if job.id not in gone]
     elif not isinstance(event, Reconcile):
         raise TypeError(f"unknown event {event!r}")
 
@@ -1366,7 +1391,6 @@ def schedule(state: ClusterState, event: Event) -> Decision:
         if not _fits(vec, _Rooms(cluster, by_priority).room(submitted.priority)):
             return _unchanged(cluster, by_priority, running, [*pending, submitted], None)
         pending.append(submitted)
-        pending_ids.append(submitted.id)
         # The state before was valid, so only the submitted job fits its room_for and nothing
         # fits in free: eviction is needed and only the submitted job is relevant to start.
         by_priority_after = by_priority
@@ -1374,7 +1398,9 @@ def schedule(state: ClusterState, event: Event) -> Decision:
     else:
         by_priority_after = _sum_levels(cluster, levels)
         must_preempt_for = None
-    if len(set(running_ids).union(pending_ids)) != len(running_ids) + len(pending_ids):
+    ids = [job.id for job in running]
+    ids += [job.id for job in pending]
+    if len(set(ids)) != len(ids):
         raise ValueError("a deployment id appears twice in the cluster state")
     return _general(cluster, running, levels, pending, by_priority_after, must_preempt_for)
 
@@ -1433,59 +1459,66 @@ def _general(
     victims: dict[int, int] = {}
     relevant: list[tuple[Job, Vec]] = []
     forced: list[Job] = []
+    forced_ids: set[int] = set()
+    rows = None
     if must_preempt_for is not None:
         admitted = None
         relevant = must_preempt_for
     else:
-        admitted = _optimize(cluster, by_priority, pending, None, relevant)
+        rows = _rows(cluster, pending)
+        admitted = _optimize(cluster, by_priority, pending, None, relevant, rows)
     if admitted is None:
-        walk = _Walk(cluster, levels, by_priority, pending, relevant)
+        walk = _Walk(cluster, levels, by_priority, pending, relevant, rows)
         by_priority = walk.by_priority
         for job, vec in walk.from_free.values():
             _with(by_priority, job.priority, vec, -1)
         victims = walk.victims
         forced = walk.forced
+        forced_ids = {job.id for job in forced}
         # Every running job that did not end up evicted stays (`out` holds exactly the victims
-        # still evicted); the forced preemptors stay too; the rest is decided again below.
-        out = walk.out
-        forced_ids = set(map(_ID, forced))
-        rest = [job for job in pending if job.id not in forced_ids]
-        rest.extend(job for job_id, job in walk.victim_jobs.items() if job_id in out)
+        # still evicted); the forced preemptors stay too; the other pending jobs and the
+        # evicted victims are decided again below, with the walk's starts from free as the
+        # incumbent.
+        out_victims = [job for job_id, job in walk.victim_jobs.items() if job_id in walk.out]
         from_free = [job for job, _ in walk.from_free.values()]
         # Jobs the walk never looked at, above every victim's priority, saw their room only
         # shrink: they stay blocked whatever is admitted, so the search can leave them out.
         top = walk.max_victim_priority
         touched = walk.touched
-        searched = [
-            job for job in rest if job.id in touched or (top is not None and job.priority <= top)
-        ]
-        admitted = _optimize(cluster, by_priority, searched, from_free)
+        if top is None:
+            keep = [job.id in touched and job.id not in forced_ids for job in pending]
+        else:
+            keep = [
+                (job.id in touched or job.priority <= top) and job.id not in forced_ids
+                for job in pending
+            ]
+        searched = list(compress(pending, keep))
+        searched.extend(out_victims)
+        searched_rows = list(compress(walk.pending_rows(), keep))
+        searched_rows.extend(_rows(cluster, out_victims))
+        admitted = _optimize(cluster, by_priority, searched, from_free, rows=searched_rows)
         if admitted is None:  # cannot happen: the walk's own admissions are feasible
             admitted = from_free
-        running = [job for job in running if job.id not in out]
-        running.extend(forced)
-        pending = rest
-    admitted_ids = set(map(_ID, admitted))
-    for job, vec in zip(admitted, cluster.vectors(admitted)):
+        pending = pending + out_victims  # the forced preemptors are left out of the queue
+    admitted_ids = {job.id for job in admitted}
+    for job, vec in zip(admitted, cluster.vectors(admitted), strict=True):
         _with(by_priority, job.priority, vec)
     # Only forced preemptors and admitted jobs can have started; among them, walk victims and
     # jobs evicted by the capacity repair were running before the event.
     was_running = set(walk.victim_jobs) if victims or forced else set()
-    was_running.update(map(_ID, evicted_jobs))
+    was_running.update(job.id for job in evicted_jobs)
     started = _in_queue_order(job for job in chain(forced, admitted) if job.id not in was_running)
     # A victim runs at the end only if re-admitted (the walk keeps no victim in `running`).
     preempted = {v: p for v, p in victims.items() if v not in admitted_ids}
-    forced_ids = set(map(_ID, forced))
     evicted = [
         job.id for job in evicted_jobs if job.id not in admitted_ids and job.id not in forced_ids
     ]
+    left = frozenset(admitted_ids | forced_ids)
     priority_of = _priority_lookup(*everyone)
     return Decision(
         started=[job.id for job in started],
         preempted=preempted,
-        queue=_queue(
-            cluster, by_priority, pending, preempted, priority_of, frozenset(admitted_ids)
-        ),
+        queue=_queue(cluster, by_priority, pending, preempted, priority_of, left),
         used=_as_map(cluster, _total(cluster, by_priority)),
         evicted=evicted,
     )

@@ -40,6 +40,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
 from app.models import ROLES, ApiToken, Invite, Organization, User, utcnow
+from app.services import transactions
 from app.services.errors import (
     Conflict,
     Forbidden,
@@ -239,15 +240,9 @@ def _begin_write(organization_id: int | None = None) -> None:
     under concurrency). PostgreSQL: when `organization_id` is given, the organization row is
     locked `FOR UPDATE`, which serializes rules that read then write (the last owner).
     """
-    session = db.session()
-    if session.new or session.dirty or session.deleted:
-        raise RuntimeError("a write transaction must start with a clean session")
-    if session.in_transaction():
-        session.commit()  # ends the read-only transaction (loading the user, say)
-    if db.engine.dialect.name == "sqlite":
-        session.connection(execution_options={"kargo_immediate": True})
-    elif organization_id is not None:
-        session.execute(
+    transactions.begin_write()
+    if db.engine.dialect.name != "sqlite" and organization_id is not None:
+        db.session.execute(
             sa.select(Organization.id).where(Organization.id == organization_id).with_for_update()
         )
 

@@ -54,6 +54,7 @@ from sqlalchemy.exc import IntegrityError
 from app import quantities
 from app.extensions import db
 from app.models import Cluster, ClusterResource, User
+from app.services import transactions
 from app.services.errors import BadRequest, Conflict, DomainError, NotFound, ValidationError
 
 # A DNS label: what a cluster name may later become in a hostname.
@@ -115,18 +116,9 @@ class FitCheck:
 
 def lock(cluster_id: int, organization_id: int) -> ClusterSnapshot:
     """Begin the cluster's scheduling transaction and hold its lock (see the module docstring)."""
-    session = db.session()
-    if session.new or session.dirty or session.deleted:
-        raise RuntimeError("clusters.lock() must be the first step of a scheduling transaction")
-    if session.in_transaction():
-        # End the read-only transaction the request may have opened (loading the user):
-        # the lock must be taken by the transaction that will write.
-        session.commit()
-    if db.engine.dialect.name == "sqlite":
-        session.connection(execution_options={"kargo_immediate": True})
-        cluster = _load_cluster(cluster_id, organization_id)
-    else:
-        cluster = _load_cluster(cluster_id, organization_id, for_update=True)
+    transactions.begin_write()
+    # FOR UPDATE is the lock on PostgreSQL; SQLite ignores it, BEGIN IMMEDIATE locked already.
+    cluster = _load_cluster(cluster_id, organization_id, for_update=True)
     return _snapshot_of(cluster, _load_resources(cluster.id))
 
 
@@ -266,11 +258,13 @@ def create_cluster(
     if errors:
         raise ValidationError("The cluster was not created: please correct the fields.", errors)
 
+    creator_id = actor.id
+    transactions.begin_write()
     cluster = Cluster(
         organization_id=organization_id,
         name=clean_name,
         max_deployments=limit,
-        created_by_id=actor.id,
+        created_by_id=creator_id,
     )
     cluster.resources = [
         ClusterResource(kind=kind, capacity=amount, used=0, position=position)

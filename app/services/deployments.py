@@ -30,7 +30,7 @@ from app import scheduler
 from app.extensions import db
 from app.models import DEPLOYMENT_STATUSES, Deployment, Organization, User, utcnow
 from app.quantities import parse_requests
-from app.services import clusters
+from app.services import clusters, transactions
 from app.services.errors import (
     Forbidden,
     Infeasible,
@@ -352,6 +352,7 @@ def pop_notices(user: User) -> list[str]:
     ).all()
     if not waiting:
         return []
+    transactions.begin_write()
     notices = []
     for deployment_id, notice in waiting:
         # Clear only the notice we read: a newer one written meanwhile stays for next time.

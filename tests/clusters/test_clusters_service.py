@@ -286,6 +286,6 @@ def test_a_thousand_tenths_of_a_cpu_return_usage_to_exactly_zero(db, owner):
 def test_lock_refuses_to_start_after_writes(db, owner):
     cluster_id, organization_id = make_cluster(owner.organization).id, owner.organization_id
     db.session.add(Organization(name="x", deployment_quota=1))
-    with pytest.raises(RuntimeError, match="first step"):
+    with pytest.raises(RuntimeError, match="clean session"):
         clusters.lock(cluster_id, organization_id)
     db.session.rollback()
