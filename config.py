@@ -50,6 +50,8 @@ class Config:
     DEFAULT_DEPLOYMENT_QUOTA = _int("DEFAULT_DEPLOYMENT_QUOTA", 1000)
     MAX_RESOURCE_KINDS = _int("MAX_RESOURCE_KINDS", 16)
     POLL_INTERVAL_SECONDS = _int("POLL_INTERVAL_SECONDS", 3)
+    # Rows of the running list and of the queue shown on a cluster's live dashboard.
+    DASHBOARD_LIST_LIMIT = _int("DASHBOARD_LIST_LIMIT", 50)
     PAGE_SIZE = _int("PAGE_SIZE", 20)
     SQLITE_BUSY_TIMEOUT_SECONDS = _int("SQLITE_BUSY_TIMEOUT_SECONDS", 30)
 

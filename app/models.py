@@ -118,6 +118,9 @@ class Cluster(db.Model):
         sa.ForeignKey("users.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Bumped by every scheduling transaction: the live dashboard's ETag, so an unchanged
+    # cluster is answered 304 without loading or rendering its deployments.
+    state_version: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
 
     resources: Mapped[list[ClusterResource]] = relationship(
         back_populates="cluster",

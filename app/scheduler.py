@@ -59,6 +59,13 @@ Algorithm (see `schedule`):
          preempt for what fits in its room_for, victims re-enter the walk at their queue
          place), which yields a valid state; then keep the preemptors and the surviving running
          jobs fixed and re-optimize the other admissions as in step 1, seeded with the walk's.
+
+Cost (decision latency is a product target: p99 under 1 ms at 1,000 deployments in a cluster
+and under 10 ms at 10,000): every decision reads each job a few times, so those reads are kept
+to whole-list passes (list comprehensions, map/zip/compress, C-level sort keys) and everything
+else works per distinct row (priority, amounts) rather than per job, since whether a pending job
+can run, fits in free or fits in its room_for depends on its row alone. Nothing is cached
+between calls: each call sees fresh Job objects, as the service builds them.
 """
 
 from __future__ import annotations
@@ -71,7 +78,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import accumulate, chain, compress, repeat
-from operator import add, attrgetter, is_not, itemgetter, le, neg, not_, sub
+from operator import add, attrgetter, is_not, itemgetter, sub
 
 # Branch and bound is used when the candidates form at most this many classes; beyond, or when
 # NODE_BUDGET search nodes do not suffice, the heuristic (or the best solution found) is used.
@@ -304,20 +311,7 @@ class _Cluster:
         """`[self.vec(job.requests) for job in jobs]`, computed column by column."""
         if not self.kinds:
             return [()] * len(jobs)
-        return list(zip(*self.columns(jobs)))
-
-    def fit_mask(
-        self, jobs: Sequence[Job], columns: list[list[int]], limits: Mapping[int, Vec]
-    ) -> list[bool]:
-        """Per job, whether its vector (from `columns`) fits in `limits[job.priority]`."""
-        if not self.kinds:
-            return [True] * len(jobs)
-        priorities = [job.priority for job in jobs]
-        tests = []
-        for k, column in enumerate(columns):
-            limit_k = {prio: limit[k] for prio, limit in limits.items()}
-            tests.append(map(le, column, map(limit_k.__getitem__, priorities)))
-        return list(map(all, zip(*tests)))
+        return list(zip(*self.columns(jobs), strict=True))
 
     def value(self, vec: Vec) -> int:
         return sum(map(math.prod, zip(vec, self.weights, strict=True)))
@@ -329,14 +323,10 @@ class _Cluster:
         return tuple(map(sum, cols))
 
 
-_ID = attrgetter("id")
 _PRIORITY = attrgetter("priority")
-_REQUESTS = attrgetter("requests")
 _STARTED = attrgetter("started")
-_SUBMITTED = attrgetter("submitted")
 _SUBMITTED_ID = attrgetter("submitted", "id")
 _STARTED_ID = attrgetter("started", "id")
-_PRIORITY_REQUESTS = attrgetter("priority", "requests")
 
 
 def _queue_key(job: Job) -> tuple[int, int, int]:
@@ -740,14 +730,6 @@ class _Problem:
         return None if best is None else self.chosen(best[1])
 
 
-def _fits_map(requests: Mapping[str, int], room: Mapping[str, int]) -> bool:
-    """Does a request fit in a room given as kind -> amount (kinds absent from room: 0)?"""
-    for kind, amount in requests.items():  # noqa: SIM110 (faster than all() here)
-        if amount > room.get(kind, 0):
-            return False
-    return True
-
-
 def _summary(cluster: _Cluster, jobs: Iterable[Job]) -> dict[int, Vec]:
     """Per priority, the sum of the jobs' requests as a vector."""
     return _sum_levels(cluster, _levels(jobs))
@@ -800,7 +782,7 @@ def _rows(cluster: _Cluster, jobs: Sequence[Job]) -> list[Row | None]:
         return [None] * len(jobs)
     requests = [job.requests for job in jobs]
     priorities = [job.priority for job in jobs]
-    rows: list[Row | None] = list(zip(priorities, *cluster.columns_of(requests)))
+    rows: list[Row | None] = list(zip(priorities, *cluster.columns_of(requests), strict=True))
     if not all(map(cluster.kind_set.issuperset, requests)):
         # A job naming a kind the cluster lacks: its row drops that amount, so whether it can
         # run is decided per job (an amount of 0 of an unknown kind is harmless).
@@ -858,7 +840,7 @@ def _optimize(
         elif _fits(vec, rooms.room(prio)):
             threat_rows.append(row)  # type: ignore[arg-type]
     threats = [(row[0], row[1:]) for row in threat_rows]
-    if candidate_rows:
+    if candidate_rows and not _surely_blocked_threat(free0, rooms, sizes, candidate_rows, threats):
         classes = _classes(cluster, pending, rows, sizes, candidate_rows, free0)
         problem = _Problem(cluster, free0, rooms, classes, threats)
         incumbent_keys = None
@@ -875,8 +857,36 @@ def _optimize(
     if relevant_out is not None:
         relevant = list(map(set(candidate_rows).union(threat_rows).__contains__, rows))
         relevant_vecs = map(_AFTER_PRIORITY, compress(rows, relevant))
-        relevant_out.extend(zip(compress(pending, relevant), relevant_vecs))
+        relevant_out.extend(zip(compress(pending, relevant), relevant_vecs, strict=True))
     return None
+
+
+def _surely_blocked_threat(
+    free0: Vec,
+    rooms: _Rooms,
+    sizes: Mapping[Row | None, int],
+    candidate_rows: Iterable[Row],
+    threats: Iterable[tuple[int, Vec]],
+) -> bool:
+    """Is there a threat that no admitted set can block (so eviction is certainly needed)?
+
+    A threat t of priority p stays out of every admitted set S (it does not fit in free), and
+    is blocked only if some kind k has t_k > room_for(p)_k - S_k, S counted at priorities >= p.
+    S fits in free and holds only candidates, so S_k <= min(free_k, all candidates >= p in k):
+    when even that bound leaves t fitting in every kind, no S works. A quick, sufficient test
+    that spares the search in the common case; the search decides the rest.
+    """
+    for prio, vec in threats:
+        most = [0] * len(free0)  # all candidates of priority >= prio, per kind
+        for row in candidate_rows:
+            if row[0] >= prio:
+                count = sizes[row]
+                for k in range(len(most)):
+                    most[k] += row[1 + k] * count
+        room = rooms.room(prio)
+        if all(min(f, m) <= r - t for f, m, r, t in zip(free0, most, room, vec, strict=True)):
+            return True
+    return False
 
 
 def _classes(
@@ -1018,21 +1028,34 @@ class _Walk:
         cluster = self.cluster
         cap = cluster.cap
         vecs = self._vecs
-        for job, vec in relevant:
+        first = list(relevant)
+        for job, vec in first:
             self.touched[job.id] = job
             vecs[job.id] = vec
-        jobs = _in_queue_order(self.touched.values())
-        heap = list(zip(_queue_keys(jobs), jobs, strict=True))  # a sorted list is a heap
+        # The relevant jobs in queue order, merged with a heap of the jobs the walk adds
+        # (victims and rescanned jobs): the same order as one heap of everything, cheaper.
+        keys = [(-job.priority, job.submitted, job.id) for job, _ in first]
+        order = sorted(range(len(first)), key=keys.__getitem__)
+        position = 0
+        heap: list[tuple[tuple[int, int, int], Job]] = []
         # (priority, vector) of jobs found to fit neither free nor their room_for since the
         # last change of the running set: an identical job cannot fit either, so it is skipped
         # without testing (the tests depend on nothing else).
         blocked: set[tuple[int, Vec]] = set()
-        while heap:
-            key, job = heapq.heappop(heap)
-            if job.id in vecs:
-                vec = vecs[job.id]
+        while True:
+            if position < len(order) and (not heap or keys[order[position]] < heap[0][0]):
+                index = order[position]
+                position += 1
+                key = keys[index]
+                job, vec = first[index]
+            elif heap:
+                key, job = heapq.heappop(heap)
+                if job.id in vecs:
+                    vec = vecs[job.id]
+                else:
+                    vec = vecs[job.id] = cluster.pending_vec(job.requests)
             else:
-                vec = vecs[job.id] = cluster.pending_vec(job.requests)
+                break
             if vec is None:  # can never run here
                 continue
             row = (job.priority, vec)
@@ -1109,9 +1132,7 @@ class _Walk:
             kept = _vsub(cap, room)
         return victims
 
-    def give_back(
-        self, prio: int, room: Vec, excess: Vec, victims: list[Job]
-    ) -> tuple[Vec, bool]:
+    def give_back(self, prio: int, room: Vec, excess: Vec, victims: list[Job]) -> tuple[Vec, bool]:
         """Walk level `prio` most important first: a job that fits in `room` is given back
         (room shrinks), one that does not becomes a victim (appended to `victims`), until the
         victims cover `excess`. Returns the room left and whether they do.
@@ -1124,7 +1145,7 @@ class _Walk:
         """
         jobs, columns = self.level(prio)
         out = self.out
-        if out and any(map(out.__contains__, map(_ID, jobs))):
+        if out and any([job.id in out for job in jobs]):
             keep = [job.id not in out for job in jobs]
             jobs = list(compress(jobs, keep))
             columns = [list(compress(column, keep)) for column in columns]
@@ -1176,11 +1197,6 @@ class _Walk:
             if max(excess) <= 0:
                 return room, True
         return room, False
-
-
-def _queue_keys(jobs: Sequence[Job]) -> list[tuple[int, int, int]]:
-    """`[_queue_key(job) for job in jobs]`, built column by column."""
-    return [(-job.priority, job.submitted, job.id) for job in jobs]
 
 
 def _capacity_repair(

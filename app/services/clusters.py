@@ -21,6 +21,11 @@ Internal interface (what `services.deployments` may call; it never touches clust
     Add to or release from the usage, kind by kind, in one guarded UPDATE per kind. They never
     let usage go above capacity or below zero, and refuse unknown kinds: `CapacityError`.
     Only valid while holding the lock.
+``touch(cluster_id)``
+    Bump the cluster's state version; every scheduling transaction calls it before commit,
+    so `state_version` changes whenever anything shown on the live dashboard may have.
+``state_version(cluster_id, organization_id) -> str``
+    The version and the usage per kind, one indexed read: the live dashboard's ETag.
 
 All quantities are exact integers in base units (see `app.quantities`).
 
@@ -151,6 +156,35 @@ def utilize(cluster_id: int, amounts: Mapping[str, int]) -> None:
 def free(cluster_id: int, amounts: Mapping[str, int]) -> None:
     """Release `amounts` from the pool; raise CapacityError rather than go below zero."""
     _adjust(cluster_id, amounts, sign=-1)
+
+
+def touch(cluster_id: int) -> None:
+    """Mark the cluster's live state as changed (see `state_version`). Hold the lock."""
+    db.session.execute(
+        sa.update(Cluster)
+        .where(Cluster.id == cluster_id)
+        .values(state_version=Cluster.state_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def state_version(cluster_id: int, organization_id: int) -> str:
+    """A token that changes whenever the cluster's live state may have; NotFound otherwise.
+
+    It joins the version bumped by `touch` with the usage of every kind, read in one small
+    indexed query, so even a change of usage made outside the scheduler shows.
+    """
+    if not _valid_id(cluster_id):
+        raise NotFound("No such cluster.")
+    rows = db.session.execute(
+        sa.select(Cluster.state_version, ClusterResource.used)
+        .join(ClusterResource, ClusterResource.cluster_id == Cluster.id)
+        .where(Cluster.id == cluster_id, Cluster.organization_id == organization_id)
+        .order_by(ClusterResource.position)
+    ).all()
+    if not rows:
+        raise NotFound("No such cluster.")
+    return f"{rows[0][0]}." + ".".join(str(used) for _, used in rows)
 
 
 def _adjust(cluster_id: int, amounts: Mapping[str, int], sign: int) -> None:

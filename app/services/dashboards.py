@@ -133,6 +133,16 @@ def cluster_detail(user: User, cluster_id: int) -> ClusterDetail:
     )
 
 
+def utilization_etag(user: User, cluster_id: int) -> str:
+    """The partial's entity tag: changes whenever the cluster's live state or the viewer does.
+
+    One indexed read; NotFound for another organization's cluster. The viewer is part of the
+    tag because what the partial offers depends on who looks.
+    """
+    version = clusters.state_version(cluster_id, user.organization_id)
+    return f"c{cluster_id}-v{version}-u{user.id}-{user.role}"
+
+
 def utilization(user: User, cluster_id: int) -> Utilization:
     """The polling partial's data: usage per kind, counts, status, running list and queue."""
     return _utilization_of(clusters.snapshot(cluster_id, user.organization_id))
@@ -163,8 +173,8 @@ def cluster_status(counts: Counts, usage: tuple[UsageRow, ...]) -> str:
 
 
 def _utilization_of(snap: ClusterSnapshot) -> Utilization:
-    running, queue = deployments.cluster_board(snap.id)
-    counts = Counts(running=len(running), pending=len(queue))
+    board = deployments.cluster_board(snap.id, current_app.config["DASHBOARD_LIST_LIMIT"])
+    counts, running, queue = board.counts, board.running, board.queue
     usage = usage_rows(snap)
     status = cluster_status(counts, usage)
     return Utilization(

@@ -219,6 +219,7 @@ def counts_by_cluster(cluster_ids: Iterable[int]) -> dict[int, Counts]:
 
 
 def _board_order() -> tuple[Any, ...]:
+    """Running first (by priority, then start), then pending in queue order."""
     return (
         Deployment.status.desc(),  # 'running' sorts after 'pending' ascending
         Deployment.queue_position,
@@ -228,21 +229,40 @@ def _board_order() -> tuple[Any, ...]:
     )
 
 
-def cluster_board(cluster_id: int) -> tuple[list[DeploymentView], list[DeploymentView]]:
-    """(running, queue) of one cluster: running by priority then start, queue in queue order.
+@dataclass(frozen=True, slots=True)
+class Board:
+    """A cluster's running list and queue, possibly cut to their first rows, and full counts."""
 
-    The caller has already checked that the cluster belongs to the user's organization
-    (through `services.clusters.snapshot`, which raises NotFound otherwise).
+    running: list[DeploymentView]
+    queue: list[DeploymentView]
+    counts: Counts
+
+
+def cluster_board(cluster_id: int, limit: int | None = None) -> Board:
+    """Running deployments (priority, then start) and the queue (queue order) of one cluster.
+
+    `limit` cuts each list to its first rows, so a dashboard polled every few seconds costs
+    the same with ten deployments or ten thousand; `counts` are always complete. The caller
+    has already checked that the cluster belongs to the user's organization (through
+    `services.clusters.snapshot`, which raises NotFound otherwise).
     """
-    rows = db.session.scalars(
-        sa.select(Deployment)
-        .where(Deployment.cluster_id == cluster_id)
-        .options(sa.orm.joinedload(Deployment.created_by))
-        .order_by(*_board_order())
-    ).all()
-    running = [view_of(d) for d in rows if d.status == "running"]
-    queue = [view_of(d) for d in rows if d.status == "pending"]
-    return running, queue
+    orders = {
+        "running": (Deployment.priority.desc(), Deployment.started_at, Deployment.id),
+        "pending": (Deployment.queue_position, Deployment.id),
+    }
+    lists = {}
+    for status, order in orders.items():
+        query = (
+            sa.select(Deployment)
+            .where(Deployment.cluster_id == cluster_id, Deployment.status == status)
+            .options(sa.orm.joinedload(Deployment.created_by))
+            .order_by(*order)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        lists[status] = [view_of(d) for d in db.session.scalars(query)]
+    counts = counts_by_cluster([cluster_id])[cluster_id]
+    return Board(running=lists["running"], queue=lists["pending"], counts=counts)
 
 
 def list_deployments(
@@ -683,6 +703,7 @@ def _apply(
     `clusters.utilize` never see a transient overflow.
     """
     now = utcnow()
+    clusters.touch(cluster_id)
     free: dict[str, int] = defaultdict(int, released)
     for victim_id in (*decision.preempted, *decision.evicted):
         _add(free, rows[victim_id].requests)

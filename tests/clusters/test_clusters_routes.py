@@ -109,13 +109,13 @@ def test_list_shows_status_counts_and_bars(signed_in, user):
 
 def test_list_is_paginated(signed_in, user, app):
     app.config["PAGE_SIZE"] = 2
-    for name in ["c1", "c2", "c3", "c4", "c5"]:
+    for name in ["pool-a", "pool-b", "pool-c", "pool-d", "pool-e"]:
         make_cluster(user.organization, name=name)
     first = text(signed_in.get("/clusters/"))
-    assert "c1" in first and "c2" in first and "c3" not in first
+    assert "pool-a" in first and "pool-b" in first and "pool-c" not in first
     assert "Page 1 of 3" in first and 'href="/clusters/?page=2"' in first
     last = text(signed_in.get("/clusters/?page=3"))
-    assert "c5" in last and "c4" not in last and 'rel="next"' not in last
+    assert "pool-e" in last and "pool-d" not in last and 'rel="next"' not in last
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from werkzeug.routing import BuildError
 
 from app.blueprints.clusters import bp
 from app.blueprints.clusters.forms import MAX_ROW_INDEX, ClusterForm, CustomKindForm
@@ -20,11 +19,6 @@ from app.services.errors import Conflict, NotFound, ValidationError
 
 # htmx stops polling when a poll is answered with this status.
 STOP_POLLING = 286
-
-
-@bp.context_processor
-def link_helpers() -> dict:
-    return {"deployment_url": deployment_url}
 
 
 @bp.get("/")
@@ -83,7 +77,6 @@ def detail(cluster_id: int):
         "clusters/detail.html",
         cluster=cluster,
         live=cluster.live,
-        deploy_url=_deploy_url(cluster.id),
     )
 
 
@@ -100,12 +93,25 @@ def utilization(cluster_id: int):
             return response
         return login_manager.unauthorized()
     try:
+        etag = dashboards.utilization_etag(current_user, cluster_id)
+        if etag in request.if_none_match:
+            # Nothing changed since this browser's last poll: no load, no render.
+            return _revalidated(current_app.response_class(status=304), etag)
         live = dashboards.utilization(current_user, cluster_id)
     except NotFound:
         if not polling:
             raise
         return render_template("clusters/_gone.html"), STOP_POLLING
-    return render_template("clusters/_utilization.html", live=live)
+    return _revalidated(
+        current_app.make_response(render_template("clusters/_utilization.html", live=live)), etag
+    )
+
+
+def _revalidated(response, etag: str):
+    """Let the browser cache the partial but revalidate it on every poll (If-None-Match)."""
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
 
 
 @bp.post("/<int:cluster_id>/delete")
@@ -131,18 +137,3 @@ def _bounded_int(raw: str | None, low: int, high: int) -> int | None:
         return None
     value = int(text)
     return value if low <= value <= high else None
-
-
-def _deploy_url(cluster_id: int) -> str:
-    # The deploy form belongs to the deployments blueprint; fall back to its path until it exists.
-    try:
-        return url_for("deployments.create", cluster_id=cluster_id)
-    except BuildError:
-        return f"/deployments/new?cluster_id={cluster_id}"
-
-
-def deployment_url(deployment_id: int) -> str:
-    try:
-        return url_for("deployments.detail", deployment_id=deployment_id)
-    except BuildError:
-        return f"/deployments/{deployment_id}"
