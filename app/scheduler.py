@@ -1476,6 +1476,7 @@ def _general(
     relevant: list[tuple[Job, Vec]] = []
     forced: list[Job] = []
     forced_ids: set[int] = set()
+    was_running: set[int] = {job.id for job in evicted_jobs}
     rows = None
     if must_preempt_for is not None:
         admitted = None
@@ -1491,6 +1492,7 @@ def _general(
         victims = walk.victims
         forced = walk.forced
         forced_ids = {job.id for job in forced}
+        was_running.update(walk.victim_jobs)
         # Every running job that did not end up evicted stays (`out` holds exactly the victims
         # still evicted); the forced preemptors stay too; the other pending jobs and the
         # evicted victims are decided again below, with the walk's starts from free as the
@@ -1520,9 +1522,7 @@ def _general(
     for job, vec in zip(admitted, cluster.vectors(admitted), strict=True):
         _with(by_priority, job.priority, vec)
     # Only forced preemptors and admitted jobs can have started; among them, walk victims and
-    # jobs evicted by the capacity repair were running before the event.
-    was_running = set(walk.victim_jobs) if victims or forced else set()
-    was_running.update(job.id for job in evicted_jobs)
+    # jobs evicted by the capacity repair (`was_running`) were running before the event.
     started = _in_queue_order(job for job in chain(forced, admitted) if job.id not in was_running)
     # A victim runs at the end only if re-admitted (the walk keeps no victim in `running`).
     preempted = {v: p for v, p in victims.items() if v not in admitted_ids}

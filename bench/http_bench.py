@@ -25,10 +25,7 @@ import argparse
 import json
 import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,74 +41,13 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.databases import temporary_postgres_database  # noqa: E402
+from tests.support.gunicorn import running_gunicorn  # noqa: E402
+
 PASSWORD = "load-test-passphrase-2026"
 CLUSTERS = 20
 DEPLOYMENTS = 2000
 REQUEST_TIMEOUT = 30
-
-
-# --------------------------------------------------------------------------- server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_env(database_url: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        KARGO_ENV="production",
-        SECRET_KEY="bench-" + os.urandom(16).hex(),
-        DATABASE_URL=database_url,
-        SESSION_COOKIE_SECURE="0",
-        FLASK_APP="wsgi.py",
-        PYTHONPATH=str(ROOT),
-    )
-    return env
-
-
-def migrate(database_url: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "flask", "db", "upgrade"],
-        cwd=ROOT,
-        env=server_env(database_url),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-
-
-@contextmanager
-def gunicorn(database_url: str, workers: int, worker_class: str, threads: int):
-    port = free_port()
-    command = [
-        sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--worker-class", worker_class,
-        "--threads", str(threads), "--backlog", "2048", "--log-level", "warning", "wsgi:app",
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=server_env(database_url), start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("gunicorn did not become healthy in 30 s")
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 # --------------------------------------------------------------------------- seeding
@@ -119,7 +55,6 @@ def gunicorn(database_url: str, workers: int, worker_class: str, threads: int):
 
 def seed(database_url: str, clusters: int, deployments: int) -> dict:
     """Create the organization, clusters and deployments through the real services."""
-    os.environ.update(server_env(database_url))
     from app import create_app
     from app.extensions import db
     from app.services import accounts
@@ -207,6 +142,8 @@ def user_loop(base, cookies, token, cluster_ids, phase, deadline, samples, seed_
     session.cookies.update(cookies)
     auth = {"Authorization": f"Bearer {token}"}
     mine: list[int] = []
+    # Like a browser's HTTP cache: revalidate each cluster's partial with its last ETag.
+    etags: dict[int, str] = {}
 
     def call(endpoint: str, method: str, path: str, expect=(200,), **kwargs):
         started = time.perf_counter()
@@ -219,25 +156,31 @@ def user_loop(base, cookies, token, cluster_ids, phase, deadline, samples, seed_
         samples.append(Sample(endpoint, time.perf_counter() - started, status in expect, status))
         return response
 
+    def poll(cluster_id: int) -> None:
+        headers = {"HX-Request": "true"}
+        if cluster_id in etags:
+            headers["If-None-Match"] = etags[cluster_id]
+        path = f"/clusters/{cluster_id}/utilization"
+        response = call("partial", "GET", path, expect=(200, 304), headers=headers)
+        if response is not None and response.status_code == 200 and "ETag" in response.headers:
+            etags[cluster_id] = response.headers["ETag"]
+
     while time.monotonic() < deadline:
         cluster_id = rng.choice(cluster_ids)
         if phase == "healthz":
             call("healthz", "GET", "/healthz")
             continue
-        partial = f"/clusters/{cluster_id}/utilization"
-        if phase == "partial":
-            call("partial", "GET", partial, headers={"HX-Request": "true"})
+        if phase == "partial" or rng.random() < 0.60:
+            poll(cluster_id)
             continue
         roll = rng.random()
-        if roll < 0.60:
-            call("partial", "GET", partial, headers={"HX-Request": "true"})
-        elif roll < 0.70:
+        if roll < 0.25:
             call("clusters list", "GET", f"/clusters/?page={rng.randint(1, 2)}")
-        elif roll < 0.80:
+        elif roll < 0.50:
             call("deployments list", "GET", f"/deployments/?cluster_id={cluster_id}")
-        elif roll < 0.86:
+        elif roll < 0.65:
             call("cluster page", "GET", f"/clusters/{cluster_id}")
-        elif roll < 0.93 or not mine:
+        elif roll < 0.83 or not mine:
             response = call(
                 "deploy (API)",
                 "PUT",
@@ -359,44 +302,49 @@ def database(kind: str):
         with tempfile.TemporaryDirectory(prefix="kargo-bench-") as folder:
             yield f"sqlite:///{folder}/bench.db"
         return
-    from tests.support.databases import temporary_postgres_database
-
     with temporary_postgres_database(os.environ["KARGO_TEST_DATABASE_URL"], "bench") as url:
         yield url
 
 
 def bench_database(kind: str, args) -> dict:
     results: dict = {"database": kind, "levels": {}}
-    with database(kind) as url:
-        migrate(url)
+    extra = [
+        "--worker-class",
+        args.worker_class,
+        "--threads",
+        str(args.threads),
+        "--backlog",
+        "2048",
+    ]
+    with database(kind) as url, running_gunicorn(url, args.workers, extra) as base:
+        # The server migrated the database; seed it through the services meanwhile.
         started = time.perf_counter()
         seeded = seed(url, args.clusters, args.deployments)
         results["seed_seconds"] = round(time.perf_counter() - started, 1)
         print(f"\n== {kind}: seeded {args.clusters} clusters and {args.deployments} deployments "
               f"in {results['seed_seconds']} s")  # fmt: skip
-        with gunicorn(url, args.workers, args.worker_class, args.threads) as base:
-            cookies, token = login_session(base)
-            for users in args.users:
-                processes = max(1, min(args.client_processes, users))
-                level: dict = {}
-                for phase in ("healthz", "partial", "mixed"):
-                    samples = run_phase(
-                        base, cookies, token, seeded["cluster_ids"], phase, users,
-                        args.seconds, processes,
-                    )  # fmt: skip
-                    stats = summarize(samples, args.seconds)
-                    level[phase] = {name: vars(row) for name, row in stats.items()}
-                    print_table(f"[{kind}] {users} users · phase {phase}", stats)
-                healthz_rps = level["healthz"]["healthz"]["rps"]
-                partial_rps = level["partial"]["partial"]["rps"]
-                level["partial_to_healthz"] = round(partial_rps / healthz_rps, 3)
-                level["errors"] = sum(
-                    row["errors"] for phase in ("healthz", "partial", "mixed")
-                    for row in level[phase].values()
+        cookies, token = login_session(base)
+        for users in args.users:
+            processes = max(1, min(args.client_processes, users))
+            level: dict = {}
+            for phase in ("healthz", "partial", "mixed"):
+                samples = run_phase(
+                    base, cookies, token, seeded["cluster_ids"], phase, users,
+                    args.seconds, processes,
                 )  # fmt: skip
-                print(f"  partial/healthz throughput ratio: {level['partial_to_healthz']:.2f}; "
-                      f"errors at {users} users: {level['errors']}")  # fmt: skip
-                results["levels"][str(users)] = level
+                stats = summarize(samples, args.seconds)
+                level[phase] = {name: vars(row) for name, row in stats.items()}
+                print_table(f"[{kind}] {users} users · phase {phase}", stats)
+            healthz_rps = level["healthz"]["healthz"]["rps"]
+            partial_rps = level["partial"]["partial"]["rps"]
+            level["partial_to_healthz"] = round(partial_rps / healthz_rps, 3)
+            level["errors"] = sum(
+                row["errors"] for phase in ("healthz", "partial", "mixed")
+                for row in level[phase].values()
+            )  # fmt: skip
+            print(f"  partial/healthz throughput ratio: {level['partial_to_healthz']:.2f}; "
+                  f"errors at {users} users: {level['errors']}")  # fmt: skip
+            results["levels"][str(users)] = level
     return results
 
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,8 +64,16 @@ def migrate(env: dict[str, str]) -> None:
 
 
 @contextmanager
-def running_gunicorn(database_url: str, workers: int = 4, **env_overrides: str) -> Iterator[str]:
-    """Yield the base URL (http://127.0.0.1:<port>) of gunicorn serving `wsgi:app`."""
+def running_gunicorn(
+    database_url: str,
+    workers: int = 4,
+    extra_args: Sequence[str] = (),
+    **env_overrides: str,
+) -> Iterator[str]:
+    """Yield the base URL (http://127.0.0.1:<port>) of gunicorn serving `wsgi:app`.
+
+    `extra_args` go to gunicorn as they are (a worker class, threads, a backlog).
+    """
     env = production_environment(database_url, **env_overrides)
     migrate(env)
     port = free_port()
@@ -83,6 +91,9 @@ def running_gunicorn(database_url: str, workers: int = 4, **env_overrides: str) 
                 "60",
                 "--graceful-timeout",
                 str(STOP_TIMEOUT_SECONDS // 2),
+                # No control socket in the home directory: parallel servers would share it.
+                "--no-control-socket",
+                *extra_args,
                 "wsgi:app",
             ],
             cwd=ROOT,
