@@ -795,6 +795,11 @@ def issue_token(user: User) -> tuple[ApiToken, str]:
     return api_token, token
 
 
+def login_token(username: str, password: str) -> tuple[ApiToken, str]:
+    """Check the credentials like the login page does and issue a bearer token for them."""
+    return issue_token(authenticate(username, password))
+
+
 def user_for_token(token: str | None) -> User | None:
     """The active user a live token belongs to; None for unknown, expired or revoked tokens."""
     if not isinstance(token, str) or not SECRET_PATTERN.fullmatch(token):

@@ -138,6 +138,18 @@ def check(cluster_id: int, organization_id: int, requests: Mapping[str, int]) ->
     return fit(snapshot(cluster_id, organization_id), requests)
 
 
+def check_request(cluster_id: int, organization_id: int, raw: Mapping[str, object]) -> FitCheck:
+    """`check` for quantities as users write them ("2", " 0.5", "512Mi"): ValidationError with
+    a message per `resource.<kind>` for any that cannot be read."""
+    amounts, problems = quantities.parse_requests(dict(raw))
+    if problems:
+        raise ValidationError(
+            "Some quantities cannot be read.",
+            {f"resource.{kind}": problem for kind, problem in problems.items()},
+        )
+    return check(cluster_id, organization_id, amounts)
+
+
 def fit(snap: ClusterSnapshot, requests: Mapping[str, int]) -> FitCheck:
     available = snap.available
     short = {

@@ -271,8 +271,11 @@ def list_deployments(
     status: str | None = None,
     page: int = 1,
     per_page: int = 20,
+    deployment_id: int | None = None,
 ) -> DeploymentPage:
     """The organization's deployments: running first, then pending in queue order per cluster.
+
+    Filters: `cluster_id`, `status`, and `deployment_id` (a list of at most that one).
 
     `page` is 1-based. Unknown statuses and bad paging raise ValidationError; a cluster of
     another organization raises NotFound, like one that does not exist.
@@ -298,6 +301,8 @@ def list_deployments(
         where.append(Deployment.cluster_id == cluster_id)
     if status is not None:
         where.append(Deployment.status == status)
+    if deployment_id is not None:
+        where.append(Deployment.id == deployment_id)
     total = db.session.scalar(sa.select(sa.func.count()).select_from(Deployment).where(*where))
     rows = db.session.scalars(
         sa.select(Deployment)

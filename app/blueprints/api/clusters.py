@@ -17,7 +17,7 @@ from app.blueprints.api.pagination import page_body, page_request
 from app.blueprints.api.schema import Integer, Object, Quantities, String, json_body
 from app.blueprints.api.users import body_paths
 from app.services import clusters, dashboards, deployments
-from app.services.errors import DomainError, Forbidden, ValidationError
+from app.services.errors import DomainError, Forbidden
 
 CREATE = Object(
     {
@@ -115,15 +115,7 @@ def delete_cluster(cluster_id: int):
 def check_fit(cluster_id: int):
     body = json_body(CHECK)
     requested = {kind: amount for kind, amount in body["resource"].items() if amount is not None}
-    # Reading "2Gi" or " 0.5" into exact base units is the shared quantity parser's job, the
-    # same one the services use; what fits is decided by the clusters service.
-    amounts, problems = quantities.parse_requests(requested)
-    if problems:
-        raise ValidationError(
-            "Some quantities cannot be read.",
-            {f"resource.{kind}": problem for kind, problem in problems.items()},
-        )
-    fit = clusters.check(cluster_id, api_user().organization_id, amounts)
+    fit = clusters.check_request(cluster_id, api_user().organization_id, requested)
     return {
         "fits": fit.fits,
         "available": serialize.amounts(fit.available),

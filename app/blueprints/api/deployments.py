@@ -23,7 +23,7 @@ from app.blueprints.api.schema import (
 )
 from app.models import DEPLOYMENT_STATUSES
 from app.services import deployments
-from app.services.errors import BadRequest, NotFound
+from app.services.errors import BadRequest
 
 SUBMIT = Object(
     {
@@ -85,22 +85,15 @@ def list_deployments():
     cluster_id = query_int("cluster_id", minimum=1, maximum=ID_MAX)
     deployment_id = query_int("id", minimum=1, maximum=ID_MAX)
     status = query_choice("status", DEPLOYMENT_STATUSES)
-    if deployment_id is not None:
-        # A filter by id lists that one deployment when it is the caller's and matches the
-        # other filters; anything else is an empty list, never a 404.
-        try:
-            found = [deployments.get(api_user(), deployment_id)]
-        except NotFound:
-            found = []
-        matching = [
-            view
-            for view in found
-            if cluster_id in (None, view.cluster_id) and status in (None, view.status)
-        ]
-        shown = matching[wanted.start : wanted.start + wanted.offset]
-        return page_body(map(deployment_json, shown), len(matching), wanted)
+    # A filter by id lists that one deployment when it is the caller's and matches the other
+    # filters; anything else is an empty list, never a 404.
     listing = deployments.list_deployments(
-        api_user(), cluster_id, status, page=wanted.page + 1, per_page=wanted.offset
+        api_user(),
+        cluster_id,
+        status,
+        page=wanted.page + 1,
+        per_page=wanted.offset,
+        deployment_id=deployment_id,
     )
     return page_body(map(deployment_json, listing.items), listing.total, wanted)
 

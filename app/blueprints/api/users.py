@@ -87,8 +87,7 @@ def _login_failed(response) -> bool:
 )
 def login():
     body = json_body(LOGIN)
-    user = accounts.authenticate(body["username"], body["password"])
-    token, secret = accounts.issue_token(user)
+    token, secret = accounts.login_token(body["username"], body["password"])
     return {"token": secret, "expires_at": serialize.timestamp(token.expires_at)}
 
 
