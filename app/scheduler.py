@@ -35,8 +35,9 @@ Invariants of the state a Decision leaves (SCHEDULING.md, rules 1-7):
   7. among the admissions allowed by 1-6, the chosen set of pending jobs maximizes U over all
      priority levels together, ties going to the set that is lexicographically first in queue
      order. Exact when the candidates form at most EXACT_CLASS_LIMIT classes and the branch and
-     bound finishes within NODE_BUDGET nodes; otherwise a bounded, deterministic heuristic that
-     still always satisfies rules 1-3.
+     bound finishes within NODE_BUDGET nodes; otherwise a bounded, deterministic heuristic
+     (greedy starts in three orders, then drop-one-refill local search of at most
+     HEURISTIC_WORK_BUDGET class visits) whose every solution is repaired, so rules 1-3 hold.
 Rule 9 (deployment count limits) is enforced by the service; `max_deployments` is carried for it.
 
 Algorithm (see `schedule`):
@@ -80,12 +81,15 @@ from decimal import Decimal
 from itertools import accumulate, chain, compress, repeat
 from operator import add, attrgetter, is_not, itemgetter, sub
 
-# Branch and bound is used when the candidates form at most this many classes; beyond, or when
-# NODE_BUDGET search nodes do not suffice, the heuristic (or the best solution found) is used.
-EXACT_CLASS_LIMIT = 24
-NODE_BUDGET = 20_000
-# The heuristic's local search evaluates at most this many (candidate classes x moves) units.
-HEURISTIC_WORK_BUDGET = 60_000
+# Rule 7's search is exact when the candidates form at most EXACT_CLASS_LIMIT classes and the
+# branch and bound completes within NODE_BUDGET nodes (both passes together); otherwise the best
+# solution found (at least the best greedy start) is improved by a local search of at most
+# HEURISTIC_WORK_BUDGET class visits. Work is counted, never timed: decisions stay deterministic.
+# The budgets are sized for decision latency (a node costs about 10 us, a class visit under
+# 1 us): at most a few milliseconds of search in the worst case.
+EXACT_CLASS_LIMIT = 20
+NODE_BUDGET = 200
+HEURISTIC_WORK_BUDGET = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,6 +501,8 @@ class _Problem:
         self.levels = [levels[p] for p in sorted(levels, reverse=True)]
         # Classes are in queue order of their first member, hence by priority descending.
         self.max_take = [_fit_count(c.vec, free0, c.count) for c in classes]
+        self.tie_prefix = _tie_scores(classes)
+        self.nodes = 0  # branch-and-bound nodes spent so far (both passes)
 
     # -- evaluation helpers ------------------------------------------------------------------
 
@@ -509,18 +515,15 @@ class _Problem:
                 value += cls.value * count
         return vec, value
 
-    def lex_key(self, counts: Sequence[int]) -> tuple[tuple[float, ...], ...]:
-        """Smaller key = preferred among equal U: first differing queue position is included."""
-        positions: list[tuple[float, ...]] = []
-        for cls, count in zip(self.classes, counts, strict=True):
-            positions.extend(cls.positions[:count])
-        positions.sort()
-        return (*positions, _AFTER_EVERY_KEY)
-
-    def better(self, a: tuple[int, list[int]], b: tuple[int, list[int]] | None) -> bool:
-        if b is None or a[0] > b[0]:
-            return True
-        return a[0] == b[0] and self.lex_key(a[1]) < self.lex_key(b[1])
+    def score(self, counts: Sequence[int]) -> Score:
+        """(U scaled to an integer, tie score): the larger, the better (see `_tie_scores`)."""
+        value = 0
+        ties = 0
+        for cls, count, prefix in zip(self.classes, counts, self.tie_prefix, strict=True):
+            if count:
+                value += cls.value * count
+                ties += prefix[count]
+        return value, ties
 
     def counts_of(self, keys: Iterable[tuple[int, Vec]]) -> list[int]:
         """Count vector of a set of jobs given as (priority, vector) pairs."""
@@ -585,74 +588,14 @@ class _Problem:
                 s_ge = _vadd(s_ge, vec)
         return counts
 
-    # -- exact: branch and bound over class counts -------------------------------------------
+    def evaluate(self, counts: list[int]) -> Solution | None:
+        """`counts` repaired (rules 1-3 hold) with its score, or None if it cannot be."""
+        repaired = self.repair(counts)
+        if repaired is None:
+            return None
+        return self.score(repaired), repaired
 
-    def branch_and_bound(
-        self, incumbent: tuple[int, list[int]] | None
-    ) -> tuple[tuple[int, list[int]] | None, bool]:
-        """Best (value, counts) and whether the search completed (proving optimality)."""
-        classes = self.classes
-        n = len(classes)
-        weights = self.cluster.weights
-        free0 = self.free0
-        # Upper bound: per kind, the smaller of what remains free and what the remaining
-        # classes could use at most (a fractional relaxation per kind).
-        suffix: list[Vec] = [self.cluster.zero] * (n + 1)
-        for i in range(n - 1, -1, -1):
-            suffix[i] = _vadd(suffix[i + 1], _vscale(classes[i].vec, self.max_take[i]))
-        # The levels to check once every class of at least their priority is decided.
-        checks: list[list[_Level]] = [[] for _ in range(n + 1)]
-        li = 0
-        for i in range(n + 1):
-            while li < len(self.levels) and (i == n or self.levels[li].prio > classes[i].prio):
-                checks[i].append(self.levels[li])
-                li += 1
-        counts = [0] * n
-        best: list[tuple[int, list[int]] | None] = [incumbent]
-        nodes = [0]
-
-        def level_ok(level: _Level, rem: Vec) -> bool:
-            room = _vsub(level.base_room, _vsub(free0, rem))
-            for threat in level.threats:
-                if _fits(threat, room):
-                    return False
-            for ci in level.classes:
-                if counts[ci] < classes[ci].count and _fits(classes[ci].vec, room):
-                    return False
-            return True
-
-        def search(i: int, rem: Vec, value: int) -> None:
-            nodes[0] += 1
-            if nodes[0] > NODE_BUDGET:
-                raise _BudgetExhausted
-            for level in checks[i]:
-                if not level_ok(level, rem):
-                    return
-            if i == n:
-                candidate = (value, counts.copy())
-                if self.better(candidate, best[0]):
-                    best[0] = candidate
-                return
-            current = best[0]
-            if current is not None:
-                bound = value + sum(
-                    min(r, s) * w for r, s, w in zip(rem, suffix[i], weights, strict=True)
-                )
-                if bound < current[0]:
-                    return
-            cls = classes[i]
-            for take in range(_fit_count(cls.vec, rem, self.max_take[i]), -1, -1):
-                counts[i] = take
-                search(i + 1, _vsub(rem, _vscale(cls.vec, take)), value + take * cls.value)
-            counts[i] = 0
-
-        try:
-            search(0, free0, 0)
-        except _BudgetExhausted:
-            return best[0], False
-        return best[0], True
-
-    # -- heuristic: multi-start greedy + drop-one-refill local search, always repaired --------
+    # -- starting points: greedy fills in a few orders ----------------------------------------
 
     def greedy(self, order: Sequence[int]) -> list[int]:
         counts = [0] * len(self.classes)
@@ -665,28 +608,167 @@ class _Problem:
                 rem = _vsub(rem, _vscale(cls.vec, take))
         return counts
 
-    def evaluate(self, counts: list[int]) -> tuple[int, list[int]] | None:
-        repaired = self.repair(counts)
-        if repaired is None:
-            return None
-        return self.total(repaired)[1], repaired
-
-    def heuristic(self, incumbent: tuple[int, list[int]] | None) -> tuple[int, list[int]] | None:
-        """Bounded-time search; every returned solution went through `repair` (rules 1-3 hold)."""
+    def starts(self, incumbent: Solution | None) -> Solution | None:
+        """The best of `incumbent` and three repaired greedy fills: queue order (first-fit),
+        largest value first within each priority, and largest value first overall."""
         classes = self.classes
-        n = len(classes)
-        queue_order = list(range(n))
-        by_value = sorted(queue_order, key=lambda i: -classes[i].value)
+        queue_order = list(range(len(classes)))
         by_prio_value = sorted(queue_order, key=lambda i: (-classes[i].prio, -classes[i].value))
+        by_value = sorted(queue_order, key=lambda i: -classes[i].value)
         best = incumbent
         for order in (queue_order, by_prio_value, by_value):
             found = self.evaluate(self.greedy(order))
-            if found is not None and self.better(found, best):
+            if found is not None and (best is None or found[0] > best[0]):
                 best = found
-        if best is None:
-            return None
-        # Local search: drop one member of an admitted class, refill greedily by value, repair.
-        budget = HEURISTIC_WORK_BUDGET // max(1, n)
+        return best
+
+    # -- exact: branch and bound over class counts -------------------------------------------
+
+    def branch_and_bound(
+        self, incumbent: Solution | None, budget: int, ties: bool
+    ) -> tuple[Solution | None, bool]:
+        """Best solution and whether the search completed (proving it optimal).
+
+        Depth-first over the classes, each taking its largest feasible count first. Classes
+        are visited priority by priority (descending: once every class of priority >= p is
+        decided, the rule-3 check of level p is final, since lower classes never shrink its
+        room), and within a priority by value descending: large jobs first find good
+        solutions early and, once decided, leave the bound below only the small ones.
+
+        A node is pruned when even its upper bound cannot beat the best solution found:
+        (1) per kind, the admitted amount is at most what remains free and at most what the
+        undecided classes could add, so U <= value + sum_k w_k * min(free_k, undecided_k),
+        first with their counts that fit in free0 (precomputed suffix sums), then, if that
+        does not prune, with their counts that fit in the room left (tighter deep in the
+        tree); (2) the tie score is at most that of the decided counts plus every undecided
+        member that fits. Both are upper bounds of every completion, so pruning never loses
+        the best solution. With `ties` False only a strictly higher U is sought (a node whose
+        bound merely equals the best U is pruned): the caller runs that pass first, then a
+        pass with `ties` from its result. Exact when it completes within `budget` nodes.
+        """
+        classes = self.classes
+        n = len(classes)
+        weights = self.cluster.weights
+        free0 = self.free0
+        order = sorted(range(n), key=lambda ci: (-classes[ci].prio, -classes[ci].value, ci))
+        vecs = [classes[ci].vec for ci in order]
+        values = [classes[ci].value for ci in order]
+        takes = [self.max_take[ci] for ci in order]
+        ties = [self.tie_prefix[ci] for ci in order]
+        suffix: list[Vec] = [self.cluster.zero] * (n + 1)
+        suffix_ties = [0] * (n + 1)
+        for i in range(n - 1, -1, -1):
+            suffix[i] = _vadd(suffix[i + 1], _vscale(vecs[i], takes[i]))
+            suffix_ties[i] = suffix_ties[i + 1] + ties[i][takes[i]]
+        # The levels to check once every class of at least their priority is decided.
+        checks: list[list[_Level]] = [[] for _ in range(n + 1)]
+        li = 0
+        for i in range(n + 1):
+            while li < len(self.levels) and (
+                i == n or self.levels[li].prio > classes[order[i]].prio
+            ):
+                checks[i].append(self.levels[li])
+                li += 1
+        counts = [0] * n
+        best: list[Solution | None] = [incumbent]
+        # Below this score nothing is worth finding: the incumbent's, or nothing at all.
+        floor: list[Score] = [incumbent[0] if incumbent is not None else (-1, -1)]
+        nodes = [0]
+
+        def level_ok(level: _Level, rem: Vec) -> bool:
+            room = _vsub(level.base_room, _vsub(free0, rem))
+            for threat in level.threats:
+                if _fits(threat, room):
+                    return False
+            for ci in level.classes:
+                if counts[ci] < classes[ci].count and _fits(classes[ci].vec, room):
+                    return False
+            return True
+
+        # Memo of the decided prefixes seen: (depth, room left, classes taken whole) -> the
+        # best prefix tie score. Two prefixes of the same depth with the same room left have
+        # the same value (U is the weighted sum of what is used, free0 - rem) and the same
+        # completions: capacity depends on the room only, and a rule-3 check on the room and
+        # on which classes still have an excluded member. Their tie scores add to a
+        # completion's (disjoint members), so the prefix with the lower one can never win:
+        # many combinations of small jobs fill the same room, and only the best is searched.
+        seen: dict[tuple[int, Vec, int], int] = {}
+        counts_full = [cls.count for cls in classes]
+        zero = self.cluster.zero
+
+        def search(i: int, rem: Vec, value: int, tie: int, full: int) -> None:
+            nodes[0] += 1
+            if nodes[0] > budget:
+                raise _BudgetExhausted
+            for level in checks[i]:
+                if not level_ok(level, rem):
+                    return
+            if i == n:
+                if (value, tie) > floor[0]:
+                    floor[0] = (value, tie)
+                    best[0] = ((value, tie), counts.copy())
+                return
+            bound = value + sum(map(math.prod, zip(map(min, rem, suffix[i]), weights, strict=True)))
+            best_value, best_tie = floor[0]
+            if bound < best_value or (
+                bound == best_value and (not ties or tie + suffix_ties[i] <= best_tie)
+            ):
+                return
+            # The same bounds counting, of each undecided class, only the members that fit
+            # in the room left: tighter deep in the tree, where most classes no longer fit.
+            reach = zero
+            reach_tie = tie
+            for j in range(i, n):
+                fit = _fit_count(vecs[j], rem, takes[j])
+                if fit:
+                    reach = _vadd(reach, _vscale(vecs[j], fit))
+                    reach_tie += ties[j][fit]
+            bound = value + sum(map(math.prod, zip(map(min, rem, reach), weights, strict=True)))
+            if bound < best_value or (bound == best_value and (not ties or reach_tie <= best_tie)):
+                return
+            key = (i, rem, full)
+            known = seen.get(key)
+            if known is not None and (not ties or known >= tie):
+                return
+            seen[key] = tie
+            vec = vecs[i]
+            ci = order[i]
+            prefix = ties[i]
+            whole = counts_full[ci]
+            for take in range(_fit_count(vec, rem, takes[i]), -1, -1):
+                counts[ci] = take
+                search(
+                    i + 1,
+                    _vsub(rem, _vscale(vec, take)),
+                    value + take * values[i],
+                    tie + prefix[take],
+                    full | (1 << i) if take == whole else full,
+                )
+            counts[ci] = 0
+
+        try:
+            search(0, free0, 0, 0, 0)
+        except _BudgetExhausted:
+            self.nodes += nodes[0]
+            return best[0], False
+        self.nodes += nodes[0]
+        return best[0], True
+
+    # -- heuristic: drop-one-refill local search, always repaired -----------------------------
+
+    def local_search(self, best: Solution) -> Solution:
+        """Improve `best` by moves until none helps or HEURISTIC_WORK_BUDGET is spent.
+
+        A move drops one admitted member of a class, refills the freed room greedily (largest
+        value first), and repairs rule 3; it is kept if its score is higher. Work is counted in
+        class visits (one move visits every class about twice: refill and repair), never in
+        time, so the result is deterministic. Every solution kept went through `repair`, so
+        rules 1-3 hold whatever the budget.
+        """
+        classes = self.classes
+        n = len(classes)
+        by_value = sorted(range(n), key=lambda i: -classes[i].value)
+        budget = HEURISTIC_WORK_BUDGET
         improved = True
         while improved and budget > 0:
             improved = False
@@ -695,7 +777,7 @@ class _Problem:
                     break
                 if best[1][ci] == 0:
                     continue
-                budget -= 1
+                budget -= 2 * n
                 trial = best[1].copy()
                 trial[ci] -= 1
                 rem = _vsub(self.free0, self.total(trial)[0])
@@ -707,7 +789,7 @@ class _Problem:
                         trial[cj] += take
                         rem = _vsub(rem, _vscale(classes[cj].vec, take))
                 found = self.evaluate(trial)
-                if found is not None and self.better(found, best):
+                if found is not None and found[0] > best[0]:
                     best = found
                     improved = True
         return best
@@ -715,19 +797,57 @@ class _Problem:
     def solve(self, incumbent_keys: list[tuple[int, Vec]] | None) -> list[Job] | None:
         """The admitted set, or None if rule 3 cannot hold without evicting someone.
 
-        `incumbent_keys`: (priority, vector) of a known feasible admitted set, if any."""
+        `incumbent_keys`: (priority, vector) of a known feasible admitted set, if any.
+        At most EXACT_CLASS_LIMIT classes: branch and bound seeded with the greedy starts,
+        exact when it completes within NODE_BUDGET nodes. Beyond, or when it does not
+        complete: the best solution found so far, improved by the bounded local search.
+        """
         if not self.classes:
             return [] if not any(level.threats for level in self.levels) else None
         incumbent = None
         if incumbent_keys is not None:
             counts = self.counts_of(incumbent_keys)
-            incumbent = (self.total(counts)[1], counts)
+            incumbent = (self.score(counts), counts)
+        best = self.starts(incumbent)
         if len(self.classes) <= EXACT_CLASS_LIMIT:
-            best, complete = self.branch_and_bound(incumbent)
-            if complete or best is not None:
+            # First the best U alone (ties ignored: far fewer nodes, as many sets fill the
+            # same room), then, from that solution, the best tie score among equal U.
+            self.nodes = 0
+            best, complete = self.branch_and_bound(best, NODE_BUDGET, ties=False)
+            if complete:
+                best, complete = self.branch_and_bound(best, NODE_BUDGET - self.nodes, ties=True)
+            if complete:
                 return None if best is None else self.chosen(best[1])
-        best = self.heuristic(incumbent)
-        return None if best is None else self.chosen(best[1])
+        if best is None:
+            return None
+        return self.chosen(self.local_search(best)[1])
+
+
+Score = tuple[int, int]  # (U scaled to an integer, tie score), compared as a tuple
+Solution = tuple[Score, list[int]]  # (score, count per class)
+
+
+def _tie_scores(classes: Sequence[_Class]) -> list[list[int]]:
+    """Per class, the tie score of admitting its first t members, for every t.
+
+    Rule 7 breaks ties on U in favour of the admitted set that is lexicographically first in
+    queue order (the set including the earliest job where two sets differ). Giving the member
+    of queue rank r (0 = first, among R members of all classes) the weight 2^(R-1-r) makes
+    that order numeric: a set's tie score is its membership bits read as a binary number, so
+    comparing scores compares the sets exactly that way, and scores add up over classes.
+    """
+    keys = sorted(key for cls in classes for key in cls.positions)
+    top = len(keys) - 1
+    rank = {key: r for r, key in enumerate(keys)}
+    prefixes = []
+    for cls in classes:
+        acc = 0
+        prefix = [0]
+        for key in cls.positions:
+            acc += 1 << (top - rank[key])
+            prefix.append(acc)
+        prefixes.append(prefix)
+    return prefixes
 
 
 def _summary(cluster: _Cluster, jobs: Iterable[Job]) -> dict[int, Vec]:

@@ -243,7 +243,10 @@ def _begin_write(organization_id: int | None = None) -> None:
     transactions.begin_write()
     if db.engine.dialect.name != "sqlite" and organization_id is not None:
         db.session.execute(
-            sa.select(Organization.id).where(Organization.id == organization_id).with_for_update()
+            sa.select(Organization.id)
+            .where(Organization.id == organization_id)
+            # NO KEY UPDATE: no conflict with the KEY SHARE locks of foreign-key inserts.
+            .with_for_update(key_share=True)
         )
 
 

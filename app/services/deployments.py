@@ -595,7 +595,10 @@ def _check_org_quota(organization_id: int, *, counting_new: bool) -> None:
     """
     quota_query = sa.select(Organization.deployment_quota).where(Organization.id == organization_id)
     if counting_new and db.engine.dialect.name != "sqlite":
-        quota_query = quota_query.with_for_update()
+        # NO KEY UPDATE: it serializes quota checks without conflicting with the KEY SHARE
+        # locks that inserting deployments takes on the organization row (foreign key); a
+        # plain FOR UPDATE here deadlocks two submissions that both inserted already.
+        quota_query = quota_query.with_for_update(key_share=True)
     quota = db.session.scalar(quota_query)
     in_org = db.session.scalar(
         sa.select(sa.func.count())
