@@ -25,7 +25,7 @@ from flask import Flask
 
 from app import create_app
 from app.extensions import db
-from tests.support.databases import postgres_url, temporary_postgres_database
+from tests.support.databases import fresh_database, postgres_url, temporary_postgres_database
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
@@ -52,13 +52,7 @@ def test_every_revision_chains_back_to_one_base() -> None:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_database_url(request, tmp_path) -> Iterator[str]:
     """A database with no tables at all: a new SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrated.db'}"
-        return
-    base = postgres_url()
-    if base is None:
-        pytest.skip("KARGO_TEST_DATABASE_URL is not set; PostgreSQL migrations not checked")
-    with temporary_postgres_database(base, "migrations") as url:
+    with fresh_database(request.param, tmp_path, "migrations") as url:
         yield url
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.databases import postgres_url, temporary_postgres_database
+from tests.support.databases import fresh_database
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -139,13 +139,7 @@ def get(url: str) -> tuple[int, str]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def boot_database_url(request, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'boot.db'}"
-        return
-    base = postgres_url()
-    if base is None:
-        pytest.skip("KARGO_TEST_DATABASE_URL is not set; boot.sh not run against PostgreSQL")
-    with temporary_postgres_database(base, "boot") as url:
+    with fresh_database(request.param, tmp_path, "boot") as url:
         yield url
 
 

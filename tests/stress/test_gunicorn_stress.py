@@ -23,7 +23,7 @@ import requests
 import sqlalchemy as sa
 
 from app import scheduler
-from tests.support.databases import postgres_url, temporary_postgres_database
+from tests.support.databases import fresh_database
 from tests.support.gunicorn import running_gunicorn
 
 pytestmark = pytest.mark.stress
@@ -43,13 +43,7 @@ CLUSTERS = [
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'stress.db'}"
-        return
-    base = postgres_url()
-    if base is None:
-        pytest.skip("KARGO_TEST_DATABASE_URL is not set")
-    with temporary_postgres_database(base, "stress") as url:
+    with fresh_database(request.param, tmp_path, "stress") as url:
         yield url
 
 

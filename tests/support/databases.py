@@ -40,3 +40,22 @@ def temporary_postgres_database(base_url: str, label: str = "t") -> Iterator[str
             )
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
         admin.dispose()
+
+
+@contextmanager
+def fresh_database(kind: str, folder, label: str) -> Iterator[str]:
+    """A database with no tables: a new SQLite file in `folder`, or a new PostgreSQL database.
+
+    For fixtures parametrized over ["sqlite", "postgresql"]; the PostgreSQL case is skipped
+    when KARGO_TEST_DATABASE_URL is not set.
+    """
+    import pytest
+
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / f'{label}.db'}"
+        return
+    base = postgres_url()
+    if base is None:
+        pytest.skip(f"KARGO_TEST_DATABASE_URL is not set; {label} not checked on PostgreSQL")
+    with temporary_postgres_database(base, label) as url:
+        yield url
