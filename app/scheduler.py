@@ -616,7 +616,22 @@ class _Problem:
         by_prio_value = sorted(queue_order, key=lambda i: (-classes[i].prio, -classes[i].value))
         by_value = sorted(queue_order, key=lambda i: -classes[i].value)
         best = incumbent
-        for order in (queue_order, by_prio_value, by_value):
+        orders = [queue_order, by_prio_value, by_value]
+        # Value per share of the scarcest free kind: small jobs that pack the tight kind well
+        # first. Exact integers (cross-multiplied), so the order is deterministic.
+        free0 = self.free0
+        scarce = [
+            max(
+                (need * 10**6 // have if have > 0 else 10**12)
+                for need, have in zip(cls.vec, free0, strict=True)
+                if need > 0
+            )
+            for cls in classes
+        ]
+        orders.append(
+            sorted(queue_order, key=lambda i: -classes[i].value * 10**6 // max(1, scarce[i]))
+        )
+        for order in orders:
             found = self.evaluate(self.greedy(order))
             if found is not None and (best is None or found[0] > best[0]):
                 best = found

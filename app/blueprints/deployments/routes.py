@@ -76,14 +76,7 @@ def create():
         return render_template("deployments/new.html", form=None, choices=choices)
     if form.validate_on_submit():
         try:
-            result = deployments.submit(
-                current_user,
-                selected.id,
-                form.image.data,
-                form.name.data,
-                form.priority_raw(),
-                form.requests_raw(),
-            )
+            result = _submit(form, selected.id)
         except NotFound:
             raise
         except DomainError as exc:
@@ -108,20 +101,25 @@ def preview():
             hint="Fill in an image and some resources to see whether it would start now.",
         )
     try:
-        result = deployments.submit(
-            current_user,
-            selected.id,
-            form.image.data,
-            form.name.data,
-            form.priority_raw(),
-            form.requests_raw(),
-            dry_run=True,
-        )
+        result = _submit(form, selected.id, dry_run=True)
     except NotFound:
         raise
     except DomainError as exc:
         return render_template("deployments/_preview.html", problem=exc)
     return render_template("deployments/_preview.html", result=result)
+
+
+def _submit(form, cluster_id: int, dry_run: bool = False):
+    """The deploy form's submission as typed: for real, or as the what-if preview's dry run."""
+    return deployments.submit(
+        current_user,
+        cluster_id,
+        form.image.data,
+        form.name.data,
+        form.priority_raw(),
+        form.requests_raw(),
+        dry_run=dry_run,
+    )
 
 
 @bp.get("/<int:deployment_id>")
