@@ -37,6 +37,8 @@ class Config:
     PASSWORD_MIN_LENGTH = _int("PASSWORD_MIN_LENGTH", 10)
     LOGIN_RATE_LIMIT_PER_CLIENT = os.environ.get("LOGIN_RATE_LIMIT_PER_CLIENT", "20 per minute")
     LOGIN_RATE_LIMIT_PER_USERNAME = os.environ.get("LOGIN_RATE_LIMIT_PER_USERNAME", "5 per minute")
+    # Accounts created (sign-ups and invite redemptions, pages and API) per client address.
+    SIGNUP_RATE_LIMIT_PER_CLIENT = os.environ.get("SIGNUP_RATE_LIMIT_PER_CLIENT", "20 per hour")
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
 
@@ -75,6 +77,8 @@ class TestingConfig(Config):
     WTF_CSRF_ENABLED = False
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI = "memory://"
+    # Tests create many accounts from one address; the limit itself has its own tests.
+    SIGNUP_RATE_LIMIT_PER_CLIENT = "10000 per minute"
     SERVER_NAME = None
 
 

@@ -11,6 +11,7 @@ from flask import current_app, flash, redirect, render_template, request, sessio
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
+from app.blueprints import limits
 from app.blueprints.accounts import bp
 from app.blueprints.accounts.forms import (
     InviteSignupForm,
@@ -96,6 +97,7 @@ def logout():
 
 
 @bp.route("/signup", methods=["GET", "POST"])
+@limits.account_creation
 def signup():
     if current_user.is_authenticated:
         flash("You already belong to an organization. Log out to create another one.", "info")
@@ -142,6 +144,7 @@ def _invite_unavailable(state: str):
 
 
 @bp.route("/invite/<path:code>", methods=["GET", "POST"])
+@limits.account_creation
 def invite(code: str):
     """Opening the link consumes nothing; a valid sign-up through it uses it up."""
     state, invited_to = accounts_service.invite_status(code)

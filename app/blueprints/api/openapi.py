@@ -328,9 +328,10 @@ PATHS: dict[str, Any] = {
         "put": operation(
             "Sign up: create an organization and its first user, its owner",
             ("201", json_response("The new user and organization", "Account")),
-            ["409", "422"],
+            ["409", "422", "429"],
             request="SignupRequest",
             secured=False,
+            description="Accounts created are rate-limited per client address (with invites).",
         )
     },
     "/user/login/": {
@@ -372,8 +373,9 @@ PATHS: dict[str, Any] = {
         "post": operation(
             "Redeem an invite: join its organization as a member",
             ("201", json_response("The new member", "Account")),
-            ["404", "409", "410", "422"],
+            ["404", "409", "410", "422", "429"],
             request="RedeemRequest",
+            description="Accounts created are rate-limited per client address (with sign-ups).",
             parameters=[query("code", "the invite code, if not in the body", STRING)],
             secured=False,
         ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import current_app, url_for
 
+from app.blueprints import limits
 from app.blueprints.api import route, serialize
 from app.blueprints.api.auth import api_user, token_required
 from app.blueprints.api.schema import (
@@ -81,6 +82,7 @@ def invite_status():
 
 
 @route("/organization/invite/", "POST")
+@limits.account_creation
 def redeem_invite():
     body = check(read_json(), REDEEM)
     code = body.get("code") or query_text("code")

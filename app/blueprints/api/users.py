@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import current_app
 from flask_limiter.util import get_remote_address
 
+from app.blueprints import limits
 from app.blueprints.api import route, serialize
 from app.blueprints.api.auth import api_token, api_user, token_required
 from app.blueprints.api.schema import Object, String, json_body, read_json
@@ -40,6 +41,7 @@ def body_paths(error: DomainError, paths: dict[str, str]) -> DomainError:
 
 
 @route("/user/create/", "PUT")
+@limits.account_creation
 def create_user():
     body = json_body(SIGNUP)
     try:
