@@ -4,15 +4,19 @@
                                                          # KARGO_TEST_DATABASE_URL is set
     .venv/bin/python bench/http_bench.py --users 10,50 --seconds 10 --databases sqlite
 
-For each database it migrates a fresh database with `flask db upgrade`, seeds one organization
-with 20 clusters and 2,000 deployments through the real services, starts gunicorn with the
-production config (4 workers) on 127.0.0.1, then for each concurrency level runs three phases
-of equal length:
+For each database it starts gunicorn with the production config (4 workers) on 127.0.0.1 on a
+fresh database migrated with `flask db upgrade`, seeds one organization with 20 clusters and
+2,000 deployments through the real services, then for each concurrency level runs three phases:
 
-1. ``healthz``: every user requests ``/healthz`` (the trivial endpoint, for scale);
-2. ``partial``: every user polls a cluster's utilization partial, as open dashboards do;
-3. ``mixed``: dashboards polling, cluster and deployment listings, a cluster page, deploys and
-   deletes over the JSON API.
+1. ``healthz`` (saturation): every user requests ``/healthz`` back to back, no pause: the
+   trivial endpoint's throughput on this machine, for scale;
+2. ``partial`` (saturation): every user polls its cluster's utilization partial back to back,
+   revalidating with its last ETag as a browser does; the ratio of this throughput to
+   ``healthz``'s is the number that means something on any machine;
+3. ``mixed`` (people): three users in five are open dashboards polling their cluster's partial
+   every ``--poll-seconds`` (3 s, the portal's default); the others list clusters and
+   deployments, open cluster pages, deploy and delete over the JSON API, pausing about
+   ``--think-seconds`` between actions. Latency percentiles and errors are read here.
 
 It prints requests per second and p50/p95/p99 latency per endpoint and phase, error counts,
 and the partial/healthz throughput ratio, and writes bench/results/http.json. Traffic goes to
@@ -136,11 +140,26 @@ def login_session(base: str) -> tuple[dict, str]:
         return browser.cookies.get_dict(), token
 
 
-def user_loop(base, cookies, token, cluster_ids, phase, deadline, samples, seed_value):
-    rng = random.Random(seed_value)
+@dataclass(frozen=True)
+class Plan:
+    """What one phase asks of its simulated users."""
+
+    phase: str  # "healthz", "partial" (both closed loops, no pause) or "mixed"
+    seconds: float
+    poll_seconds: float  # a dashboard's polling interval in the mixed phase
+    think_seconds: float  # a person's pause between two actions in the mixed phase
+
+
+def user_loop(base, cookies, token, cluster_ids, plan: Plan, deadline, samples, number: int):
+    """One simulated user. In the mixed phase three users in five are open dashboards that poll
+    their cluster's partial every `poll_seconds`; the others browse, deploy and delete with a
+    pause of about `think_seconds` between actions. Each user watches one home cluster."""
+    rng = random.Random(number)
     session = requests.Session()
     session.cookies.update(cookies)
     auth = {"Authorization": f"Bearer {token}"}
+    home = cluster_ids[number % len(cluster_ids)]
+    dashboard = number % 5 < 3
     mine: list[int] = []
     # Like a browser's HTTP cache: revalidate each cluster's partial with its last ETag.
     etags: dict[int, str] = {}
@@ -165,14 +184,8 @@ def user_loop(base, cookies, token, cluster_ids, phase, deadline, samples, seed_
         if response is not None and response.status_code == 200 and "ETag" in response.headers:
             etags[cluster_id] = response.headers["ETag"]
 
-    while time.monotonic() < deadline:
+    def act() -> None:
         cluster_id = rng.choice(cluster_ids)
-        if phase == "healthz":
-            call("healthz", "GET", "/healthz")
-            continue
-        if phase == "partial" or rng.random() < 0.60:
-            poll(cluster_id)
-            continue
         roll = rng.random()
         if roll < 0.25:
             call("clusters list", "GET", f"/clusters/?page={rng.randint(1, 2)}")
@@ -201,41 +214,58 @@ def user_loop(base, cookies, token, cluster_ids, phase, deadline, samples, seed_
             call("delete (API)", "DELETE", f"/api/v1/deployment/{deployment_id}/",
                  expect=(204,), headers=auth)  # fmt: skip
 
+    if plan.phase == "mixed":
+        # Users arrive spread over one polling interval, as people open pages at random.
+        time.sleep(rng.uniform(0, plan.poll_seconds))
+    while time.monotonic() < deadline:
+        if plan.phase == "healthz":
+            call("healthz", "GET", "/healthz")
+        elif plan.phase == "partial":
+            poll(home)
+        elif dashboard:
+            started = time.monotonic()
+            poll(home)
+            time.sleep(max(0.0, plan.poll_seconds - (time.monotonic() - started)))
+        else:
+            act()
+            time.sleep(rng.uniform(0.5, 1.5) * plan.think_seconds)
 
-def client_process(base, cookies, token, cluster_ids, phase, users, seconds, seed_value, out):
+
+def client_process(base, cookies, token, cluster_ids, plan, users, first_user, out):
     samples: list[Sample] = []
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + plan.seconds
     threads = [
         threading.Thread(
             target=user_loop,
-            args=(base, cookies, token, cluster_ids, phase, deadline, samples, seed_value + i),
+            args=(base, cookies, token, cluster_ids, plan, deadline, samples, first_user + i),
         )
         for i in range(users)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=seconds + REQUEST_TIMEOUT + 5)
+        thread.join(timeout=plan.seconds + REQUEST_TIMEOUT + 5)
     out.put([(s.endpoint, s.seconds, s.ok, s.status) for s in samples])
 
 
-def run_phase(base, cookies, token, cluster_ids, phase, users, seconds, processes) -> list[Sample]:
+def run_phase(base, cookies, token, cluster_ids, plan, users, processes) -> list[Sample]:
     """Spread `users` over client processes so the client's GIL is not the bottleneck."""
     queue: Queue = Queue()
     shares = [users // processes + (1 if i < users % processes else 0) for i in range(processes)]
+    firsts = [sum(shares[:i]) for i in range(len(shares))]
     workers = [
         Process(
             target=client_process,
-            args=(base, cookies, token, cluster_ids, phase, share, seconds, 1000 * i, queue),
+            args=(base, cookies, token, cluster_ids, plan, share, first, queue),
         )
-        for i, share in enumerate(shares)
+        for share, first in zip(shares, firsts, strict=True)
         if share
     ]
     for worker in workers:
         worker.start()
     samples: list[Sample] = []
     for _ in workers:
-        samples.extend(Sample(*row) for row in queue.get(timeout=seconds + 120))
+        samples.extend(Sample(*row) for row in queue.get(timeout=plan.seconds + 120))
     for worker in workers:
         worker.join(timeout=10)
     return samples
@@ -328,11 +358,12 @@ def bench_database(kind: str, args) -> dict:
             processes = max(1, min(args.client_processes, users))
             level: dict = {}
             for phase in ("healthz", "partial", "mixed"):
+                seconds = args.mixed_seconds if phase == "mixed" else args.seconds
+                plan = Plan(phase, seconds, args.poll_seconds, args.think_seconds)
                 samples = run_phase(
-                    base, cookies, token, seeded["cluster_ids"], phase, users,
-                    args.seconds, processes,
-                )  # fmt: skip
-                stats = summarize(samples, args.seconds)
+                    base, cookies, token, seeded["cluster_ids"], plan, users, processes
+                )
+                stats = summarize(samples, seconds)
                 level[phase] = {name: vars(row) for name, row in stats.items()}
                 print_table(f"[{kind}] {users} users · phase {phase}", stats)
             healthz_rps = level["healthz"]["healthz"]["rps"]
@@ -353,6 +384,12 @@ def main() -> None:
     parser.add_argument("--users", default="10,50,200",
                         type=lambda s: [int(x) for x in s.split(",")])  # fmt: skip
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    parser.add_argument("--mixed-seconds", type=float, default=20.0,
+                        help="length of the mixed phase")  # fmt: skip
+    parser.add_argument("--poll-seconds", type=float, default=3.0,
+                        help="dashboards' polling interval in the mixed phase")  # fmt: skip
+    parser.add_argument("--think-seconds", type=float, default=1.0,
+                        help="pause between a person's actions in the mixed phase")  # fmt: skip
     parser.add_argument("--databases", default=None, help="comma list: sqlite,postgres")
     parser.add_argument("--clusters", type=int, default=CLUSTERS)
     parser.add_argument("--deployments", type=int, default=DEPLOYMENTS)
@@ -362,8 +399,9 @@ def main() -> None:
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
-    if args.seconds <= 0 or args.seconds > 300:
-        parser.error("--seconds must be within (0, 300]")
+    for name in ("seconds", "mixed_seconds"):
+        if not 0 < getattr(args, name) <= 300:
+            parser.error(f"--{name.replace('_', '-')} must be within (0, 300]")
     kinds = args.databases.split(",") if args.databases else ["sqlite"]
     if args.databases is None and os.environ.get("KARGO_TEST_DATABASE_URL"):
         kinds.append("postgres")

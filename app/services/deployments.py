@@ -368,29 +368,29 @@ def _find(user: User, deployment_id: int) -> Deployment:
 def pop_notices(user: User) -> list[str]:
     """Notices of the user's deployments preempted since they last looked; clears them.
 
-    The common case (nothing to tell) costs one indexed SELECT and writes nothing.
+    The common case (nothing to tell) costs one indexed SELECT and writes nothing. Clearing
+    runs outside any cluster lock, so it must never wait for a scheduling transaction (which
+    may be updating the same rows in another order: a deadlock on PostgreSQL): it locks the
+    rows with SKIP LOCKED, and a notice whose row is busy right now is shown on a later page.
     """
-    waiting = db.session.execute(
-        sa.select(Deployment.id, Deployment.preemption_notice).where(
-            Deployment.created_by_id == user.id, Deployment.preemption_notice.is_not(None)
-        )
-    ).all()
-    if not waiting:
+    pending = sa.select(Deployment.id, Deployment.preemption_notice).where(
+        Deployment.created_by_id == user.id, Deployment.preemption_notice.is_not(None)
+    )
+    if not db.session.execute(pending.limit(1)).first():
         return []
     transactions.begin_write()
-    notices = []
-    for deployment_id, notice in waiting:
-        # Clear only the notice we read: a newer one written meanwhile stays for next time.
-        cleared = db.session.execute(
+    waiting = db.session.execute(
+        pending.order_by(Deployment.id).with_for_update(skip_locked=True)
+    ).all()
+    if waiting:
+        db.session.execute(
             sa.update(Deployment)
-            .where(Deployment.id == deployment_id, Deployment.preemption_notice == notice)
+            .where(Deployment.id.in_([deployment_id for deployment_id, _ in waiting]))
             .values(preemption_notice=None)
             .execution_options(synchronize_session=False)
         )
-        if cleared.rowcount:
-            notices.append(notice)
     db.session.commit()
-    return notices
+    return [notice for _, notice in waiting]
 
 
 # --------------------------------------------------------------------------------------------
