@@ -4,29 +4,12 @@ the utilization partial refresh on its own when usage changes in the database.""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Flask
-from flask_login.utils import _create_identifier
 from playwright.sync_api import expect
 
 from app.extensions import db
 from app.models import Cluster, ClusterResource
+from tests.browser.session import sign_in
 from tests.factories import make_user
-
-
-def sign_in(page, live_server, user) -> None:
-    """Put a signed session cookie for `user` in the browser (the login form has its own
-    tests). Strong session protection ties a session to the address and user agent, so the
-    identifier is computed for this browser's."""
-    app: Flask = live_server.app
-    user_agent = page.evaluate("navigator.userAgent")
-    environ = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": user_agent}
-    with app.test_request_context(environ_base=environ):
-        identifier = _create_identifier()
-    session = {"_user_id": user.get_id(), "_fresh": True, "_id": identifier}
-    cookie = app.session_interface.get_signing_serializer(app).dumps(session)
-    page.context.add_cookies(
-        [{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": live_server.url}]
-    )
 
 
 def test_create_a_cluster_with_a_custom_kind_and_watch_it_live(app, live_server, page):
@@ -41,7 +24,6 @@ def test_create_a_cluster_with_a_custom_kind_and_watch_it_live(app, live_server,
     )
     page.on("pageerror", lambda error: problems.append(str(error)))
     user = make_user(display_name="Ada")
-    page.goto(live_server.path("/healthz"))
     sign_in(page, live_server, user)
 
     page.goto(live_server.path("/clusters/"))

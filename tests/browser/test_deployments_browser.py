@@ -7,30 +7,11 @@ the low-priority deployment move to the queue and come back to running.
 
 from __future__ import annotations
 
-from flask import Flask
-from flask_login.utils import _create_identifier
 from playwright.sync_api import expect
 
 from app.services import deployments
+from tests.browser.session import sign_in
 from tests.factories import make_cluster, make_user
-
-
-def sign_in(page, live_server, user) -> None:
-    """A signed session cookie for `user` in this browser context (login has its own tests).
-
-    Called on the blank page, before any visit: a response still in flight from an earlier
-    page (its favicon's 404 page sets an anonymous session cookie) would overwrite it.
-    """
-    app: Flask = live_server.app
-    user_agent = page.evaluate("navigator.userAgent")
-    environ = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": user_agent}
-    with app.test_request_context(environ_base=environ):
-        identifier = _create_identifier()
-    session = {"_user_id": user.get_id(), "_fresh": True, "_id": identifier}
-    cookie = app.session_interface.get_signing_serializer(app).dumps(session)
-    page.context.add_cookies(
-        [{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": live_server.url}]
-    )
 
 
 def watch_for_errors(page, problems: list[str]) -> None:
