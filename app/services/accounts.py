@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -619,14 +619,6 @@ def create_invite(actor: User) -> tuple[Invite, str]:
     db.session.add(invite)
     db.session.commit()
     return invite, code
-
-
-def invite_link(code: str) -> str:
-    """The absolute link to send: under PUBLIC_URL when configured, else this request's host."""
-    public_url = current_app.config.get("PUBLIC_URL") or ""
-    if public_url:
-        return public_url.rstrip("/") + url_for("accounts.invite", code=code)
-    return url_for("accounts.invite", code=code, _external=True)
 
 
 def invite_status(code: str | None) -> tuple[str, Organization | None]:

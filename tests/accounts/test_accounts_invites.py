@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from app.blueprints import links
 from app.models import Invite, User, utcnow
 from app.services import accounts
 from app.services.errors import Conflict, Forbidden, Gone, NotFound, ValidationError
@@ -74,7 +75,7 @@ def test_invite_link_uses_public_url_when_configured(app, owner):
     app.config["PUBLIC_URL"] = "https://kargo.example.com/"
     with app.test_request_context():
         _, code = create_code(owner)
-        assert accounts.invite_link(code) == f"https://kargo.example.com/invite/{code}"
+        assert links.invite_link(code) == f"https://kargo.example.com/invite/{code}"
 
 
 def test_expiry_follows_the_configured_ttl(app, owner):

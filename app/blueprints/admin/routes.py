@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
+from app.blueprints import links
 from app.blueprints.accounts.forms import show_domain_error
 from app.blueprints.admin import bp
 from app.blueprints.admin.forms import ROLE_CHOICES, RoleForm, SettingsForm
@@ -85,7 +86,7 @@ def create_invite():
     return render_template(
         "admin/invites.html",
         invites=accounts_service.list_invites(current_user),
-        new_invite_link=accounts_service.invite_link(code),
+        new_invite_link=links.invite_link(code),
         new_invite_expires_at=invite.expires_at,
     ), 201
 

@@ -6,9 +6,7 @@ yet. Who may create invites (owners and admins) is decided by `services.accounts
 
 from __future__ import annotations
 
-from flask import current_app, url_for
-
-from app.blueprints import limits
+from app.blueprints import limits, links
 from app.blueprints.api import route, serialize
 from app.blueprints.api.auth import api_user, token_required
 from app.blueprints.api.schema import (
@@ -52,21 +50,13 @@ def organization():
     }
 
 
-def invite_url(code: str) -> str:
-    """The page where the invited person signs up; PUBLIC_URL wins behind a proxy."""
-    public = current_app.config.get("PUBLIC_URL", "").rstrip("/")
-    if public:
-        return public + url_for("accounts.invite", code=code)
-    return url_for("accounts.invite", code=code, _external=True)
-
-
 @route("/organization/invite/", "PATCH")
 @token_required
 def create_invite():
     invite, code = accounts.create_invite(api_user())
     return {
         "code": code,
-        "invite_url": invite_url(code),
+        "invite_url": links.invite_link(code),
         "expires_at": serialize.timestamp(invite.expires_at),
     }, 201
 
