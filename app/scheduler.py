@@ -74,7 +74,7 @@ from __future__ import annotations
 import heapq
 import math
 from bisect import bisect_right
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -334,6 +334,8 @@ _PRIORITY = attrgetter("priority")
 _STARTED = attrgetter("started")
 _SUBMITTED_ID = attrgetter("submitted", "id")
 _STARTED_ID = attrgetter("started", "id")
+_SUBMITTED = attrgetter("submitted")
+_ID = attrgetter("id")
 
 
 def _queue_key(job: Job) -> tuple[int, int, int]:
@@ -715,7 +717,8 @@ class _Problem:
         # many combinations of small jobs fill the same room, and only the best is searched.
         seen: dict[tuple[int, Vec, int], int] = {}
         counts_full = [cls.count for cls in classes]
-        zero = self.cluster.zero
+        kinds = len(free0)
+        nonzero = [[(k, need) for k, need in enumerate(vec) if need > 0] for vec in vecs]
 
         def search(i: int, rem: Vec, value: int, tie: int, full: int) -> None:
             nodes[0] += 1
@@ -737,12 +740,21 @@ class _Problem:
                 return
             # The same bounds counting, of each undecided class, only the members that fit
             # in the room left: tighter deep in the tree, where most classes no longer fit.
-            reach = zero
+            # (`_fit_count` and the vector sums inlined over each class's nonzero amounts: this
+            # loop is most of a node's cost. Amounts are never negative here, rem neither.)
+            reach = [0] * kinds
             reach_tie = tie
             for j in range(i, n):
-                fit = _fit_count(vecs[j], rem, takes[j])
-                if fit:
-                    reach = _vadd(reach, _vscale(vecs[j], fit))
+                fit = takes[j]
+                for k, need in nonzero[j]:
+                    have = rem[k] // need
+                    if have < fit:
+                        fit = have
+                        if fit <= 0:
+                            break
+                if fit > 0:
+                    for k, need in nonzero[j]:
+                        reach[k] += need * fit
                     reach_tie += tie_prefixes[j][fit]
             bound = value + sum(map(math.prod, zip(map(min, rem, reach), weights, strict=True)))
             if bound < best_value or (bound == best_value and (not ties or reach_tie <= best_tie)):
@@ -1070,6 +1082,43 @@ def _classes(
 # Preemption (rule 4): a kube-scheduler style walk of the queue.
 
 
+class _Stream:
+    """The pending jobs of one row found by one `_Walk.rescan`, in queue order; the walk keeps
+    only the next of them in its heap."""
+
+    __slots__ = ("jobs", "keys", "next", "row")
+
+    def __init__(self, row: tuple[int, Vec], jobs: list[Job]) -> None:
+        """`jobs`: all of priority row[0], in queue order."""
+        self.row = row  # (priority, vector), as in the walk's `blocked`
+        self.jobs = jobs
+        self.keys = list(zip(repeat(-row[0]), map(_SUBMITTED, jobs), map(_ID, jobs)))
+        self.next = 1  # jobs[0] is pushed by the rescan
+
+    def push_next(self, heap: list[_HeapEntry], after: tuple | None = None) -> None:
+        """Push the next job (with `after`, the next one after that queue key)."""
+        if after is not None:
+            # The jobs up to `after` were reached while the row was blocked: the walk skipped
+            # them without a test, and skips them here by never pushing them.
+            self.next = bisect_right(self.keys, after, self.next)
+        if self.next < len(self.keys):
+            heapq.heappush(heap, (self.keys[self.next], self.jobs[self.next], self))
+            self.next += 1
+
+
+# A walk heap entry: queue key (unique, so the rest is never compared), job, and the
+# `_Stream` it comes from (None for a victim).
+_HeapEntry = tuple[tuple[int, int, int], Job, "_Stream | None"]
+
+
+def _resume(parked: list[_Stream], heap: list[_HeapEntry], key: tuple) -> None:
+    """The running set changed at the job of queue key `key`, so blocked rows may fit again:
+    the parked streams go back to the heap from their first job after `key`."""
+    for stream in parked:
+        stream.push_next(heap, key)
+    parked.clear()
+
+
 class _Walk:
     """Walk the queue in order: start what fits in free, preempt for what fits in room_for.
 
@@ -1136,12 +1185,15 @@ class _Walk:
             self._rows = _rows(self.cluster, self.pending)
         return self._rows
 
-    def rescan(self, heap: list[tuple[tuple[int, int, int], Job]], after: tuple, top: int) -> None:
+    def rescan(self, heap: list[_HeapEntry], after: tuple, top: int) -> None:
         """Evictions at priority <= top enlarged room_for of pending jobs at or below it.
 
-        Pushes every pending job of priority <= top, after `after` in queue order and not yet
-        seen, that can run and now fits its room_for. The test depends on the job's row only,
-        so it runs once per distinct row.
+        Finds every pending job of priority <= top, after `after` in queue order and not yet
+        seen, that can run and now fits its room_for (the test depends on the job's row only,
+        so it runs once per distinct row), and marks it seen. They can be thousands, and when
+        the walk reaches them nearly all are skipped as identical to a blocked job; so instead
+        of one heap entry per job, the found jobs of each row form a `_Stream` in queue order
+        of which only the next job is in the heap (see `run`).
         """
         rows = self.pending_rows()
         if self._distinct_rows is None:
@@ -1154,16 +1206,21 @@ class _Walk:
         }
         if not fitting:
             return
+        # No key test is needed against `after` (the preemptor's key): rescanned rows have
+        # priority <= top, the highest victim priority, which is below the preemptor's, so they
+        # all come after it in queue order.
         touched = self.touched
-        vecs = self._vecs
-        found = map(fitting.__contains__, rows)
-        for job, row in compress(zip(self.pending, rows, strict=True), found):
+        found: defaultdict[Row, list[Job]] = defaultdict(list)
+        candidates = compress(zip(self.pending, rows, strict=True), map(fitting.__contains__, rows))
+        for job, row in candidates:
             if job.id not in touched:
-                key = _queue_key(job)
-                if key > after:
-                    touched[job.id] = job
-                    vecs[job.id] = row[1:]  # type: ignore[index]
-                    heapq.heappush(heap, (key, job))
+                found[row].append(job)  # type: ignore[index]
+        for row, jobs in found.items():
+            touched.update(zip(map(_ID, jobs), jobs, strict=True))
+            # One priority per row, so (submitted, id) order is queue order.
+            jobs.sort(key=_SUBMITTED_ID)
+            stream = _Stream((row[0], row[1:]), jobs)
+            heapq.heappush(heap, (stream.keys[0], jobs[0], stream))
 
     def run(self, relevant: Iterable[tuple[Job, Vec]]) -> None:
         cluster = self.cluster
@@ -1174,24 +1231,31 @@ class _Walk:
             self.touched[job.id] = job
             vecs[job.id] = vec
         # The relevant jobs in queue order, merged with a heap of the jobs the walk adds
-        # (victims and rescanned jobs): the same order as one heap of everything, cheaper.
+        # (victims, and the next job of each rescanned `_Stream`): the same order as one heap
+        # of everything, cheaper.
         keys = [(-job.priority, job.submitted, job.id) for job, _ in first]
         order = sorted(range(len(first)), key=keys.__getitem__)
         position = 0
-        heap: list[tuple[tuple[int, int, int], Job]] = []
+        heap: list[_HeapEntry] = []
         # (priority, vector) of jobs found to fit neither free nor their room_for since the
         # last change of the running set: an identical job cannot fit either, so it is skipped
         # without testing (the tests depend on nothing else).
         blocked: set[tuple[int, Vec]] = set()
+        # Streams whose row is blocked: the walk would skip each of their jobs until the next
+        # change of the running set, so they stay out of the heap until then (`_resume`).
+        parked: list[_Stream] = []
         while True:
+            stream: _Stream | None = None
             if position < len(order) and (not heap or keys[order[position]] < heap[0][0]):
                 index = order[position]
                 position += 1
                 key = keys[index]
                 job, vec = first[index]
             elif heap:
-                key, job = heapq.heappop(heap)
-                if job.id in vecs:
+                key, job, stream = heapq.heappop(heap)
+                if stream is not None:
+                    vec = stream.row[1]
+                elif job.id in vecs:
                     vec = vecs[job.id]
                 else:
                     vec = vecs[job.id] = cluster.pending_vec(job.requests)
@@ -1201,10 +1265,15 @@ class _Walk:
                 continue
             row = (job.priority, vec)
             if row in blocked:
+                if stream is not None:
+                    parked.append(stream)
                 continue
             if _fits(vec, _vsub(cap, self.used)):
                 self.change(job.priority, vec, 1)
                 blocked.clear()
+                _resume(parked, heap, key)
+                if stream is not None:
+                    stream.push_next(heap)
                 if self.victims.pop(job.id, None) is None:
                     self.from_free[job.id] = (job, vec)
                 else:
@@ -1212,8 +1281,13 @@ class _Walk:
                 continue
             if not _fits(vec, self.room(job.priority)):
                 blocked.add(row)
+                if stream is not None:
+                    parked.append(stream)
                 continue
             blocked.clear()
+            _resume(parked, heap, key)
+            if stream is not None:
+                stream.push_next(heap)
             root = self.victims.pop(job.id, job.id)
             top: int | None = None
             for victim in self.choose_victims(job.priority, vec):
@@ -1221,7 +1295,7 @@ class _Walk:
                 self.victims[victim.id] = root
                 self.victim_jobs[victim.id] = victim
                 self.touched[victim.id] = victim
-                heapq.heappush(heap, (_queue_key(victim), victim))
+                heapq.heappush(heap, (_queue_key(victim), victim, None))
                 top = victim.priority if top is None else max(top, victim.priority)
             self.change(job.priority, vec, 1)
             if top is not None:

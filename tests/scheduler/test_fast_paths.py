@@ -3,15 +3,19 @@
 The scheduler reads requests with whole-list passes (a fast path for plain dicts, a generic one
 for any Mapping), sorts with C-level keys when every running job has a start key (Python keys
 otherwise), reads rule 8 off a job's row unless the job names a kind the cluster lacks, and
-chooses victims with prefix sums and binary search instead of a job-by-job loop. Each test
-below runs both sides of one of those choices and asks for equal results.
+chooses victims with prefix sums and binary search instead of a job-by-job loop, and lets the
+preemption walk keep only the next job of each rescanned row in its heap (parking a blocked
+row until the running set changes) instead of every rescanned job. Each test below runs both
+sides of one of those choices and asks for equal results.
 """
 
 from __future__ import annotations
 
+import heapq
 import random
 from types import MappingProxyType
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +28,7 @@ from app.scheduler import (
     Submit,
     _Cluster,
     _levels,
+    _Stream,
     _sum_levels,
     _Walk,
     schedule,
@@ -181,3 +186,90 @@ def test_pending_job_naming_an_unknown_kind_never_starts() -> None:
     final_running = [j for j in pending if j.id in decision.started]
     rest = [j for j in pending if j.id not in decision.started]
     assert violations(capacity, final_running, rest) == []
+
+
+def walk_heavy(seed: int) -> tuple[dict[str, int], list[Job], list[Job], list[Submit]]:
+    """A full cluster of low-priority work with many identical pending jobs, and submissions
+    of higher priority that must preempt: the walks then rescan long runs of one row."""
+    rng = random.Random(seed)
+    kinds = rng.sample(KINDS, rng.randint(1, 2))
+    shapes = [{k: rng.randint(1, 3) for k in kinds} for _ in range(rng.randint(1, 3))]
+    size = rng.randint(20, 90)
+    jobs = [
+        Job(i, 0 if rng.random() < 0.7 else rng.randint(1, 3), dict(rng.choice(shapes)), i)
+        for i in range(1, size + 1)
+    ]
+    capacity = {k: rng.randint(6, 20) for k in kinds}
+    decision = schedule(ClusterState(capacity, [], jobs), Reconcile())
+    started = set(decision.started)
+    running = [
+        Job(j.id, j.priority, j.requests, j.submitted, rank)
+        for rank, j in enumerate(j for j in jobs if j.id in started)
+    ]
+    pending = [j for j in jobs if j.id not in started]
+    rng.shuffle(pending)  # the state's lists come in any order; the walk must sort its own
+    submits = [
+        Submit(Job(size + t, rng.randint(2, 5), dict(rng.choice(shapes)), size + t))
+        for t in range(1, 6)
+    ]
+    return capacity, running, pending, submits
+
+
+STREAM_RESCAN = _Walk.rescan
+
+
+def one_job_streams(self: _Walk, heap: list, after: tuple, top: int) -> None:
+    """The plain rescan: every found job in the heap on its own (a stream of one job)."""
+    found: list = []
+    STREAM_RESCAN(self, found, after, top)
+    for _, _, stream in found:
+        for key, job in zip(stream.keys, stream.jobs, strict=True):
+            heapq.heappush(heap, (key, job, _Stream(stream.row, [job])))
+
+
+def walk_outcome(walk: _Walk) -> tuple[object, ...]:
+    return (
+        list(walk.from_free),  # in the order the walk started them
+        walk.victims,
+        [job.id for job in walk.forced],
+        walk.out,
+        set(walk.touched),
+        walk.max_victim_priority,
+        walk.by_priority,
+    )
+
+
+def test_walk_streams_walk_like_one_heap_entry_per_job() -> None:
+    # The walk's own outcome is compared, not only the decision: the search after the walk
+    # re-decides the admissions and would hide a walk that started other jobs from free.
+    long_streams = 0
+
+    def counting(self: _Walk, heap: list, after: tuple, top: int) -> None:
+        nonlocal long_streams
+        found: list = []
+        STREAM_RESCAN(self, found, after, top)
+        long_streams += sum(len(stream.jobs) > 1 for _, _, stream in found)
+        for entry in found:
+            heapq.heappush(heap, entry)
+
+    def run(rescan: object, state: ClusterState, event: object) -> tuple[object, ...]:
+        walks: list[tuple[object, ...]] = []
+        original_run = _Walk.run
+
+        def recording_run(self: _Walk, relevant: object) -> None:
+            original_run(self, relevant)  # type: ignore[arg-type]
+            walks.append(walk_outcome(self))
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(_Walk, "rescan", rescan)
+            patch.setattr(_Walk, "run", recording_run)
+            decision = schedule(state, event)  # type: ignore[arg-type]
+        return snapshot(decision), walks
+
+    for seed in range(300):
+        capacity, running, pending, submits = walk_heavy(seed)
+        state = ClusterState(capacity, running, pending)
+        deletes = [Delete(frozenset({job.id})) for job in running[:3]]
+        for event in [*submits, *deletes]:
+            assert run(counting, state, event) == run(one_job_streams, state, event)
+    assert long_streams > 50  # the cases above do exercise streams of many jobs
