@@ -93,23 +93,30 @@ def create_invite():
 
 @bp.post("/invites/<int:invite_id>/revoke")
 def revoke_invite(invite_id: int):
-    try:
-        accounts_service.revoke_invite(current_user, invite_id)
-    except Conflict as exc:
-        flash(exc.message, "error")
-    else:
-        flash("The invite was revoked: its link no longer works.", "success")
-    return redirect(url_for("admin.invites"))
+    return _change_invite(
+        accounts_service.revoke_invite,
+        invite_id,
+        "The invite was revoked: its link no longer works.",
+    )
 
 
 @bp.post("/invites/<int:invite_id>/reopen")
 def reopen_invite(invite_id: int):
+    return _change_invite(
+        accounts_service.reopen_invite,
+        invite_id,
+        "The invite was re-opened with a fresh expiry: the same link works again.",
+    )
+
+
+def _change_invite(change, invite_id: int, done: str):
+    """Apply a service change to one invite; a refusal (Conflict) is flashed, not an error page."""
     try:
-        accounts_service.reopen_invite(current_user, invite_id)
+        change(current_user, invite_id)
     except Conflict as exc:
         flash(exc.message, "error")
     else:
-        flash("The invite was re-opened with a fresh expiry: the same link works again.", "success")
+        flash(done, "success")
     return redirect(url_for("admin.invites"))
 
 
