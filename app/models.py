@@ -16,7 +16,15 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.extensions import db
 
 ROLES = ("owner", "admin", "member")
+# Primary keys are 32-bit integers on PostgreSQL: a larger id names no row, and refusing it
+# early keeps the database from raising an out-of-range error (a 500) for /clusters/99999999999.
+MAX_ID = 2**31 - 1
 DEPLOYMENT_STATUSES = ("running", "pending")
+
+
+def valid_id(value: object) -> bool:
+    """Could `value` be a primary key here (a positive int within the 32-bit column)?"""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
 def utcnow() -> datetime:

@@ -58,16 +58,13 @@ from sqlalchemy.exc import IntegrityError
 
 from app import quantities
 from app.extensions import db
-from app.models import Cluster, ClusterResource, User
+from app.models import Cluster, ClusterResource, User, valid_id
 from app.services import transactions
 from app.services.errors import BadRequest, Conflict, DomainError, NotFound, ValidationError
 
 # A DNS label: what a cluster name may later become in a hostname.
 NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_DEPLOYMENTS_LIMIT = 100_000
-# Ids beyond a 32-bit integer cannot exist; refusing them early keeps PostgreSQL from raising
-# an out-of-range error (a 500) for a path such as /clusters/99999999999.
-_MAX_ID = 2**31 - 1
 
 
 class CapacityError(DomainError):
@@ -186,7 +183,7 @@ def state_version(cluster_id: int, organization_id: int) -> str:
     It joins the version bumped by `touch` with the usage of every kind, read in one small
     indexed query, so even a change of usage made outside the scheduler shows.
     """
-    if not _valid_id(cluster_id):
+    if not valid_id(cluster_id):
         raise NotFound("No such cluster.")
     rows = db.session.execute(
         sa.select(Cluster.state_version, ClusterResource.used)
@@ -223,7 +220,7 @@ def _adjust(cluster_id: int, amounts: Mapping[str, int], sign: int) -> None:
 
 
 def _load_cluster(cluster_id: int, organization_id: int, for_update: bool = False) -> Cluster:
-    if not _valid_id(cluster_id):
+    if not valid_id(cluster_id):
         raise NotFound("No such cluster.")
     query = sa.select(Cluster).where(
         Cluster.id == cluster_id, Cluster.organization_id == organization_id
@@ -257,10 +254,6 @@ def _snapshot_of(cluster: Cluster, resources: list[ClusterResource]) -> ClusterS
         created_at=cluster.created_at,
         created_by_id=cluster.created_by_id,
     )
-
-
-def _valid_id(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_ID
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,9 +359,18 @@ def list_clusters(
     return [_snapshot_of(cluster, by_cluster[cluster.id]) for cluster in clusters], total or 0
 
 
+def names(organization_id: int) -> dict[int, str]:
+    """Every cluster of the organization as id -> name, in one small query."""
+    return dict(
+        db.session.execute(
+            sa.select(Cluster.id, Cluster.name).where(Cluster.organization_id == organization_id)
+        ).all()
+    )
+
+
 def get_cluster(organization_id: int, cluster_id: int) -> ClusterSnapshot:
     """One cluster of the organization with its creator's name; NotFound otherwise."""
-    if not _valid_id(cluster_id):
+    if not valid_id(cluster_id):
         raise NotFound("No such cluster.")
     row = db.session.execute(
         sa.select(Cluster, User.display_name)

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from app import scheduler
 from app.extensions import db
-from app.models import DEPLOYMENT_STATUSES, Deployment, Organization, User, utcnow
+from app.models import DEPLOYMENT_STATUSES, Deployment, Organization, User, utcnow, valid_id
 from app.quantities import parse_requests
 from app.services import clusters, transactions
 from app.services.errors import (
@@ -46,8 +46,6 @@ MANAGER_ROLES = ("owner", "admin")
 MAX_PER_PAGE = 100
 # Selects and filters list at most this many clusters of an organization.
 CLUSTER_CHOICES_MAX = 1000
-# Primary keys are 32-bit integers on PostgreSQL; anything larger cannot name a row.
-MAX_ID = 2**31 - 1
 
 # A dry run needs an id for the deployment that does not exist yet; real ids are positive.
 _PREVIEW_ID = -1
@@ -323,7 +321,8 @@ def cluster_choices(user: User) -> list[clusters.ClusterSnapshot]:
 
 
 def cluster_names(user: User) -> dict[int, str]:
-    return {snap.id: snap.name for snap in cluster_choices(user)}
+    """Id -> name of every cluster of the user's organization (no capacities loaded)."""
+    return clusters.names(user.organization_id)
 
 
 def get(user: User, deployment_id: int) -> DeploymentView:
@@ -331,10 +330,6 @@ def get(user: User, deployment_id: int) -> DeploymentView:
     deployment = _find(user, deployment_id)
     snap = clusters.snapshot(deployment.cluster_id, user.organization_id)
     return view_of(deployment, snap.name)
-
-
-def _valid_id(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
 def can_delete(user: User, deployment: DeploymentView) -> bool:
@@ -346,7 +341,7 @@ def can_delete_all(user: User) -> bool:
 
 
 def _find(user: User, deployment_id: int) -> Deployment:
-    if not _valid_id(deployment_id):  # a huge or odd id would overflow the column type
+    if not valid_id(deployment_id):  # a huge or odd id would overflow the column type
         raise NotFound("No such deployment.")
     deployment = db.session.scalar(
         sa.select(Deployment)

@@ -14,11 +14,13 @@ from collections.abc import Callable
 
 from flask import Blueprint
 
+from app.models import MAX_ID
+
 bp = Blueprint("api", __name__)
 
 # Object ids in paths: positive and inside the 32-bit integer id columns, so an absurd id is a
 # plain 404 from routing instead of an integer overflow in the database driver.
-ID = "int(min=1, max=2147483647)"
+ID = f"int(min=1, max={MAX_ID})"
 
 
 def route(rule: str, *methods: str) -> Callable:

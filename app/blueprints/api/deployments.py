@@ -21,7 +21,7 @@ from app.blueprints.api.schema import (
     query_choice,
     query_int,
 )
-from app.models import DEPLOYMENT_STATUSES
+from app.models import DEPLOYMENT_STATUSES, MAX_ID
 from app.services import deployments
 from app.services.errors import BadRequest
 
@@ -34,7 +34,6 @@ SUBMIT = Object(
         "resource": Quantities(),
     }
 )
-ID_MAX = 2**31 - 1
 
 
 def deployment_json(view: deployments.DeploymentView) -> dict[str, Any]:
@@ -82,8 +81,8 @@ def submit():
 @token_required
 def list_deployments():
     wanted = page_request()
-    cluster_id = query_int("cluster_id", minimum=1, maximum=ID_MAX)
-    deployment_id = query_int("id", minimum=1, maximum=ID_MAX)
+    cluster_id = query_int("cluster_id", minimum=1, maximum=MAX_ID)
+    deployment_id = query_int("id", minimum=1, maximum=MAX_ID)
     status = query_choice("status", DEPLOYMENT_STATUSES)
     # A filter by id lists that one deployment when it is the caller's and matches the other
     # filters; anything else is an empty list, never a 404.
@@ -101,7 +100,7 @@ def list_deployments():
 @route("/deployment/", "DELETE")
 @token_required
 def delete_all():
-    cluster_id = query_int("cluster_id", minimum=1, maximum=ID_MAX)
+    cluster_id = query_int("cluster_id", minimum=1, maximum=MAX_ID)
     if cluster_id is None:
         raise BadRequest(
             "Say which cluster to empty: DELETE /api/v1/deployment/?cluster_id=<id>.",

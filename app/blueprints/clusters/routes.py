@@ -13,6 +13,7 @@ from flask_login import current_user, login_required
 
 from app.blueprints.clusters import bp
 from app.blueprints.clusters.forms import MAX_ROW_INDEX, ClusterForm, CustomKindForm
+from app.blueprints.query import bounded_int
 from app.extensions import login_manager
 from app.services import clusters, dashboards, deployments
 from app.services.errors import Conflict, NotFound, ValidationError
@@ -56,7 +57,7 @@ def create():
 @login_required
 def resource_row():
     """One empty custom-kind row for the create form, plus the "Add" button re-armed (oob)."""
-    index = _bounded_int(request.args.get("index"), 0, MAX_ROW_INDEX)
+    index = bounded_int(request.args.get("index"), 0, MAX_ROW_INDEX, max_digits=9)
     if index is None:
         abort(400, "index must be a whole number from 0 to 999")
     row = CustomKindForm(prefix=f"custom-{index}-")
@@ -128,12 +129,4 @@ def delete(cluster_id: int):
 
 def _page_number(raw: str | None) -> int:
     """The 1-based page of a list; anything unreadable is page 1 (never an error page)."""
-    return _bounded_int(raw, 1, 1_000_000) or 1
-
-
-def _bounded_int(raw: str | None, low: int, high: int) -> int | None:
-    text = (raw or "").strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 9:
-        return None
-    value = int(text)
-    return value if low <= value <= high else None
+    return bounded_int(raw, 1, 1_000_000, max_digits=9) or 1

@@ -15,6 +15,7 @@ from wtforms import Field, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
+from app.blueprints.query import bounded_int
 from app.quantities import unit_label
 from app.services.deployments import PRIORITY_PRESETS
 from app.services.errors import NotFound
@@ -102,17 +103,9 @@ def cluster_choices(clusters: Sequence) -> list[SelectChoice]:
     return [SelectChoice(str(c.id), c.name) for c in clusters]
 
 
-# Ids and page numbers longer than this are not ids (and would overflow the columns).
-MAX_DIGITS = 10
-
-
 def positive_int(raw: object) -> int | None:
-    """A whole number >= 1 typed in a form or a query string, or None."""
-    text = str(raw or "").strip()
-    if not text.isascii() or not text.isdigit() or len(text) > MAX_DIGITS:
-        return None
-    value = int(text)
-    return value if value >= 1 else None
+    """A whole number >= 1 of at most ten digits typed in a form or a query string, or None."""
+    return bounded_int(raw, 1, 10**10 - 1)
 
 
 class FilterForm(FlaskForm):
