@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Response, g, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -159,7 +159,3 @@ def register_cli(app: Flask) -> None:
         from app import models
 
         return {"db": db, "sa": sa, "models": models, "g": g}
-
-
-def render_error(template: str, status: int, **context: Any) -> tuple[str, int]:
-    return render_template(template, **context), status

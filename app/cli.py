@@ -94,11 +94,6 @@ DEMO_DEPLOYMENTS = [
 ]
 
 
-def register_command(func):
-    """Attach a command to the `flask kargo` group (used by domain command modules)."""
-    return kargo_cli.command()(func)
-
-
 @kargo_cli.command("demo")
 def demo() -> None:
     """Seed a demo organization with clusters and deployments; print how to log in.
@@ -146,4 +141,4 @@ def _print_credentials(headline: str) -> None:
     click.echo(f"  Member    {DEMO_MEMBER[0]} / {DEMO_PASSWORD}")
 
 
-__all__ = ["click", "kargo_cli", "register_command"]
+__all__ = ["kargo_cli"]
