@@ -8,6 +8,7 @@ Quantities are exact integers in base units (see `app.quantities`).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from flask_login import UserMixin
@@ -190,6 +191,9 @@ class Deployment(db.Model):
     started_at: Mapped[datetime | None]
     queue_position: Mapped[int | None]
     reason: Mapped[str | None] = mapped_column(sa.String(300))
+    # The same reason as data (`app.scheduler.Wait.to_dict()`): cause, kind, amounts, the
+    # deployments holding the room; null while running.
+    wait: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     preemptions: Mapped[int] = mapped_column(default=0)
     preempted_by_id: Mapped[int | None]
     last_event: Mapped[str | None] = mapped_column(sa.String(300))

@@ -141,11 +141,62 @@ class Reconcile:
 Event = Submit | Delete | Reconcile
 
 
+# How many of the running deployments that hold what a pending one waits for are named in its
+# `Wait` (largest holders first); the rest are only counted.
+BLOCKERS_LISTED = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Why a pending deployment waits, as data: what the `reason` text says, for pages to word.
+
+    `cause`: "blocked" (room is held by deployments of at least its priority), "preempted"
+    (evicted for `preempted_by`, of priority `preemptor_priority`, and waiting to restart) or
+    "infeasible" (it can never run on this cluster; `message` says why).
+    `kind` is the resource most short of room (None when no kind applies), `needed` the amount
+    of it the deployment asks for, `free` what is free now, `held` what running deployments of
+    priority >= `priority` (its own) hold; amounts in base units. `blocking_ids` names up to
+    BLOCKERS_LISTED of those running deployments holding `kind`, largest holding first (ties
+    by id), and `blocking_more` counts the others. So a page can say "needs 2 gpu: 1 free,
+    3 held by #12 web, #14 api (priority >= 500)" or "preempted by #42 (priority 900);
+    restarts when 4 cpu is free".
+    """
+
+    cause: str
+    kind: str | None
+    needed: int
+    free: int
+    held: int
+    priority: int
+    blocking_ids: tuple[int, ...] = ()
+    blocking_more: int = 0
+    preempted_by: int | None = None
+    preemptor_priority: int | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-ready values (the tuple of ids becomes a list)."""
+        return {
+            "cause": self.cause,
+            "kind": self.kind,
+            "needed": self.needed,
+            "free": self.free,
+            "held": self.held,
+            "priority": self.priority,
+            "blocking_ids": list(self.blocking_ids),
+            "blocking_more": self.blocking_more,
+            "preempted_by": self.preempted_by,
+            "preemptor_priority": self.preemptor_priority,
+            "message": self.message,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class QueueEntry:
     id: int
     position: int  # 1-based, in queue order
     reason: str
+    wait: Wait
 
 
 @dataclass(slots=True)
@@ -1501,9 +1552,44 @@ for _name in (
 LazyQueue.__hash__ = None  # type: ignore[assignment]
 
 
-def _cores(millicores: int) -> str:
-    whole, rest = divmod(millicores, 1000)
-    return str(whole) if rest == 0 else f"{whole}.{rest:03d}".rstrip("0")
+class _Holders:
+    """Which running deployments hold a kind, for `Wait.blocking_ids`: per (priority, kind),
+    those of at least that priority holding a positive amount, largest first (ties by id).
+
+    Work is per priority level and kind, each computed once and only when a reason needs it.
+    """
+
+    __slots__ = ("_cluster", "_found", "_levels", "_tops")
+
+    def __init__(self, cluster: _Cluster, running: Iterable[Job]) -> None:
+        self._cluster = cluster
+        self._levels = _levels(running)
+        self._tops: dict[tuple[int, int], tuple[list[tuple[int, int]], int]] = {}
+        self._found: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}
+
+    def _level(self, prio: int, k: int) -> tuple[list[tuple[int, int]], int]:
+        """The level's BLOCKERS_LISTED largest holders of kind k as (-amount, id), and how
+        many hold any of it."""
+        top = self._tops.get((prio, k))
+        if top is None:
+            jobs = self._levels[prio]
+            kind = self._cluster.kinds[k]
+            column = [job.requests.get(kind, 0) for job in jobs]
+            held = sum(map((0).__lt__, column))
+            pairs = zip(map(sub, repeat(0), column), map(_ID, jobs), strict=True)
+            best = [pair for pair in heapq.nsmallest(BLOCKERS_LISTED, pairs) if pair[0] < 0]
+            top = self._tops[(prio, k)] = (best, held)
+        return top
+
+    def of(self, prio: int, k: int) -> tuple[tuple[int, ...], int]:
+        """(ids of the largest holders of kind k among priority >= prio, how many more)."""
+        found = self._found.get((prio, k))
+        if found is None:
+            tops = [self._level(level, k) for level in self._levels if level >= prio]
+            best = heapq.nsmallest(BLOCKERS_LISTED, chain.from_iterable(t[0] for t in tops))
+            total = sum(t[1] for t in tops)
+            found = self._found[(prio, k)] = (tuple(i for _, i in best), total - len(best))
+        return found
 
 
 def _reason(
@@ -1513,10 +1599,24 @@ def _reason(
     room: Vec,
     preempted_by: int | None,
     priority_of: Callable[[int], int | None],
-) -> str:
+    holders: _Holders,
+) -> tuple[str, Wait]:
+    """The reason text and the structured `Wait` of one pending job in the final state."""
     vec = cluster.pending_vec(job.requests)
     if vec is None:
-        return infeasible(_as_map(cluster, cluster.cap), job.requests) or "cannot run here"
+        text = infeasible(_as_map(cluster, cluster.cap), job.requests) or "cannot run here"
+        kind = _infeasible_kind(cluster, job.requests)
+        index = cluster.kinds.index(kind) if kind in cluster.kind_set else -1
+        wait = Wait(
+            "infeasible",
+            kind,
+            job.requests.get(kind, 0) if kind is not None else 0,
+            free[index] if index >= 0 else 0,
+            cluster.cap[index] - room[index] if index >= 0 else 0,
+            job.priority,
+            message=text,
+        )
+        return text, wait
     # Name the kind most short of room, relative to capacity.
     cap = cluster.cap
     pick = -1
@@ -1528,47 +1628,72 @@ def _reason(
     if pick < 0:  # only in a state breaking rule 3: say what is missing in free
         pick = next((k for k, (n, f) in enumerate(zip(vec, free, strict=True)) if n > f), -1)
     if pick < 0:
-        return "waiting to be scheduled"
+        return "waiting to be scheduled", Wait("blocked", None, 0, 0, 0, job.priority)
     kind = cluster.kinds[pick]
+    ids, more = holders.of(job.priority, pick)
+    held = cap[pick] - room[pick]
     if preempted_by is not None:
         prio = priority_of(preempted_by)
         by = f"deployment #{preempted_by}" + (f" (priority {prio})" if prio is not None else "")
-        return f"preempted by {by}; will restart when {_amount(kind, vec[pick])} is free"
-    return (
+        text = f"preempted by {by}; will restart when {_amount(kind, vec[pick])} is free"
+        wait = Wait(
+            "preempted", kind, vec[pick], free[pick], held, job.priority, ids, more,
+            preempted_by, prio,
+        )  # fmt: skip
+        return text, wait
+    text = (
         f"needs {_amount(kind, vec[pick])}, {_bare(kind, free[pick])} free, "
-        f"{_bare(kind, cap[pick] - room[pick])} held by deployments of priority >= {job.priority}"
+        f"{_bare(kind, held)} held by deployments of priority >= {job.priority}"
     )
+    return text, Wait("blocked", kind, vec[pick], free[pick], held, job.priority, ids, more)
+
+
+def _infeasible_kind(cluster: _Cluster, requests: Mapping[str, int]) -> str | None:
+    """The kind `infeasible` names for these requests (None when it names none)."""
+    if not any(amount > 0 for amount in requests.values()):
+        return None
+    for kind in sorted(requests):
+        amount = requests[kind]
+        if amount < 0 or (
+            amount > 0
+            and (kind not in cluster.kind_set or amount > cluster.cap[cluster.kinds.index(kind)])
+        ):
+            return kind
+    return None
 
 
 def _queue(
     cluster: _Cluster,
     by_priority: Mapping[int, Vec],
+    running: list[Job],
     pending: list[Job],
     new_victims: Mapping[int, int],
     priority_of: Callable[[int], int | None],
     started: frozenset[int] = frozenset(),
 ) -> LazyQueue:
-    """The queue for the final state: `pending` minus the ids in `started`. `pending` must be
-    a list this module owns (a snapshot); the filtering is deferred with the rest."""
+    """The queue for the final state: `pending` minus the ids in `started`; `running` is the
+    final running set. Both must be lists this module owns (snapshots); the filtering is
+    deferred with the rest."""
     by_priority = dict(by_priority)
 
     def build() -> list[QueueEntry]:
         rooms = _Rooms(cluster, by_priority)
         free = _vsub(cluster.cap, _total(cluster, by_priority))
+        holders = _Holders(cluster, running)
         still = pending
         if started:
             still = [job for job in pending if job.id not in started]
         ordered = _in_queue_order(still)
-        cache: dict[tuple[object, ...], str] = {}
+        cache: dict[tuple[object, ...], tuple[str, Wait]] = {}
         entries = []
         for position, job in enumerate(ordered, start=1):
             by = new_victims.get(job.id, job.preempted_by)
             key = (job.priority, by, *job.requests.items())
-            reason = cache.get(key)
-            if reason is None:
+            found = cache.get(key)
+            if found is None:
                 room = rooms.room(job.priority)
-                reason = cache[key] = _reason(cluster, job, free, room, by, priority_of)
-            entries.append(QueueEntry(job.id, position, reason))
+                found = cache[key] = _reason(cluster, job, free, room, by, priority_of, holders)
+            entries.append(QueueEntry(job.id, position, *found))
         return entries
 
     return LazyQueue.deferred(build)
@@ -1647,7 +1772,14 @@ def _unchanged(
     priority_of = _priority_lookup(running, pending, [started] if started else [])
     return Decision(
         started=[started.id] if started else [],
-        queue=_queue(cluster, by_priority, pending, {}, priority_of),
+        queue=_queue(
+            cluster,
+            by_priority,
+            [*running, started] if started else running,
+            pending,
+            {},
+            priority_of,
+        ),
         used=_as_map(cluster, _total(cluster, by_priority)),
     )
 
@@ -1746,10 +1878,13 @@ def _general(
     ]
     left = frozenset(admitted_ids | forced_ids)
     priority_of = _priority_lookup(*everyone)
+    kept = {job.id for job in running}
+    final_running = [job for job in running if job.id not in preempted]
+    final_running.extend(job for job in chain(forced, admitted) if job.id not in kept)
     return Decision(
         started=[job.id for job in started],
         preempted=preempted,
-        queue=_queue(cluster, by_priority, pending, preempted, priority_of, left),
+        queue=_queue(cluster, by_priority, final_running, pending, preempted, priority_of, left),
         used=_as_map(cluster, _total(cluster, by_priority)),
         evicted=evicted,
     )

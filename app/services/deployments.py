@@ -80,6 +80,8 @@ class DeploymentView:
     requests: dict[str, int]
     queue_position: int | None
     reason: str | None
+    # The reason as data, for pages to word (see `app.scheduler.Wait`); None while running.
+    wait: dict[str, Any] | None
     preemptions: int
     created_by_id: int | None
     created_by_name: str | None
@@ -182,6 +184,7 @@ def view_of(deployment: Deployment, cluster_name: str | None = None) -> Deployme
         requests=dict(deployment.requests),
         queue_position=deployment.queue_position,
         reason=deployment.reason,
+        wait=deployment.wait,
         preemptions=deployment.preemptions,
         created_by_id=deployment.created_by_id,
         created_by_name=creator.display_name if creator else None,
@@ -659,6 +662,7 @@ _ROW_COLUMNS = (
     Deployment.started_at,
     Deployment.queue_position,
     Deployment.reason,
+    Deployment.wait,
     Deployment.preemptions,
     Deployment.preempted_by_id,
     Deployment.created_by_id,
@@ -736,6 +740,7 @@ def _apply(
                 "started_at": now,
                 "queue_position": None,
                 "reason": None,
+                "wait": None,
                 "preempted_by_id": None,
                 "last_event": "restarted when room returned" if restarted else "started",
             }
@@ -757,6 +762,7 @@ def _apply(
                 "started_at": None,
                 "queue_position": entry.position,
                 "reason": entry.reason,
+                "wait": entry.wait.to_dict(),
                 "preemptions": row.preemptions + 1,
                 "preempted_by_id": preemptor_id,
                 "last_event": f"preempted by {by}",
@@ -772,6 +778,7 @@ def _apply(
                 "started_at": None,
                 "queue_position": entry.position,
                 "reason": entry.reason,
+                "wait": entry.wait.to_dict(),
                 "last_event": "evicted to bring usage back within capacity",
             }
         )
@@ -779,14 +786,20 @@ def _apply(
     for entry in decision.queue:
         if entry.id in moved:
             continue
+        wait = entry.wait.to_dict()
         if new is not None and entry.id == new.id:
-            new.queue_position, new.reason = entry.position, entry.reason
+            new.queue_position, new.reason, new.wait = entry.position, entry.reason, wait
             new.last_event = f"queued at position {entry.position}"
             continue
         row = rows[entry.id]
-        if row.queue_position != entry.position or row.reason != entry.reason:
+        if row.queue_position != entry.position or row.reason != entry.reason or row.wait != wait:
             updates.append(
-                {"id": entry.id, "queue_position": entry.position, "reason": entry.reason}
+                {
+                    "id": entry.id,
+                    "queue_position": entry.position,
+                    "reason": entry.reason,
+                    "wait": wait,
+                }
             )
     if updates:
         db.session.execute(sa.update(Deployment), updates)

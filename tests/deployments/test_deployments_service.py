@@ -70,6 +70,20 @@ def test_without_room_it_waits_with_a_position_and_a_reason(db, owner, cluster):
     second = submit(owner, cluster, "second", priority=500, gpu=1, cpu=1)
     assert first.status == "pending" and first.position == 1
     assert first.reason == "needs 2 cpu, 0 free, 4 held by deployments of priority >= 500"
+    big = deployments.list_deployments(owner, cluster.id, "running").items[0]
+    assert first.deployment.wait == {
+        "cause": "blocked",
+        "kind": "cpu",
+        "needed": 2000,
+        "free": 0,
+        "held": 4000,
+        "priority": 500,
+        "blocking_ids": [big.id],
+        "blocking_more": 0,
+        "preempted_by": None,
+        "preemptor_priority": None,
+        "message": None,
+    }
     assert second.position == 2
     assert "waiting at position 1" in first.message
     assert row(db, first.deployment.id).started_at is None
@@ -99,6 +113,8 @@ def test_worked_example_preemption_with_reprieve(db, owner, cluster):
     victim = row(db, b.id)
     assert victim.status == "pending" and victim.queue_position == 1
     assert victim.reason.startswith(f"preempted by deployment #{c.deployment.id} (priority 500)")
+    assert victim.wait["cause"] == "preempted"
+    assert (victim.wait["preempted_by"], victim.wait["preemptor_priority"]) == (c.deployment.id, 500)
     assert victim.preemptions == 1 and victim.preempted_by_id == c.deployment.id
     assert victim.submitted_at == b.submitted_at
     assert victim.last_event == f"preempted by deployment #{c.deployment.id} (priority 500)"
@@ -106,7 +122,7 @@ def test_worked_example_preemption_with_reprieve(db, owner, cluster):
         f"Your deployment b was preempted by deployment #{c.deployment.id} (priority 500); "
         "it is queued again and will restart by itself."
     )
-    assert row(db, a.id).status == "running"
+    assert row(db, a.id).status == "running" and row(db, a.id).wait is None
     assert usage(db, cluster.id) == {"cpu": 3000, "gpu": 2, "ram": 0}
     assert_cluster_consistent(cluster.id)
 

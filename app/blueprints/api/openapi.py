@@ -171,12 +171,49 @@ SCHEMAS: dict[str, Any] = {
                 "description": "1-based place in the cluster's queue",
             },
             "reason": {**nullable(STRING), "description": "why it waits, naming the resource"},
+            "wait": {
+                **nullable(ref("Wait")),
+                "description": "the same reason as data, for clients to word; null while running",
+            },
             "preemptions": {"type": "integer", "minimum": 0},
             "preempted_by": {**nullable(ID), "description": "deployment that last preempted it"},
             "last_event": nullable(STRING),
             "created_by": {**nullable(STRING), "description": "display name of the creator"},
             "created_at": {**TIMESTAMP, "description": "submission time (UTC)"},
             "started_at": nullable(TIMESTAMP),
+        }
+    ),
+    "Wait": obj(
+        {
+            "cause": {
+                "enum": ["blocked", "preempted", "repacked", "infeasible"],
+                "description": "blocked: room is held by deployments of at least its priority; "
+                "preempted / repacked: sent back to the queue for `preempted_by`; "
+                "infeasible: can never run on this cluster (see `message`)",
+            },
+            "kind": {**nullable(STRING), "description": "the resource kind most short"},
+            "needed": {**NUMBER, "description": "how much of `kind` it asks for (display unit)"},
+            "free": {**NUMBER, "description": "how much of `kind` is free now"},
+            "held": {
+                **NUMBER,
+                "description": "how much of `kind` running deployments of priority >= "
+                "`priority` hold",
+            },
+            "priority": {"type": "integer", "description": "the waiting deployment's priority"},
+            "blocking_ids": {
+                "type": "array",
+                "items": ID,
+                "description": "running deployments of priority >= `priority` holding `kind`, "
+                "largest first (a few)",
+            },
+            "blocking_more": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "how many more such deployments there are",
+            },
+            "preempted_by": {**nullable(ID), "description": "who sent it back to the queue"},
+            "preemptor_priority": nullable(INTEGER),
+            "message": {**nullable(STRING), "description": "why it can never run (infeasible)"},
         }
     ),
     "DeploymentPage": obj(

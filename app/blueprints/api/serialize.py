@@ -46,3 +46,17 @@ def user(account: User) -> dict[str, Any]:
         "role": account.role,
         "organization": organization_summary(account.organization),
     }
+
+
+def wait(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A deployment's structured wait reason, its amounts in display units like every other
+    quantity of the API (the database keeps base units)."""
+    if data is None:
+        return None
+    out = dict(data)
+    kind = out.get("kind")
+    for field in ("needed", "free", "held"):
+        amount = out.get(field)
+        if kind is not None and isinstance(amount, int):
+            out[field] = quantities.to_display(kind, amount)
+    return out
