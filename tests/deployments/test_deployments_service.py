@@ -114,7 +114,8 @@ def test_worked_example_preemption_with_reprieve(db, owner, cluster):
     assert victim.status == "pending" and victim.queue_position == 1
     assert victim.reason.startswith(f"preempted by deployment #{c.deployment.id} (priority 500)")
     assert victim.wait["cause"] == "preempted"
-    assert (victim.wait["preempted_by"], victim.wait["preemptor_priority"]) == (c.deployment.id, 500)
+    assert victim.wait["preempted_by"] == c.deployment.id
+    assert victim.wait["preemptor_priority"] == 500
     assert victim.preemptions == 1 and victim.preempted_by_id == c.deployment.id
     assert victim.submitted_at == b.submitted_at
     assert victim.last_event == f"preempted by deployment #{c.deployment.id} (priority 500)"

@@ -10,9 +10,9 @@ from app.scheduler import (
     Decision,
     Delete,
     Job,
-    Wait,
     Reconcile,
     Submit,
+    Wait,
     infeasible,
     schedule,
     transition_violations,
@@ -459,7 +459,7 @@ def test_reconcile_repairs_priority_inversion_by_preemption() -> None:
 
 
 def test_wait_names_the_largest_holders_of_priority_at_least_its_own() -> None:
-    """"needs 2 gpu: 1 free, 3 held by #12, #14 (priority >= 500)", as data: the holders are
+    """ "needs 2 gpu: 1 free, 3 held by #12, #14 (priority >= 500)", as data: the holders are
     the running deployments of at least the waiting one's priority holding the short kind,
     largest first and ties by id, at most BLOCKERS_LISTED named and the rest counted."""
     running = [
