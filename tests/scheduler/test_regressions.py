@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import pytest
-
 from app.scheduler import (
     ClusterState,
     Delete,
@@ -36,7 +34,6 @@ def final_state(state: ClusterState, decision, deleted=frozenset()):
     return running, pending
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: fixed by the scheduler package")
 def test_rule_7_is_exact_with_eight_candidates() -> None:
     """Defect 1: the counted node budget ran out; [4, 8, 9, 10, 11] (U 1.583) was chosen
     although [3, 4, 6, 8, 9] (U 1.850) is valid."""
@@ -63,7 +60,6 @@ def test_rule_7_is_exact_with_eight_candidates() -> None:
     assert violations(capacity, after, waiting) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: fixed by the scheduler package")
 def test_a_walk_preemptor_whose_victims_came_back_is_decided_again() -> None:
     """Defect 2: the walk made #12 a preemptor (its victim #10 came back) and kept it fixed;
     admitting #1 instead, with the same victim #3 preempted by #5, is valid and fuller."""
@@ -89,7 +85,6 @@ def test_a_walk_preemptor_whose_victims_came_back_is_decided_again() -> None:
     assert violations(capacity, after, waiting) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: fixed by the scheduler package")
 def test_a_capacity_repair_never_names_a_running_deployment_as_preemptor() -> None:
     """Defect 3: after a capacity cut, a deployment the repair had evicted came back in the
     preemption walk and evicted #5 in turn; the decision named it (running all along) as #5's

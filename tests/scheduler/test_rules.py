@@ -126,7 +126,12 @@ def test_best_set_within_a_priority() -> None:
     decision = schedule(state, Delete(frozenset({9})))
     assert decision.started == [2, 3]
     assert entries(decision) == [
-        (1, 1, "needs 6 cpu, 0 free, 10 held by deployments of priority >= 100")
+        (
+            1,
+            1,
+            "needs 6 cores of cpu: 0 cores free, 10 cores held by deployments of priority 100 "
+            "or higher",
+        )
     ]
     check(state, Delete(frozenset({9})), decision)
 
@@ -140,7 +145,7 @@ def test_across_priorities_not_level_by_level() -> None:
     assert decision.started == [2, 3]
     assert [e.id for e in decision.queue] == [1]
     assert decision.queue[0].reason == (
-        "needs 6 cpu, 0 free, 5 held by deployments of priority >= 500"
+        "needs 6 cores of cpu: 0 cores free, 5 cores held by deployments of priority 500 or higher"
     )
     check(state, Reconcile(), decision)
 
@@ -155,10 +160,10 @@ def test_infeasible_requests() -> None:
     assert infeasible(capacity, {"cpu": 4 * CORE, "gpu": 2, "ram": 8192}) is None
     assert infeasible(capacity, {"cpu": 1500}) is None
     assert infeasible(capacity, {"cpu": 5500}) == (
-        "needs 5.5 cpu but the cluster has only 4 cpu in total"
+        "needs 5.5 cores of cpu but the cluster has only 4 cores in total"
     )
     assert infeasible(capacity, {"ram": 9216}) == (
-        "needs 9 GiB ram but the cluster has only 8 GiB ram in total"
+        "needs 9 GiB of ram but the cluster has only 8 GiB in total"
     )
 
 
@@ -219,7 +224,12 @@ def test_rule3_no_inversion_submit_waits_behind_higher_priority() -> None:
     assert decision.started == []
     assert decision.preempted == {}
     assert entries(decision) == [
-        (2, 1, "needs 2 cpu, 1 free, 3 held by deployments of priority >= 500")
+        (
+            2,
+            1,
+            "needs 2 cores of cpu: 1 core free, 3 cores held by deployments of priority 500 "
+            "or higher",
+        )
     ]
     assert decision.queue[0].wait == Wait("blocked", "cpu", 2 * CORE, CORE, 3 * CORE, 500, (1,))
 
@@ -231,7 +241,7 @@ def test_equal_priority_never_preempts() -> None:
     assert decision.started == []
     assert decision.preempted == {}
     assert decision.queue[0].reason == (
-        "needs 1 cpu, 0 free, 4 held by deployments of priority >= 100"
+        "needs 1 core of cpu: 0 cores free, 4 cores held by deployments of priority 100 or higher"
     )
 
 
@@ -408,9 +418,11 @@ def test_reasons_text() -> None:
     state = ClusterState(capacity, running, pending)
     decision = schedule(state, Reconcile())
     reasons = {e.id: e.reason for e in decision.queue}
-    assert reasons[3] == "needs 2 gpu, 1 free, 3 held by deployments of priority >= 500"
+    assert (
+        reasons[3] == "needs 2 gpu: 1 gpu free, 3 gpu held by deployments of priority 500 or higher"
+    )
     assert reasons[4] == (
-        "needs 3.5 GiB ram, 2.5 GiB free, 1.5 GiB held by deployments of priority >= 100"
+        "needs 3.5 GiB of ram: 2.5 GiB free, 1.5 GiB held by deployments of priority 100 or higher"
     )
 
 
@@ -419,11 +431,11 @@ def test_reason_fractional_cpu_and_small_ram() -> None:
     state = ClusterState({"cpu": 2 * CORE, "ram": 1024}, running, [])
     decision = schedule(state, Submit(job(2, 7, 2, cpu=600, ram=100)))
     assert decision.queue[0].reason == (
-        "needs 0.6 cpu, 0.5 free, 1.5 held by deployments of priority >= 7"
+        "needs 600m cpu: 500m cpu free, 1.5 cores held by deployments of priority 7 or higher"
     )
     decision = schedule(state, Submit(job(3, 7, 3, cpu=100, ram=400)))
     assert decision.queue[0].reason == (
-        "needs 400 MiB ram, 324 MiB free, 700 MiB held by deployments of priority >= 7"
+        "needs 400 MiB of ram: 324 MiB free, 700 MiB held by deployments of priority 7 or higher"
     )
 
 
@@ -432,7 +444,12 @@ def test_preempted_reason_names_what_is_short() -> None:
     state = ClusterState({"cpu": 4 * CORE}, running, [])
     decision = schedule(state, Submit(job(42, 900, 2, cpu=CORE)))
     assert entries(decision) == [
-        (1, 1, "preempted by deployment #42 (priority 900); will restart when 4 cpu is free")
+        (
+            1,
+            1,
+            "preempted by deployment #42 (priority 900); restarts by itself once 4 cores of cpu "
+            "are free",
+        )
     ]
     assert decision.queue[0].wait == Wait(
         "preempted", "cpu", 4 * CORE, 3 * CORE, CORE, 1, (42,), 0, 42, 900
@@ -474,7 +491,7 @@ def test_wait_names_the_largest_holders_of_priority_at_least_its_own() -> None:
     wait = decision.queue[0].wait
     assert wait == Wait("blocked", "gpu", 2, 1, 3, 500, (12, 14), 0)
     assert decision.queue[0].reason == (
-        "needs 2 gpu, 1 free, 3 held by deployments of priority >= 500"
+        "needs 2 gpu: 1 gpu free, 3 gpu held by deployments of priority 500 or higher"
     )
     assert wait.to_dict()["blocking_ids"] == [12, 14]
 

@@ -1,0 +1,272 @@
+"""Rule 6 and rule 8: the queue in order, with a reason for every pending deployment, in words
+and as data (`Wait`), and the refusal of requests that could never run (`infeasible`).
+
+Queue order is priority descending, then submission ascending, then id. A reason names the
+resource most short of the deployment's room_for (relative to capacity), how much it needs,
+how much is free and how much deployments of at least its priority hold, and, for a preempted
+or repacked one, who sent it back (docs/scheduling.md, "Pending reasons"). Amounts are written
+by `app.quantities`, the same formatter as every page.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import chain, count, islice, repeat
+from operator import attrgetter, itemgetter
+
+from app.quantities import format_amount
+
+from .types import Job, QueueEntry, Wait
+from .vectors import Cluster, Rooms, Row, Usage, Vec, vsub
+
+_PRIORITY = attrgetter("priority")
+_SUBMITTED_ID = attrgetter("submitted", "id")
+_ID = attrgetter("id")
+_PREEMPTED_BY = attrgetter("preempted_by")
+
+
+def in_queue_order(jobs: Iterable[Job]) -> list[Job]:
+    """`sorted(jobs, key=(-priority, submitted, id))` with C-level keys: two stable sorts (the
+    second, by priority descending, keeps the submitted/id order within a priority)."""
+    ordered = sorted(jobs, key=_SUBMITTED_ID)
+    ordered.sort(key=_PRIORITY, reverse=True)
+    return ordered
+
+
+def infeasible(capacity: Mapping[str, int], requests: Mapping[str, int]) -> str | None:
+    """Rule 8: why `requests` could never run on this cluster, or None if it fits when empty.
+
+    Invariant: returns None exactly when the request names at least one positive amount, no
+    negative amount, and every positive amount is of a kind the cluster has and at most its
+    capacity, i.e. exactly when the job would fit in an empty cluster.
+    """
+    found = _infeasible(capacity, requests)
+    return None if found is None else found[1]
+
+
+def _infeasible(
+    capacity: Mapping[str, int], requests: Mapping[str, int]
+) -> tuple[str | None, str] | None:
+    """(the kind at fault or None, why) or None; see `infeasible`."""
+    if not any(amount > 0 for amount in requests.values()):
+        return None, "requests nothing: ask for a positive amount of at least one resource"
+    for kind in sorted(requests):
+        amount = requests[kind]
+        if amount < 0:
+            return kind, f"{kind} cannot be negative"
+        if amount == 0:
+            continue
+        if kind not in capacity:
+            return kind, f"this cluster has no {kind}"
+        if amount > capacity[kind]:
+            return kind, (
+                f"needs {_named(kind, amount)} but the cluster has only "
+                f"{format_amount(kind, capacity[kind])} in total"
+            )
+    return None
+
+
+def _are(amount: str) -> str:
+    return "is" if amount.startswith("1 ") else "are"
+
+
+def _named(kind: str, base: int) -> str:
+    """An amount that names its kind: "2 gpu", "500m cpu", "2 cores of cpu", "3 GiB of ram"."""
+    text = format_amount(kind, base)
+    return text if kind in text else f"{text} of {kind}"
+
+
+class Holders:
+    """Which running deployments hold a kind, for `Wait.blocking_ids`: per (priority, kind),
+    those of at least that priority holding a positive amount, largest first (ties by id).
+
+    It works per distinct row (priority and requests) of the final running set: rows by the
+    amount of the kind, largest first, and each row's jobs by id, both sorted once when first
+    needed; a (priority, kind) reads rows from the largest amount down until it has enough.
+    """
+
+    __slots__ = ("_added", "_by_kind", "_found", "_ids", "_leaving", "_limit", "_removed",
+                 "_rows", "_sorted")  # fmt: skip
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        usage: Usage,
+        leaving: Sequence[Job],
+        added: Sequence[Job],
+        limit: int,
+    ) -> None:
+        """The final running set: `usage`'s jobs but those in `leaving`, plus `added`."""
+        self._limit = max(0, limit)
+        self._rows = usage.rows  # row -> indices into usage's jobs
+        self._ids = usage.ids
+        self._leaving = {job.id for job in leaving}
+        self._removed = Counter(cluster.rows(leaving))
+        self._added: dict[Row | None, list[int]] = {}
+        for job, row in zip(added, cluster.rows(added), strict=True):
+            self._added.setdefault(row, []).append(job.id)
+        self._sorted: dict[Row, list[int]] = {}  # row -> its final ids, sorted
+        self._by_kind: dict[int, list[tuple[int, list[Row]]]] = {}
+        self._found: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}
+
+    def _size(self, row: Row) -> int:
+        members = self._rows.get(row)
+        added = self._added.get(row)
+        return (
+            (len(members) if members else 0)
+            - self._removed.get(row, 0)
+            + (len(added) if added else 0)
+        )
+
+    def _ids_of(self, row: Row) -> list[int]:
+        ids = self._sorted.get(row)
+        if ids is None:
+            members = self._rows.get(row, [])
+            ids = list(map(self._ids.__getitem__, members))
+            if self._removed.get(row):
+                ids = [i for i in ids if i not in self._leaving]
+            ids.extend(self._added.get(row, ()))
+            ids.sort()
+            self._sorted[row] = ids
+        return ids
+
+    def of(self, prio: int, k: int) -> tuple[tuple[int, ...], int]:
+        """(ids of the largest holders of kind k among priority >= prio, how many more)."""
+        found = self._found.get((prio, k))
+        if found is not None:
+            return found
+        amounts = self._by_kind.get(k)
+        if amounts is None:
+            by_amount: dict[int, list[Row]] = {}
+            for row in chain(self._rows, self._added):
+                if row is not None and row[k + 1] > 0 and self._size(row) > 0:
+                    by_amount.setdefault(row[k + 1], []).append(row)
+            amounts = self._by_kind[k] = sorted(by_amount.items(), reverse=True)
+        best: list[int] = []
+        held = 0
+        limit = self._limit
+        for _, rows in amounts:
+            qualifying = [row for row in rows if row[0] >= prio]
+            for row in qualifying:
+                held += self._size(row)
+            if len(best) < limit and qualifying:
+                if len(qualifying) == 1:
+                    best.extend(self._ids_of(qualifying[0])[: limit - len(best)])
+                else:  # equal amounts: smallest ids first across the rows
+                    merged = heapq.merge(*(self._ids_of(row) for row in qualifying))
+                    best.extend(islice(merged, limit - len(best)))
+        found = self._found[(prio, k)] = (tuple(best), held - len(best))
+        return found
+
+
+def build_queue(
+    cluster: Cluster,
+    by_priority: Mapping[int, Vec],
+    holders: Holders,
+    pending: Iterable[Job],
+    sent_back: Mapping[int, int],
+    priority_of: Callable[[int], int | None],
+) -> list[QueueEntry]:
+    """Every pending job of the final state, in queue order, with its reason.
+
+    `by_priority` sums the final running set per priority, and `holders` reads it; `sent_back`
+    maps the jobs this decision preempted or repacked to who they made room for (the others'
+    `preempted_by` stands). Reasons are computed once per distinct (priority, requests,
+    sender).
+    """
+    ordered = in_queue_order(pending)
+    if not ordered:
+        return []
+    rooms = Rooms(cluster, by_priority)
+    free = vsub(cluster.cap, cluster.sum_vecs(by_priority.values()))
+    rows = cluster.rows(ordered)
+    if sent_back:
+        senders = [sent_back.get(job.id, job.preempted_by) for job in ordered]
+    else:
+        senders = list(map(_PREEMPTED_BY, ordered))
+    if None in rows:  # a job that can never run here: its own reason (rule 8)
+        keys = [
+            (row, by) if row is not None else (job.id, by)
+            for job, row, by in zip(ordered, rows, senders, strict=True)
+        ]
+    else:
+        keys = list(zip(rows, senders, strict=True))
+    # One reason per distinct key, for the first job having it; then every entry in C.
+    first = dict(zip(reversed(keys), reversed(ordered), strict=True))
+    found = {
+        key: reason(cluster, job, free, rooms.room(job.priority), key[1], priority_of, holders)
+        for key, job in first.items()
+    }
+    results = list(map(found.__getitem__, keys))
+    return list(
+        map(
+            tuple.__new__,
+            repeat(QueueEntry),
+            zip(
+                map(_ID, ordered),
+                count(1),
+                map(itemgetter(0), results),
+                map(itemgetter(1), results),
+            ),
+        )
+    )
+
+
+def reason(
+    cluster: Cluster,
+    job: Job,
+    free: Vec,
+    room: Vec,
+    sent_back_by: int | None,
+    priority_of: Callable[[int], int | None],
+    holders: Holders,
+) -> tuple[str, Wait]:
+    """The reason text and the `Wait` of one pending job in the final state."""
+    vec = cluster.pending_vec(job.requests)
+    if vec is None:
+        fault = _infeasible(cluster.as_map(cluster.cap), job.requests)
+        kind, text = fault if fault is not None else (None, "cannot run on this cluster")
+        index = cluster.kinds.index(kind) if kind in cluster.kind_set else -1
+        wait = Wait(
+            "infeasible",
+            kind,
+            job.requests.get(kind, 0) if kind is not None else 0,
+            free[index] if index >= 0 else 0,
+            cluster.cap[index] - room[index] if index >= 0 else 0,
+            job.priority,
+            message=text,
+        )
+        return text, wait
+    # Name the kind most short of room, relative to capacity.
+    cap = cluster.cap
+    pick = -1
+    for k, (need, have) in enumerate(zip(vec, room, strict=True)):
+        if need > have and (
+            pick < 0 or (need - have) * cap[pick] > (vec[pick] - room[pick]) * cap[k]
+        ):
+            pick = k
+    if pick < 0:  # only in a state breaking rule 3: say what is missing in free
+        pick = next((k for k, (n, f) in enumerate(zip(vec, free, strict=True)) if n > f), -1)
+    if pick < 0:
+        return "waiting to be scheduled", Wait("blocked", None, 0, 0, 0, job.priority)
+    kind = cluster.kinds[pick]
+    ids, more = holders.of(job.priority, pick)
+    needed, held = vec[pick], cap[pick] - room[pick]
+    amount = _named(kind, needed)
+    if sent_back_by is not None:
+        prio = priority_of(sent_back_by)
+        cause = "repacked" if prio == job.priority else "preempted"
+        who = f"deployment #{sent_back_by}" + (f" (priority {prio})" if prio is not None else "")
+        verb = "repacked to fit" if cause == "repacked" else "preempted by"
+        text = f"{verb} {who}; restarts by itself once {amount} {_are(amount)} free"
+        wait = Wait(
+            cause, kind, needed, free[pick], held, job.priority, ids, more, sent_back_by, prio
+        )
+        return text, wait
+    text = (
+        f"needs {amount}: {format_amount(kind, free[pick])} free, "
+        f"{format_amount(kind, held)} held by deployments of priority {job.priority} or higher"
+    )
+    return text, Wait("blocked", kind, needed, free[pick], held, job.priority, ids, more)
