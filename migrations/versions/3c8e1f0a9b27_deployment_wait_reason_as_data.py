@@ -1,7 +1,7 @@
 """Deployment wait reason as data
 
 Revision ID: 3c8e1f0a9b27
-Revises: ede60e31d567
+Revises: c8241a9172f9
 Create Date: 2026-11-30 10:40:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '3c8e1f0a9b27'
-down_revision = 'ede60e31d567'
+down_revision = 'c8241a9172f9'
 branch_labels = None
 depends_on = None
 
