@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from flask import current_app
 
 from app import scheduler
 from app.extensions import db
@@ -122,6 +123,7 @@ class SubmitResult:
     reason: str | None
     preempted: list[Preempted] = field(default_factory=list)
     deployment: DeploymentView | None = None
+    repacked: list[Preempted] = field(default_factory=list)  # moved by the cluster's repack
 
     @property
     def dry_run(self) -> bool:
@@ -138,6 +140,9 @@ class SubmitResult:
             )
             if self.preempted:
                 text += " Would preempt " + ", ".join(p.describe() for p in self.preempted) + "."
+            if self.repacked:
+                moved = ", ".join(p.describe() for p in self.repacked)
+                text += f" The cluster's repack would move {moved} back to the queue to fit it."
             return text
         if self.status == "running":
             text = f"{self.name} is running."
@@ -152,6 +157,12 @@ class SubmitResult:
                     f" It preempted {victims}; they are queued again and will restart by "
                     "themselves."
                 )
+        if self.repacked:
+            moved = ", ".join(p.describe() for p in self.repacked)
+            text += (
+                f" The cluster's repack moved {moved} (same priority) back to the queue to "
+                "fit it; it restarts by itself."
+            )
         return text
 
 
@@ -718,6 +729,47 @@ def _add(total: dict[str, int], amounts: Mapping[str, int]) -> None:
         total[kind] += amount
 
 
+# What the scheduler's repack names the moves it makes in the history (and counts them by).
+REPACKED = "deployment.repacked"
+
+
+def _state(
+    cluster: clusters.ClusterSnapshot,
+    running: list[scheduler.Job],
+    pending: list[scheduler.Job],
+) -> scheduler.ClusterState:
+    """The scheduler's input for one cluster, with its repack settings turned into the
+    numbers the clock-free scheduler takes (`_repack`)."""
+    config = current_app.config
+    return scheduler.ClusterState(
+        cluster.capacity,
+        running,
+        pending,
+        cluster.max_deployments,
+        repack=_repack(cluster),
+        work_budget=config["SCHEDULER_WORK_BUDGET"],
+        blockers_listed=config["SCHEDULER_BLOCKERS_LISTED"],
+    )
+
+
+def _repack(cluster: clusters.ClusterSnapshot) -> scheduler.Repack | None:
+    """The cluster's repack as of now: what its hourly budget still allows (moves recorded in
+    the last hour) and which deployments are cooling down (moved within the cooldown). None
+    when the repack is off."""
+    settings = cluster.repack
+    if not settings.enabled:
+        return None
+    now = utcnow()
+    hour_ago = now - timedelta(hours=1)
+    cooldown_start = now - timedelta(minutes=settings.cooldown_minutes)
+    moves = history.recent(cluster.id, REPACKED, min(hour_ago, cooldown_start))
+    made = sum(1 for _, at in moves if at >= hour_ago)
+    cooling = frozenset(
+        subject for subject, at in moves if subject is not None and at >= cooldown_start
+    )
+    return scheduler.Repack(settings.threshold_bp, max(0, settings.max_per_hour - made), cooling)
+
+
 def _decide(
     state: scheduler.ClusterState, event: scheduler.Event, label: str
 ) -> scheduler.Decision:
@@ -747,7 +799,7 @@ def _apply(
     now = utcnow()
     clusters.touch(cluster_id)
     free: dict[str, int] = defaultdict(int, released)
-    for victim_id in (*decision.preempted, *decision.evicted):
+    for victim_id in (*decision.preempted, *decision.evicted, *decision.repacked):
         _add(free, rows[victim_id].requests)
     if any(free.values()):
         clusters.free(cluster_id, free)
@@ -804,6 +856,27 @@ def _apply(
                 "preemption_notice": notice if row.created_by_id is not None else None,
             }
         )
+    for moved_id, for_id in decision.repacked.items():  # the cluster's opt-in repack
+        row, entry = rows[moved_id], queue[moved_id]
+        by = f"deployment #{for_id}"
+        notice = (
+            f"Your deployment {row.name} was moved back to the queue to fit {by} (same "
+            f"priority) by the cluster's repack; it will restart by itself."
+        )
+        updates.append(
+            {
+                "id": moved_id,
+                "status": "pending",
+                "started_at": None,
+                "queue_position": entry.position,
+                "reason": entry.reason,
+                "wait": entry.wait.to_dict(),
+                "preemptions": row.preemptions + 1,
+                "preempted_by_id": for_id,
+                "last_event": f"repacked to fit #{for_id}",
+                "preemption_notice": notice if row.created_by_id is not None else None,
+            }
+        )
     for victim_id in decision.evicted:  # only after a capacity repair; no preemptor to name
         entry = queue[victim_id]
         updates.append(
@@ -817,7 +890,7 @@ def _apply(
                 "last_event": "evicted to bring usage back within capacity",
             }
         )
-    moved = set(decision.preempted) | set(decision.evicted)
+    moved = set(decision.preempted) | set(decision.evicted) | set(decision.repacked)
     for entry in decision.queue:
         if entry.id in moved:
             continue
@@ -840,7 +913,9 @@ def _apply(
         db.session.execute(sa.update(Deployment), updates)
     history.record_all(_decision_events(cluster, rows, decision, new, now))
     metrics.STARTS.inc(len(decision.started))
-    metrics.PREEMPTIONS.inc(len(decision.preempted) + len(decision.evicted))
+    metrics.PREEMPTIONS.inc(
+        len(decision.preempted) + len(decision.evicted) + len(decision.repacked)
+    )
 
 
 def _decision_events(
@@ -885,6 +960,14 @@ def _decision_events(
             f"Preempted by {by}; queued again to restart when room returns.",
             preempted_by=preemptor_id,
             preemptor_priority=priority_of[preemptor_id],
+        )
+    for moved_id, for_id in decision.repacked.items():
+        yield event(
+            moved_id,
+            REPACKED,
+            f"Repacked to fit #{for_id} {name_of(for_id)} (same priority, "
+            f"{priority_of[for_id]}); queued again to restart when room returns.",
+            repacked_for=for_id,
         )
     for victim_id in decision.evicted:
         yield event(
@@ -990,11 +1073,12 @@ def submit(
             )
         job = scheduler.Job(new_id, valid.priority, valid.requests, _micros(now))
         decision = _decide(
-            scheduler.ClusterState(cluster.capacity, running, pending),
+            _state(cluster, running, pending),
             scheduler.Submit(job),
             "dry_run" if dry_run else "submit",
         )
         preempted = _preempted_list(rows, decision.preempted)
+        repacked = _preempted_list(rows, decision.repacked)
         entry = next((e for e in decision.queue if e.id == new_id), None)
         status = "running" if new_id in decision.started else "pending"
         if dry_run:
@@ -1005,6 +1089,7 @@ def submit(
                 position=entry.position if entry else None,
                 reason=entry.reason if entry else None,
                 preempted=preempted,
+                repacked=repacked,
             )
         _apply(cluster, rows, decision, {}, new)
         _check_org_quota(organization_id, counting_new=True)
@@ -1016,6 +1101,7 @@ def submit(
         position=view.queue_position,
         reason=view.reason,
         preempted=preempted,
+        repacked=repacked,
         deployment=view,
     )
 
@@ -1079,7 +1165,7 @@ def _delete_and_schedule(
     ids: set[int],
 ) -> None:
     decision = _decide(
-        scheduler.ClusterState(cluster.capacity, running, pending),
+        _state(cluster, running, pending),
         scheduler.Delete(frozenset(ids)),
         "delete",
     )

@@ -144,7 +144,39 @@ SCHEMAS: dict[str, Any] = {
             "created_at": TIMESTAMP,
             "resources": ref("Resources"),
             "deployments": ref("Counts"),
+            "repack": ref("Repack"),
         }
+    ),
+    "Repack": obj(
+        {
+            "enabled": {
+                "type": "boolean",
+                "description": "may running work be moved back to the queue for queued work "
+                "of its own priority (off by default)",
+            },
+            "threshold": {
+                **NUMBER,
+                "description": "the gain in mean utilization each move must bring, percent",
+            },
+            "max_per_hour": {"type": "integer", "minimum": 1, "description": "moves an hour"},
+            "cooldown_minutes": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "a moved deployment is not moved again sooner",
+            },
+        }
+    ),
+    "RepackIn": obj(
+        {
+            "enabled": nullable({"type": "boolean"}),
+            "threshold": {
+                **nullable({"type": ["number", "string"]}),
+                "description": 'percent, 0.01 to 100 (such as 2 or "0.5")',
+            },
+            "max_per_hour": {**nullable(INTEGER), "description": "1 to 1,000"},
+            "cooldown_minutes": {**nullable(INTEGER), "description": "0 to 10,080"},
+        },
+        required=[],
     ),
     "ClusterPage": obj(
         {
@@ -257,9 +289,14 @@ SCHEMAS: dict[str, Any] = {
             "cluster_name": STRING,
             "resource": ref("QuantitiesIn"),
             "max_deployments": {**nullable(INTEGER), "description": "running plus pending"},
+            "repack": {
+                **nullable(ref("RepackIn")),
+                "description": "turning it on is for owners and admins (403 otherwise)",
+            },
         },
         required=["cluster_name", "resource"],
     ),
+    "ClusterSettingsRequest": obj({"repack": ref("RepackIn")}),
     "FitRequest": obj({"resource": ref("QuantitiesIn")}),
     "DeploymentRequest": obj(
         {
@@ -432,7 +469,7 @@ PATHS: dict[str, Any] = {
         "put": operation(
             "Create a cluster with a fixed capacity per resource kind",
             ("201", json_response("The cluster", "Cluster")),
-            ["422"],
+            ["403", "422"],
             request="ClusterRequest",
         ),
     },
@@ -442,6 +479,13 @@ PATHS: dict[str, Any] = {
             "One cluster: capacity, usage and deployment counts",
             ("200", json_response("The cluster", "Cluster")),
             ["404"],
+        ),
+        "patch": operation(
+            "Change a cluster's settings: its repack (owners and admins)",
+            ("200", json_response("The cluster", "Cluster")),
+            ["403", "404", "422"],
+            request="ClusterSettingsRequest",
+            description='Settings not given keep their values. See docs/scheduling.md, "Repack".',
         ),
         "delete": operation(
             "Delete an empty cluster",
