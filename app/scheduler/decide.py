@@ -112,18 +112,21 @@ def _unchanged(
 
 
 class _Lookup:
-    """Priority by deployment id, built on first use (most decisions need none)."""
+    """Priorities of the deployments asked for, found in whole-list passes over the jobs."""
 
-    __slots__ = ("_groups", "_table")
+    __slots__ = ("_groups",)
 
-    def __init__(self, groups: Sequence[Iterable[Job]]) -> None:
+    def __init__(self, groups: Sequence[Sequence[Job]]) -> None:
         self._groups = groups
-        self._table: dict[int, int] | None = None
 
-    def __call__(self, job_id: int) -> int | None:
-        if self._table is None:
-            self._table = {job.id: job.priority for group in self._groups for job in group}
-        return self._table.get(job_id)
+    def __call__(self, wanted: set[int]) -> dict[int, int]:
+        if not wanted:
+            return {}
+        table: dict[int, int] = {}
+        for group in self._groups:
+            for job in compress(group, map(wanted.__contains__, map(_ID, group))):
+                table[job.id] = job.priority
+        return table
 
 
 def _general(
@@ -180,8 +183,8 @@ def _general(
             exact = exact and step_exact
             leaving = [*leaving, *movable]
     return _decision(
-        cluster, state, usage, everyone, fixed, leaving, pending, chosen, category, roots, work,
-        exact,
+        cluster, state, usage, everyone, fixed, leaving, pending, rows, chosen, category, roots,
+        work, exact,
     )  # fmt: skip
 
 
@@ -380,13 +383,14 @@ def _decision(
     fixed: Mapping[int, Vec],
     leaving: list[Job],
     pending: list[Job],
+    rows: list[Row | None],
     chosen: list[tuple[Job, int]],
     category: Mapping[int, int],
     roots: Mapping[int, int],
     work: Work,
     exact: bool,
 ) -> Decision:
-    """Step 5: name what moved and build the queue."""
+    """Step 5: name what moved and build the queue (`rows`: `cluster.rows(pending)`)."""
     admitted = {job.id for job, _ in chosen}
     started = in_queue_order(job for job, cat in chosen if cat == PENDING)
     started_ids = {job.id for job in started}
@@ -397,7 +401,13 @@ def _decision(
     preempted: dict[int, int] = {}
     evicted: list[int] = []
     repacked: dict[int, int] = {}
-    left = [job for job in pending if job.id not in admitted]
+    kept = list(map(admitted.__contains__, map(_ID, pending)))
+    if any(kept):
+        keep = [not x for x in kept]
+        left = list(compress(pending, keep))
+        left_rows = list(compress(rows, keep))
+    else:
+        left, left_rows = list(pending), list(rows)
     if category:
         for job in compress(left, map(category.__contains__, map(_ID, left))):
             cat = category[job.id]
@@ -413,6 +423,7 @@ def _decision(
             if category.get(job.id) == RUNNING and job.id not in admitted:
                 repacked[job.id] = next(i for p, i in by_priority_started if p == job.priority)
                 left.append(job)
+                left_rows.extend(cluster.rows([job]))
     added = [job for job, _ in chosen]
     by_priority = adjusted(cluster, fixed, (), added)
     holders = Holders(cluster, usage, leaving, added, state.blockers_listed)
@@ -420,7 +431,13 @@ def _decision(
         started=[job.id for job in started],
         preempted=preempted,
         queue=build_queue(
-            cluster, by_priority, holders, left, {**preempted, **repacked}, _Lookup(everyone)
+            cluster,
+            by_priority,
+            holders,
+            left,
+            {**preempted, **repacked},
+            _Lookup(everyone),
+            left_rows,
         ),
         used=cluster.as_map(cluster.sum_vecs(by_priority.values())),
         evicted=evicted,

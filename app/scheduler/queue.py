@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import chain, count, islice, repeat
+from itertools import count, islice, repeat
 from operator import attrgetter, itemgetter
 
 from app.quantities import format_amount
@@ -87,8 +87,8 @@ class Holders:
     needed; a (priority, kind) reads rows from the largest amount down until it has enough.
     """
 
-    __slots__ = ("_added", "_by_kind", "_found", "_ids", "_leaving", "_limit", "_removed",
-                 "_rows", "_sorted")  # fmt: skip
+    __slots__ = ("_added", "_by_kind", "_found", "_leaving", "_limit", "_removed", "_sizes",
+                 "_sorted", "_usage")  # fmt: skip
 
     def __init__(
         self,
@@ -100,31 +100,28 @@ class Holders:
     ) -> None:
         """The final running set: `usage`'s jobs but those in `leaving`, plus `added`."""
         self._limit = max(0, limit)
-        self._rows = usage.rows  # row -> indices into usage's jobs
-        self._ids = usage.ids
+        self._usage = usage
         self._leaving = {job.id for job in leaving}
         self._removed = Counter(cluster.rows(leaving))
         self._added: dict[Row | None, list[int]] = {}
         for job, row in zip(added, cluster.rows(added), strict=True):
             self._added.setdefault(row, []).append(job.id)
+        # How many jobs of each row run at the end.
+        sizes = dict(usage.counts)
+        for row, gone in self._removed.items():
+            sizes[row] = sizes.get(row, 0) - gone  # type: ignore[index]
+        for row, ids in self._added.items():
+            if row is not None:
+                sizes[row] = sizes.get(row, 0) + len(ids)
+        self._sizes = sizes
         self._sorted: dict[Row, list[int]] = {}  # row -> its final ids, sorted
         self._by_kind: dict[int, list[tuple[int, list[Row]]]] = {}
         self._found: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}
 
-    def _size(self, row: Row) -> int:
-        members = self._rows.get(row)
-        added = self._added.get(row)
-        return (
-            (len(members) if members else 0)
-            - self._removed.get(row, 0)
-            + (len(added) if added else 0)
-        )
-
     def _ids_of(self, row: Row) -> list[int]:
         ids = self._sorted.get(row)
         if ids is None:
-            members = self._rows.get(row, [])
-            ids = list(map(self._ids.__getitem__, members))
+            ids = self._usage.ids_of(row) if row in self._usage.counts else []
             if self._removed.get(row):
                 ids = [i for i in ids if i not in self._leaving]
             ids.extend(self._added.get(row, ()))
@@ -140,8 +137,8 @@ class Holders:
         amounts = self._by_kind.get(k)
         if amounts is None:
             by_amount: dict[int, list[Row]] = {}
-            for row in chain(self._rows, self._added):
-                if row is not None and row[k + 1] > 0 and self._size(row) > 0:
+            for row, size in self._sizes.items():
+                if size > 0 and row[k + 1] > 0:
                     by_amount.setdefault(row[k + 1], []).append(row)
             amounts = self._by_kind[k] = sorted(by_amount.items(), reverse=True)
         best: list[int] = []
@@ -150,7 +147,7 @@ class Holders:
         for _, rows in amounts:
             qualifying = [row for row in rows if row[0] >= prio]
             for row in qualifying:
-                held += self._size(row)
+                held += self._sizes[row]
             if len(best) < limit and qualifying:
                 if len(qualifying) == 1:
                     best.extend(self._ids_of(qualifying[0])[: limit - len(best)])
@@ -165,23 +162,32 @@ def build_queue(
     cluster: Cluster,
     by_priority: Mapping[int, Vec],
     holders: Holders,
-    pending: Iterable[Job],
+    pending: Sequence[Job],
     sent_back: Mapping[int, int],
-    priority_of: Callable[[int], int | None],
+    priorities: Callable[[set[int]], Mapping[int, int]],
+    rows: Sequence[Row | None] | None = None,
 ) -> list[QueueEntry]:
     """Every pending job of the final state, in queue order, with its reason.
 
     `by_priority` sums the final running set per priority, and `holders` reads it; `sent_back`
     maps the jobs this decision preempted or repacked to who they made room for (the others'
-    `preempted_by` stands). Reasons are computed once per distinct (priority, requests,
-    sender).
+    `preempted_by` stands); `priorities(ids)` gives the priorities of those senders. Reasons
+    are computed once per distinct (priority, requests, sender). `rows`:
+    `cluster.rows(pending)`, when the caller has it.
     """
-    ordered = in_queue_order(pending)
-    if not ordered:
+    if not pending:
         return []
+    if rows is None:
+        ordered = in_queue_order(pending)
+        rows = cluster.rows(ordered)
+    else:  # the same order, on indices, so the rows follow
+        keys = list(map(_SUBMITTED_ID, pending))
+        order = sorted(range(len(pending)), key=keys.__getitem__)
+        order.sort(key=list(map(_PRIORITY, pending)).__getitem__, reverse=True)
+        ordered = list(map(pending.__getitem__, order))
+        rows = list(map(rows.__getitem__, order))
     rooms = Rooms(cluster, by_priority)
     free = vsub(cluster.cap, cluster.sum_vecs(by_priority.values()))
-    rows = cluster.rows(ordered)
     if sent_back:
         senders = [sent_back.get(job.id, job.preempted_by) for job in ordered]
     else:
@@ -195,8 +201,9 @@ def build_queue(
         keys = list(zip(rows, senders, strict=True))
     # One reason per distinct key, for the first job having it; then every entry in C.
     first = dict(zip(reversed(keys), reversed(ordered), strict=True))
+    senders_of = priorities({by for _, by in first if by is not None})
     found = {
-        key: reason(cluster, job, free, rooms.room(job.priority), key[1], priority_of, holders)
+        key: reason(cluster, job, free, rooms.room(job.priority), key[1], senders_of, holders)
         for key, job in first.items()
     }
     results = list(map(found.__getitem__, keys))
@@ -220,7 +227,7 @@ def reason(
     free: Vec,
     room: Vec,
     sent_back_by: int | None,
-    priority_of: Callable[[int], int | None],
+    priority_of: Mapping[int, int],
     holders: Holders,
 ) -> tuple[str, Wait]:
     """The reason text and the `Wait` of one pending job in the final state."""
@@ -256,7 +263,7 @@ def reason(
     needed, held = vec[pick], cap[pick] - room[pick]
     amount = _named(kind, needed)
     if sent_back_by is not None:
-        prio = priority_of(sent_back_by)
+        prio = priority_of.get(sent_back_by)
         cause = "repacked" if prio == job.priority else "preempted"
         who = f"deployment #{sent_back_by}" + (f" (priority {prio})" if prio is not None else "")
         verb = "repacked to fit" if cause == "repacked" else "preempted by"

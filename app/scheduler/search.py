@@ -247,6 +247,12 @@ class Problem:
                 return False
         return True
 
+    def _fits_all(self, counts: Sequence[int]) -> bool:
+        used = self.cluster.zero
+        for cls, x in zip(self.classes, counts, strict=True):
+            used = vadd(used, vscale(cls.vec, x))
+        return fits(used, self.free0)
+
     def check(self, counts: Sequence[int]) -> bool:
         """Every constraint of the module docstring, from scratch."""
         classes = self.classes
@@ -664,6 +670,11 @@ class Problem:
         n = len(classes)
         if not n:
             return Outcome([] if self.check([]) else None, True)
+        # Everything admissible fits at once: that is the most and, all in, first in queue
+        # order (every class's value is positive), if it satisfies the checks.
+        takes = [cls.take for cls in classes]
+        if self._fits_all(takes) and self.check(takes):
+            return Outcome(takes, True)
         candidates = [list(counts) for counts in incumbents if self.check(counts)]
         runs = _runs(classes)
         try:

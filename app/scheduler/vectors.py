@@ -13,8 +13,9 @@ same results as the one-job functions.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import repeat
+from itertools import compress, repeat
 from operator import add, attrgetter, sub
 
 from .types import Job
@@ -190,56 +191,49 @@ def adjusted(
 
 
 class Usage:
-    """A running set read once: its jobs grouped by row (priority and requests), the sums per
-    priority (`by_priority`) that every room_for is made of, and each job's id.
-
-    The grouping is one pass over the jobs; everything else works per distinct row, of which
-    there are few where requests come from a few sizes (and at worst one per job).
+    """A running set read once, in whole-list passes: each job's row (priority and requests),
+    how many jobs have each row, and the sums per priority (`by_priority`) that every
+    room_for is made of. The jobs of one row or one priority are found when asked for.
     """
 
-    __slots__ = ("by_priority", "groups", "ids", "jobs", "rows")
+    __slots__ = ("_groups", "by_priority", "counts", "ids", "jobs", "priorities", "row_list")
 
     def __init__(self, cluster: Cluster, jobs: Sequence[Job]) -> None:
         self.jobs = jobs
         self.ids = list(map(_ID, jobs))
-        columns = cluster.columns(jobs)
-        rows: dict[Row, list[int]] = {}
-        for index, row in enumerate(zip(map(_PRIORITY, jobs), *columns, strict=True)):
-            members = rows.get(row)
-            if members is None:
-                rows[row] = [index]
-            else:
-                members.append(index)
-        self.rows = rows  # row -> indices of its jobs
-        groups: dict[int, list[int]] = {}
-        for row, members in rows.items():
-            group = groups.get(row[0])
-            if group is None:
-                groups[row[0]] = list(members)
-            else:
-                group.extend(members)
-        self.groups = groups  # priority -> indices of its jobs
-        if len(rows) * 4 < len(jobs) or not columns:
-            sums: dict[int, list[int]] = {}
-            for row, members in rows.items():
-                acc = sums.get(row[0])
-                if acc is None:
-                    acc = sums[row[0]] = [0] * len(columns)
-                count = len(members)
-                for k in range(len(columns)):
-                    acc[k] += row[k + 1] * count
-            self.by_priority: dict[int, Vec] = {prio: tuple(acc) for prio, acc in sums.items()}
-        else:  # mostly distinct rows: whole-list passes per priority and kind
-            self.by_priority = {
-                prio: tuple([sum(map(column.__getitem__, group)) for column in columns])
-                for prio, group in groups.items()
-            }
+        self.priorities = list(map(_PRIORITY, jobs))
+        self.row_list: list[Row] = list(zip(self.priorities, *cluster.columns(jobs), strict=True))
+        self.counts = Counter(self.row_list)  # row -> how many jobs have it
+        sums: dict[int, list[int]] = {}
+        kinds = range(len(cluster.kinds))
+        for row, count in self.counts.items():
+            acc = sums.get(row[0])
+            if acc is None:
+                acc = sums[row[0]] = [0] * len(kinds)
+            for k in kinds:
+                acc[k] += row[k + 1] * count
+        self.by_priority: dict[int, Vec] = {prio: tuple(acc) for prio, acc in sums.items()}
+        self._groups: dict[Row, list[int]] | None = None
 
     def total(self, cluster: Cluster) -> Vec:
         return cluster.sum_vecs(self.by_priority.values())
 
     def level(self, prio: int) -> list[Job]:
-        return list(map(self.jobs.__getitem__, self.groups[prio]))
+        """The jobs of one priority, in the given order."""
+        return list(compress(self.jobs, map(prio.__eq__, self.priorities)))
+
+    def ids_of(self, row: Row) -> list[int]:
+        """The ids of the jobs of one row, in the given order (grouped once, when asked)."""
+        if self._groups is None:
+            groups: dict[Row, list[int]] = {}
+            for key, job_id in zip(self.row_list, self.ids, strict=True):
+                members = groups.get(key)
+                if members is None:
+                    groups[key] = [job_id]
+                else:
+                    members.append(job_id)
+            self._groups = groups
+        return list(self._groups.get(row, ()))
 
 
 class Rooms:
