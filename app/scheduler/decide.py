@@ -331,6 +331,12 @@ def _classes(
             group.append(job)
     scale = _BASIS if repack is not None else 1
     bonus = repack.threshold_bp * len(cluster.kinds) * cluster.scale if repack else 0
+    # Tie keys of every admissible member matter only where classes of one priority share
+    # the queue, or at a priority with victims (their check reads them); elsewhere the
+    # first member's key orders the class.
+    per_level = Counter(row[0] for row, _ in groups)
+    contested = {p for p, n in per_level.items() if n > 1}
+    contested |= {row[0] for row, cat in groups if cat == VICTIM}
     classes = []
     ordered: list[list[Job]] = []
     for (row, cat), jobs in groups.items():
@@ -340,9 +346,8 @@ def _classes(
         else:
             jobs.sort(key=_SUBMITTED_ID)  # one priority: queue order
         take = fit_count(vec, free0, len(jobs))
-        keys = [(tie_key(job, cat), job) for job in jobs[: take + 1]]
+        keyed = jobs[: take + 1] if row[0] in contested else jobs[:1]
         value = scale * cluster.value(vec) + (bonus if cat == RUNNING else 0)
-        members = [job for _, job in keys[:take]]
         classes.append(
             Class(
                 row[0],
@@ -351,8 +356,8 @@ def _classes(
                 value,
                 len(jobs),
                 take,
-                members,
-                [key for key, _ in keys[: take + 1]],
+                jobs[:take],
+                [tie_key(job, cat) for job in keyed],
             )
         )
         ordered.append(jobs)

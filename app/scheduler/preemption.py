@@ -123,7 +123,7 @@ class _Level:
     """One running priority level, built when a preemption first needs its jobs: the jobs in
     importance order and one Fenwick tree per kind over their amounts (victims set to 0)."""
 
-    __slots__ = ("jobs", "out", "plain", "trees", "vecs")
+    __slots__ = ("jobs", "out", "plain", "trees", "used_kinds", "vecs")
 
     def __init__(self, cluster: Cluster, jobs: list[Job]) -> None:
         jobs = sorted(jobs, key=importance_key)
@@ -134,6 +134,8 @@ class _Level:
         self.plain = any(min(column, default=0) < 0 for column in columns)
         self.trees = [Fenwick(column) for column in columns]
         self.out: set[int] = set()  # indices of the victims taken from this level
+        # The kinds this level holds any of: the others never stop a give-back.
+        self.used_kinds = [k for k, column in enumerate(columns) if any(column)]
 
 
 class Walk:
@@ -155,7 +157,9 @@ class Walk:
         self.cluster = cluster
         self.usage = usage
         self.level_sums: dict[int, Vec] = dict(usage.by_priority)
-        self.used = cluster.sum_vecs(self.level_sums.values())
+        # Free room per kind (capacity - running), kept in place as the walk goes.
+        used = cluster.sum_vecs(self.level_sums.values())
+        self.free = [c - u for c, u in zip(cluster.cap, used, strict=True)]
         # Levels ascending, for the victim searches (one tree per kind over their sums).
         self.ascending = sorted(self.level_sums)
         self.level_index = {prio: i for i, prio in enumerate(self.ascending)}
@@ -175,7 +179,6 @@ class Walk:
 
     def run(self) -> Walk:
         cluster = self.cluster
-        cap = cluster.cap
         streams: dict[Row | None, list[Job]] = {}
         for job, row in zip(self.pending, self.rows, strict=True):
             group = streams.get(row)
@@ -193,16 +196,21 @@ class Walk:
         heapq.heapify(heap)
         descending = self.ascending[::-1]
         pointer = 0
-        held_ge = cluster.zero  # running work of priority >= the current one
+        free = self.free
+        room = list(cluster.cap)  # room_for(the current priority): capacity - held(>= it)
+        kinds = range(len(room))
         blocked: set[Row] = set()
         victim_vecs: dict[int, Vec] = {}
+        victims = self.victims
         steps = len(heap)
+        pop, push = heapq.heappop, heapq.heappush
         while heap:
             steps += 1
-            _, si, job = heapq.heappop(heap)
+            _, si, job = pop(heap)
             prio = job.priority
             while pointer < len(descending) and descending[pointer] >= prio:
-                held_ge = vadd(held_ge, self.level_sums[descending[pointer]])
+                for k, amount in enumerate(self.level_sums[descending[pointer]]):
+                    room[k] -= amount
                 pointer += 1
             if si >= 0:
                 vec = stream_vecs[si]
@@ -212,24 +220,23 @@ class Walk:
                 row = (prio, *vec)
             if row in blocked:
                 continue  # a stream is dropped whole; a victim stays out
-            if fits(vec, vsub(cap, self.used)):
-                root = None
-            elif fits(vec, vsub(cap, held_ge)):
-                root = self.victims.pop(job.id, job.id)
-                for victim in self.choose_victims(prio, vec):
+            if not fits(vec, free):
+                if not fits(vec, room):
+                    blocked.add(row)
+                    continue
+                root = victims.pop(job.id, job.id)
+                for victim, victim_vec in self.choose_victims(prio, vec):
                     steps += 1
-                    self.victims[victim.id] = root
+                    victims[victim.id] = root
                     self.victim_jobs[victim.id] = victim
-                    victim_vecs[victim.id] = cluster.vec(victim.requests)
-                    heapq.heappush(heap, (queue_key(victim), -1, victim))
-            else:
-                blocked.add(row)
-                continue
-            # Start it (at the current priority: it counts in held_ge from now on).
-            self.used = vadd(self.used, vec)
-            held_ge = vadd(held_ge, vec)
+                    victim_vecs[victim.id] = victim_vec
+                    push(heap, ((-victim.priority, victim.submitted, victim.id), -1, victim))
+            # Start it (at the current priority: it counts in room from now on).
+            for k in kinds:
+                free[k] -= vec[k]
+                room[k] -= vec[k]
             if si < 0:
-                self.victims.pop(job.id, None)
+                victims.pop(job.id, None)
                 self.came_back.add(job.id)
             else:
                 self.admitted.append(job)
@@ -237,7 +244,7 @@ class Walk:
                 jobs = stream_jobs[si]
                 if index < len(jobs):
                     next_index[si] = index + 1
-                    heapq.heappush(heap, (queue_key(jobs[index]), si, jobs[index]))
+                    push(heap, (queue_key(jobs[index]), si, jobs[index]))
         self.steps = steps
         return self
 
@@ -249,43 +256,31 @@ class Walk:
             level = self.levels[prio] = _Level(self.cluster, self.usage.level(prio))
         return level
 
-    def _evict(self, prio: int, level: _Level, index: int) -> Vec:
-        vec = level.vecs[index]
-        for k, amount in enumerate(vec):
-            if amount:
-                level.trees[k].add(index, -amount)
-                self.level_trees[k].add(self.level_index[prio], -amount)
-        self.level_sums[prio] = vsub(self.level_sums[prio], vec)
-        self.used = vsub(self.used, vec)
-        return vec
-
-    def choose_victims(self, prio: int, vec: Vec) -> list[Job]:
+    def choose_victims(self, prio: int, vec: Vec) -> list[tuple[Job, Vec]]:
         """Victims for a preemptor of priority `prio` and requests `vec`, which fits in its
         room_for but not in free: remove every lower level, give back the most important
         first while the preemptor still fits (see the module docstring)."""
-        cap = self.cluster.cap
-        kinds = range(len(cap))
-        excess = [u + v - c for u, v, c in zip(self.used, vec, cap, strict=True)]
+        free = self.free
+        excess = [need - have for need, have in zip(vec, free, strict=True)]
         top = bisect_left(self.ascending, prio)  # the levels below the preemptor: [0, top)
-        victims: list[Job] = []
+        victims: list[tuple[Job, Vec]] = []
         trees = self.level_trees
-        while max(excess) > 0 and top > 0:
+        while top > 0:
+            short = [(k, e) for k, e in enumerate(excess) if e > 0]
+            if not short:
+                break
             # The first level from the top that cannot be given back whole: for each kind
             # short, the lowest level whose sum with everything below reaches the excess.
             if self.plain_levels:
                 star = self._plain_victim_level(top, excess)
             else:
-                star = max(trees[k].first_at_least(excess[k]) for k in kinds if excess[k] > 0)
-                star = min(star, top - 1)
+                star = min(max(trees[k].first_at_least(e) for k, e in short), top - 1)
             level_prio = self.ascending[star]
             level = self._level(level_prio)
-            # Room for this level's jobs: capacity minus everything kept above it.
-            room = [
-                c - u - v + trees[k].prefix(star)
-                for k, (c, u, v) in enumerate(zip(cap, self.used, vec, strict=True))
-            ]
-            done = self._give_back(level_prio, level, room, excess, victims)
-            if done:
+            # Room for this level's jobs, in the kinds it holds: capacity minus everything
+            # kept above it (free - the preemptor + all the levels up to it).
+            room = {k: free[k] - vec[k] + trees[k].prefix(star) for k in level.used_kinds}
+            if self._give_back(level_prio, level, room, excess, victims):
                 break
             top = star
         return victims
@@ -301,19 +296,23 @@ class Walk:
         return top - 1
 
     def _give_back(
-        self, prio: int, level: _Level, room: list[int], excess: list[int], victims: list[Job]
+        self,
+        prio: int,
+        level: _Level,
+        room: dict[int, int],
+        excess: list[int],
+        victims: list[tuple[Job, Vec]],
     ) -> bool:
-        """Walk the level most important first: a job that fits in `room` is given back, one
-        that does not becomes a victim, until the victims cover `excess` (True) or the level
-        ends (False). `room` and `excess` are updated in place."""
-        kinds = range(len(room))
+        """Walk the level most important first: a job that fits in `room` (per kind the level
+        holds) is given back, one that does not becomes a victim, until the victims cover
+        `excess` (True) or the level ends (False). `room` and `excess` change in place."""
         size = len(level.jobs)
         if level.plain:
             for index, job_vec in enumerate(level.vecs):
                 if index in level.out:
                     continue
-                if fits(job_vec, tuple(room)):
-                    for k in kinds:
+                if all(job_vec[k] <= have for k, have in room.items()):
+                    for k in room:
                         room[k] -= job_vec[k]
                     continue
                 self._take(prio, level, index, excess, victims)
@@ -323,11 +322,15 @@ class Walk:
         trees = level.trees
         start = 0
         while start < size:
-            base = [trees[k].prefix(start - 1) for k in kinds]
-            stop = min(trees[k].first_above(room[k] + base[k]) for k in kinds)
+            stop = size
+            base: dict[int, int] = {}
+            for k, have in room.items():
+                tree = trees[k]
+                base[k] = below = tree.prefix(start - 1)
+                stop = min(stop, tree.first_above(have + below))
             if stop >= size:
                 return False
-            for k in kinds:
+            for k in room:
                 room[k] -= trees[k].prefix(stop - 1) - base[k]
             self._take(prio, level, stop, excess, victims)
             if max(excess) <= 0:
@@ -336,13 +339,26 @@ class Walk:
         return False
 
     def _take(
-        self, prio: int, level: _Level, index: int, excess: list[int], victims: list[Job]
+        self,
+        prio: int,
+        level: _Level,
+        index: int,
+        excess: list[int],
+        victims: list[tuple[Job, Vec]],
     ) -> None:
+        """Evict the level's job at `index`: its amounts leave the trees and free room."""
         level.out.add(index)
-        vec = self._evict(prio, level, index)
+        vec = level.vecs[index]
+        position = self.level_index[prio]
+        free = self.free
         for k, amount in enumerate(vec):
-            excess[k] -= amount
-        victims.append(level.jobs[index])
+            if amount:
+                level.trees[k].add(index, -amount)
+                self.level_trees[k].add(position, -amount)
+                free[k] += amount
+                excess[k] -= amount
+        self.level_sums[prio] = vsub(self.level_sums[prio], vec)
+        victims.append((level.jobs[index], vec))
 
 
 def walk(

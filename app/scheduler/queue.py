@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import count, islice, repeat
 from operator import attrgetter, itemgetter
+from typing import NamedTuple
 
 from app.quantities import format_amount
 
@@ -202,8 +203,11 @@ def build_queue(
     # One reason per distinct key, for the first job having it; then every entry in C.
     first = dict(zip(reversed(keys), reversed(ordered), strict=True))
     senders_of = priorities({by for _, by in first if by is not None})
+    shortfalls: dict[object, _Shortfall | None] = {}
     found = {
-        key: reason(cluster, job, free, rooms.room(job.priority), key[1], senders_of, holders)
+        key: reason(
+            cluster, job, free, rooms.room(job.priority), key[1], senders_of, holders, shortfalls
+        )
         for key, job in first.items()
     }
     results = list(map(found.__getitem__, keys))
@@ -229,8 +233,10 @@ def reason(
     sent_back_by: int | None,
     priority_of: Mapping[int, int],
     holders: Holders,
+    shortfalls: dict[object, _Shortfall | None] | None = None,
 ) -> tuple[str, Wait]:
-    """The reason text and the `Wait` of one pending job in the final state."""
+    """The reason text and the `Wait` of one pending job in the final state. `shortfalls`
+    caches what does not depend on the sender, per row, across the jobs of a queue."""
     vec = cluster.pending_vec(job.requests)
     if vec is None:
         fault = _infeasible(cluster.as_map(cluster.cap), job.requests)
@@ -246,6 +252,57 @@ def reason(
             message=text,
         )
         return text, wait
+    row = (job.priority, *vec)
+    short = shortfalls.get(row, _UNKNOWN) if shortfalls is not None else _UNKNOWN
+    if short is _UNKNOWN:
+        short = _shortfall(cluster, job.priority, vec, free, room, holders)
+        if shortfalls is not None:
+            shortfalls[row] = short
+    if short is None:
+        return "waiting to be scheduled", Wait("blocked", None, 0, 0, 0, job.priority)
+    assert isinstance(short, _Shortfall)
+    if sent_back_by is not None:
+        prio = priority_of.get(sent_back_by)
+        cause = "repacked" if prio == job.priority else "preempted"
+        who = f"deployment #{sent_back_by}" + (f" (priority {prio})" if prio is not None else "")
+        verb = "repacked to fit" if cause == "repacked" else "preempted by"
+        text = f"{verb} {who}; restarts by itself {short.restarts}"
+        wait = Wait(
+            cause,
+            short.kind,
+            short.needed,
+            short.free,
+            short.held,
+            job.priority,
+            short.ids,
+            short.more,
+            sent_back_by,
+            prio,
+        )
+        return text, wait
+    return short.text, short.wait
+
+
+class _Shortfall(NamedTuple):
+    """What a pending row lacks: the kind most short of its room_for and the numbers."""
+
+    kind: str
+    needed: int
+    free: int
+    held: int
+    ids: tuple[int, ...]
+    more: int
+    text: str  # the reason of a job nobody sent back
+    restarts: str  # "once 4 cores of cpu are free"
+    wait: Wait
+
+
+_UNKNOWN: object = object()
+
+
+def _shortfall(
+    cluster: Cluster, prio: int, vec: Vec, free: Vec, room: Vec, holders: Holders
+) -> _Shortfall | None:
     # Name the kind most short of room, relative to capacity.
     cap = cluster.cap
     pick = -1
@@ -257,23 +314,15 @@ def reason(
     if pick < 0:  # only in a state breaking rule 3: say what is missing in free
         pick = next((k for k, (n, f) in enumerate(zip(vec, free, strict=True)) if n > f), -1)
     if pick < 0:
-        return "waiting to be scheduled", Wait("blocked", None, 0, 0, 0, job.priority)
+        return None
     kind = cluster.kinds[pick]
-    ids, more = holders.of(job.priority, pick)
+    ids, more = holders.of(prio, pick)
     needed, held = vec[pick], cap[pick] - room[pick]
     amount = _named(kind, needed)
-    if sent_back_by is not None:
-        prio = priority_of.get(sent_back_by)
-        cause = "repacked" if prio == job.priority else "preempted"
-        who = f"deployment #{sent_back_by}" + (f" (priority {prio})" if prio is not None else "")
-        verb = "repacked to fit" if cause == "repacked" else "preempted by"
-        text = f"{verb} {who}; restarts by itself once {amount} {_are(amount)} free"
-        wait = Wait(
-            cause, kind, needed, free[pick], held, job.priority, ids, more, sent_back_by, prio
-        )
-        return text, wait
     text = (
         f"needs {amount}: {format_amount(kind, free[pick])} free, "
-        f"{format_amount(kind, held)} held by deployments of priority {job.priority} or higher"
+        f"{format_amount(kind, held)} held by deployments of priority {prio} or higher"
     )
-    return text, Wait("blocked", kind, needed, free[pick], held, job.priority, ids, more)
+    wait = Wait("blocked", kind, needed, free[pick], held, prio, ids, more)
+    restarts = f"once {amount} {_are(amount)} free"
+    return _Shortfall(kind, needed, free[pick], held, ids, more, text, restarts, wait)

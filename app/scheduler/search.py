@@ -114,8 +114,9 @@ class Class:
     """Interchangeable items, `members` in admission order (their `keys` likewise).
 
     `count` is how many there are; `take` how many could be admitted together (all fit in
-    free0); `members` and `keys` hold the first `take` and one more key when there are more
-    (the first one left out, for the victim check).
+    free0); `members` holds the first `take`. `keys` holds their tie keys and one more when
+    there are more (the first one left out, for the victim check) where other classes of the
+    same priority share the queue or victims wait; elsewhere only the first member's.
     """
 
     prio: int
@@ -584,8 +585,12 @@ class Problem:
             )
             if bound < target:
                 return
-            if prices and value + lagrange + sum(map(mul, prices, rem)) < target:
-                return
+            node_bound = bound  # the lowest bound of this node: it covers every child
+            if prices:
+                bound = value + lagrange + sum(map(mul, prices, rem))
+                if bound < target:
+                    return
+                node_bound = min(node_bound, bound)
             # Per kind that cannot hold all of that: the classes using it fill it best first,
             # the last one fractionally; the others add their whole value.
             for k in kinds:
@@ -610,8 +615,10 @@ class Problem:
                         else:
                             fill += -(-values[j] * room_k // vecs[j][k])
                             room_k = 0
-                if value + reach_value - using + fill < target:
+                bound = value + reach_value - using + fill
+                if bound < target:
                     return
+                node_bound = min(node_bound, bound)
             # Forward check of the current level (see the docstring).
             level = level_at[i]
             first_here = level_first[i]
@@ -656,6 +663,8 @@ class Problem:
                     started_here + (take if queued[i] else 0),
                     evicted + (counts_full[i] - take if running[i] else 0),
                 )
+                if node_bound < (bar[0] if ties[0] else bar[0] + 1):
+                    break  # a solution found meanwhile reaches what this node could give
             counts[ci] = lo[ci]
 
         self.found = None
@@ -826,41 +835,53 @@ def _runs(classes: Sequence[Class]) -> tuple[list[Class], list[int], list[int]]:
     A search over the runs in queue order that takes the most of each run first, a run taking
     members only when the previous run of its class took all of its own, meets the solutions
     in queue order (membership read earliest job first), so the first one met of a value is
-    the one first in queue order.
+    the one first in queue order. Priorities do not interleave in the queue: a priority with
+    one class is one run.
     """
-    marks = sorted(
-        (key, ci, t) for ci, cls in enumerate(classes) for t, key in enumerate(cls.keys[: cls.take])
-    )
+    by_level: dict[int, list[int]] = {}
+    for ci in sorted(range(len(classes)), key=lambda ci: classes[ci].keys[0]):
+        by_level.setdefault(classes[ci].prio, []).append(ci)
     runs: list[Class] = []
     owner: list[int] = []
     previous: list[int] = []
-    last: dict[int, int] = {}
-    start = 0
-    for index in range(1, len(marks) + 1):
-        if index < len(marks) and marks[index][1] == marks[start][1]:
+    for members in by_level.values():
+        if len(members) == 1:
+            runs.append(classes[members[0]])
+            owner.append(members[0])
+            previous.append(-1)
             continue
-        ci = marks[start][1]
-        cls = classes[ci]
-        first, end = marks[start][2], marks[index - 1][2] + 1
-        size = end - first
-        # The class's members past `take` are always left out: its last run counts them.
-        extra = cls.count - cls.take if end == cls.take else 0
-        runs.append(
-            Class(
-                cls.prio,
-                cls.vec,
-                cls.category,
-                cls.value,
-                size + extra,
-                size,
-                cls.members[first:end],
-                cls.keys[first : end + 1],
-            )
+        marks = sorted(
+            (key, ci, t)
+            for ci in members
+            for t, key in enumerate(classes[ci].keys[: classes[ci].take])
         )
-        owner.append(ci)
-        previous.append(last.get(ci, -1))
-        last[ci] = len(runs) - 1
-        start = index
+        last: dict[int, int] = {}
+        start = 0
+        for index in range(1, len(marks) + 1):
+            if index < len(marks) and marks[index][1] == marks[start][1]:
+                continue
+            ci = marks[start][1]
+            cls = classes[ci]
+            first, end = marks[start][2], marks[index - 1][2] + 1
+            size = end - first
+            # The class's members past `take` are always left out: its last run counts them.
+            extra = cls.count - cls.take if end == cls.take else 0
+            runs.append(
+                Class(
+                    cls.prio,
+                    cls.vec,
+                    cls.category,
+                    cls.value,
+                    size + extra,
+                    size,
+                    cls.members[first:end],
+                    cls.keys[first : end + 1],
+                )
+            )
+            owner.append(ci)
+            previous.append(last.get(ci, -1))
+            last[ci] = len(runs) - 1
+            start = index
     return runs, owner, previous
 
 

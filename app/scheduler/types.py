@@ -93,8 +93,7 @@ class Reconcile:
 Event = Submit | Delete | Reconcile
 
 
-@dataclass(frozen=True, slots=True)
-class Wait:
+class Wait(NamedTuple):
     """Why a pending deployment waits, as data: what the `reason` text says, for pages to word.
 
     `cause`: "blocked" (room is held by deployments of at least its priority), "preempted"
@@ -107,7 +106,7 @@ class Wait:
     those running deployments holding `kind`, largest holding first (ties by id), and
     `blocking_more` counts the others. So a page can say "needs 2 gpu: 1 free, 3 held by
     #12 web, #14 api (priority >= 500)" or "preempted by #42 (priority 900); restarts when
-    4 cpu is free".
+    4 cpu is free". (A named tuple: a mass preemption makes thousands.)
     """
 
     cause: str

@@ -181,12 +181,14 @@ def sums_by_priority(cluster: Cluster, jobs: Iterable[Job]) -> dict[int, Vec]:
 def adjusted(
     cluster: Cluster, by_priority: Mapping[int, Vec], minus: Iterable[Job], plus: Iterable[Job]
 ) -> dict[int, Vec]:
-    """`by_priority` without the jobs in `minus` and with those in `plus` (few, usually)."""
+    """`by_priority` without the jobs in `minus` and with those in `plus` (read per priority
+    in whole-list passes)."""
     out = dict(by_priority)
-    for job, sign in [*((j, -1) for j in minus), *((j, 1) for j in plus)]:
-        vec = cluster.vec(job.requests)
-        old = out.get(job.priority, cluster.zero)
-        out[job.priority] = vadd(old, vec) if sign > 0 else vsub(old, vec)
+    for jobs, sign in ((minus, -1), (plus, 1)):
+        for prio, group in levels_of(jobs).items():
+            total = cluster.sum_jobs(group)
+            old = out.get(prio, cluster.zero)
+            out[prio] = vadd(old, total) if sign > 0 else vsub(old, total)
     return out
 
 
