@@ -25,21 +25,28 @@ decided, since lower classes never enlarge its room):
     base_room(p) = capacity - fixed(>= p);
   * the VICTIM and RUNNING conditions above, and at most `evictions_left` RUNNING left out.
 
+Ties on U go to the admission first in queue order, class by class: with the classes in the
+order their first (longest-waiting) member joined the queue, the one admitting more of the
+first class where two admissions differ wins (docs/scheduling.md, "Ties").
+
 Method, exact for up to EXACT_CLASS_LIMIT classes when it completes within the work budget:
   1. a depth-first branch and bound over the class counts (classes by priority, then value),
      seeded with the incumbents and greedy fills, pruning a node when an upper bound of every
-     completion (per kind, the admitted amount is at most what remains free and at most what
-     the undecided classes could add) cannot beat the best value found, and a prefix already
-     seen in the same state (same depth, same room left, same facts the checks below still
-     need); it proves the best value V*;
-  2. the tie-break, lexicographic in queue order: walking the items in queue order, each one
-     the best solution found leaves out is tried in (with everything decided before it kept
-     as decided) by the same search asked only for any solution of value V*; if one exists it
-     becomes the best, else the item stays out. The result is the solution of value V* that is
-     first in queue order.
-Beyond EXACT_CLASS_LIMIT classes, or when the budget runs out, the best valid solution found so
-far is kept (at least the best incumbent or greedy fill), improved by a bounded local search;
-every solution kept passed the full check, so rules 1-6 hold whatever the budget.
+     completion cannot beat the best value found: per kind, the admitted amount is at most
+     what remains free and at most what the undecided classes could add; per kind that cannot
+     hold all of that, a fractional knapsack of the classes using it; a Lagrangian bound with
+     prices near the linear relaxation's duals; a node is also pruned when an item already
+     left out at its level (or a threat there) would still fit whatever the level adds, and
+     when an equivalent prefix was searched already (same depth, room left and facts the
+     checks still need). It proves the best value V*;
+  2. the tie-break: the same search with the classes in queue order of their first member,
+     each taking its most first, asked for the first solution of value V*: the search meets
+     the solutions in that order, so the first it meets is the answer.
+Up to SINGLE_PASS_CLASSES classes step 2 alone runs, from the best incumbent. Beyond
+EXACT_CLASS_LIMIT classes a bounded heuristic decides (greedy fills in four orders, a
+drop-one-refill local search, then the exact search with what is left of HEURISTIC_WORK), and
+when the budget runs out the best valid solution found so far stands; every solution kept
+passed the full check, so rules 1-6 hold whatever the budget.
 """
 
 from __future__ import annotations
@@ -66,9 +73,11 @@ EXACT_CLASS_LIMIT = 20
 # runs (the recursion stays far below Python's limit).
 SEARCH_CLASS_LIMIT = 400
 
-# Up to this many runs (see `_runs`), one search in queue order decides; beyond, a search by
-# value first proves the best U, then one in queue order breaks its ties.
-SINGLE_PASS_RUNS = 24
+# Up to this many classes, one search in queue order decides; beyond, a search by value first
+# proves the best U, then one in queue order breaks its ties (cheaper with many classes).
+SINGLE_PASS_CLASSES = 6
+# Work the heuristic beyond EXACT_CLASS_LIMIT classes may spend (of the decision's budget).
+HEURISTIC_WORK = 2_000
 # The Lagrangian bound of `_search` is set up once the search has visited this many nodes, with
 # this many subgradient steps.
 LAGRANGE_AFTER = 48
@@ -382,12 +391,11 @@ class Problem:
 
     # -- the exact search ----------------------------------------------------------------------
 
-    def _plan(self, in_queue_order: bool = False, previous: Sequence[int] = ()) -> None:
+    def _plan(self, in_queue_order: bool = False) -> None:
         """What every search of this problem shares: the depth-first order (classes by
-        priority, then value, largest first; or in queue order), per depth the levels whose
-        checks become final there and the level it belongs to, and the classes' data in that
-        order. `previous[ci]`: a class that may take members only if that one took all of
-        its own (-1: none), for the runs of `_first_in_queue_order`."""
+        priority, then value, largest first; or in queue order of their first member), per
+        depth the levels whose checks become final there and the level it belongs to, and the
+        classes' data in that order."""
         classes = self.classes
         n = len(classes)
         if in_queue_order:
@@ -395,10 +403,6 @@ class Problem:
         else:
             order = sorted(range(n), key=lambda ci: (-classes[ci].prio, -classes[ci].value, ci))
         self.order = order
-        position = {ci: i for i, ci in enumerate(order)}
-        self.chain = [
-            position[previous[ci]] if previous and previous[ci] >= 0 else -1 for ci in order
-        ]
         checks: list[list[Level]] = [[] for _ in range(n + 1)]
         li = 0
         for i in range(n + 1):
@@ -490,7 +494,6 @@ class Problem:
         level_end = self.level_end
         level_at = self.level_at
         has_victims = self.has_victims
-        chain = self.chain
         fit_of = [0] * n
         # The Lagrangian bound (see `_multipliers`): set up after the first nodes, when the
         # search proves to be more than a walk down.
@@ -635,7 +638,13 @@ class Problem:
             if has_victims[i]:
                 state: object = tuple(counts[order[j]] for j in range(first_here, i))
             else:
-                state = tuple(counts[order[j]] < counts_full[j] for j in range(first_here, i))
+                # What the level's checks will read of its decided classes: which requests
+                # (and whether a running class) have a member left out.
+                state = frozenset(
+                    (running[j], vecs[j])
+                    for j in range(first_here, i)
+                    if counts[order[j]] < counts_full[j]
+                )
             key = (i, rem, state, started_above > 0, started_here > 0, evicted)
             if key in seen:
                 return
@@ -643,9 +652,6 @@ class Problem:
             vec = vecs[i]
             ci = order[i]
             top = fit_of[i]
-            link = chain[i]
-            if link >= 0 and counts[order[link]] < his[link]:
-                top = 0  # the class left out an earlier member: none of its later ones
             bottom = los[i]
             if running[i]:
                 # At most `evictions_left` running items left out in all.
@@ -685,30 +691,46 @@ class Problem:
         if self._fits_all(takes) and self.check(takes):
             return Outcome(takes, True)
         candidates = [list(counts) for counts in incumbents if self.check(counts)]
-        runs = _runs(classes)
         try:
-            if len(runs[0]) <= SINGLE_PASS_RUNS:
-                # Small: one search over the runs in queue order finds the answer directly.
+            if n <= SINGLE_PASS_CLASSES:
+                # Small: one search with the classes in queue order finds the answer.
                 floor = max(map(self.value, candidates), default=-1)
-                return Outcome(self._in_queue_order(runs, floor), True)
+                return Outcome(self._in_queue_order(floor), True)
+            if n > EXACT_CLASS_LIMIT:
+                # The bounded heuristic: greedy fills and a local search, then the exact
+                # search only with what is left of the heuristic's allowance.
+                cap = min(self.work.limit, self.work.spent + HEURISTIC_WORK)
+                self.work, outer = Work(cap), self.work
+                self.work.spent = outer.spent
+                try:
+                    candidates.extend(self.starts())
+                    best = self._improve(max(candidates, key=self.value, default=None))
+                    if n > SEARCH_CLASS_LIMIT or best is None:
+                        return Outcome(best, False)
+                    return self._exact(best)
+                finally:
+                    outer.spent = self.work.spent
+                    self.work = outer
             candidates.extend(self.starts())
         except OutOfWork:
             if self.found is not None:
                 candidates.append(self.found[1])
             return Outcome(max(candidates, key=self.value, default=None), False)
-        best: Counts | None = max(candidates, key=self.value, default=None)
-        if n > EXACT_CLASS_LIMIT:
-            best = self._improve(best)  # the heuristic first, then the search if work remains
-            if n > SEARCH_CLASS_LIMIT:
-                return Outcome(best, False)
+        return self._exact(max(candidates, key=self.value, default=None))
+
+    def _exact(self, best: Counts | None) -> Outcome:
+        """Step 1 (the best value, by value order) then step 2 (its tie-break, in queue
+        order), from `best`; the best found stands when the work runs out (not exact)."""
+        classes = self.classes
+        n = len(classes)
         self._plan()
         try:
-            found = self._search([0] * n, [c.take for c in classes], -1 if best is None else
-                                 self.value(best), BEST)  # fmt: skip
+            floor = -1 if best is None else self.value(best)
+            found = self._search([0] * n, [c.take for c in classes], floor, BEST)
             if found is not None:
                 best = found[1]
             if best is not None and any(x < c.take for c, x in zip(classes, best, strict=True)):
-                best = self._in_queue_order(runs, self.value(best))
+                best = self._in_queue_order(self.value(best)) or best
         except OutOfWork:
             if self.found is not None and (best is None or self.found[0] > self.value(best)):
                 best = self.found[1]
@@ -752,34 +774,29 @@ class Problem:
             prices = [max(0.0, p - step * g) for p, g in zip(prices, slope, strict=True)]
         return [math.floor(p) for p in best_prices]
 
-    def _in_queue_order(
-        self, runs: tuple[list[Class], list[int], list[int]], floor: int
-    ) -> Counts | None:
+    def _in_queue_order(self, floor: int) -> Counts | None:
         """The best solution of value >= `floor`, first in queue order among those of its
-        value (or None when none reaches `floor`): one search over the runs (see `_runs`) in
-        queue order, which meets the solutions first in queue order first."""
-        pieces, owner, previous = runs
-        if len(pieces) > SEARCH_CLASS_LIMIT:
-            raise OutOfWork  # too deep to search; the caller keeps what it has (not exact)
+        value (or None when none reaches `floor`): one search with the classes in queue order
+        of their first member, each taking its most first, meets the solutions first in queue
+        order first (see the module docstring)."""
         problem = Problem(
             self.cluster,
             self.free0,
             self.base_room,
-            pieces,
+            self.classes,
             self.threats,
             self.evictions_left,
             self.work,
             self.usage_scale,
         )
-        problem._plan(in_queue_order=True, previous=previous)
+        problem._plan(in_queue_order=True)
         try:
-            found = problem._search([0] * len(pieces), [p.take for p in pieces], floor, LEX)
+            found = problem._search([0] * len(self.classes), [c.take for c in self.classes],
+                                    floor, LEX)  # fmt: skip
         finally:
             if problem.found is not None:
-                self.found = (problem.found[0], _merge(problem.found[1], owner, len(self.classes)))
-        if found is None:
-            return None
-        return _merge(found[1], owner, len(self.classes))
+                self.found = problem.found
+        return None if found is None else found[1]
 
     def _improve(self, best: Counts | None) -> Counts | None:
         """Bounded drop-one-refill local search from `best` (kept only when checked)."""
@@ -825,69 +842,3 @@ class Problem:
         for cls, x in zip(self.classes, counts, strict=True):
             out.extend((job, cls.category) for job in cls.members[:x])
         return out
-
-
-def _runs(classes: Sequence[Class]) -> tuple[list[Class], list[int], list[int]]:
-    """The classes cut into runs: members of one class consecutive in queue order among every
-    class's admissible members. Returns the runs in queue order, each run's class, and the
-    run before it of the same class (-1 for a class's first run).
-
-    A search over the runs in queue order that takes the most of each run first, a run taking
-    members only when the previous run of its class took all of its own, meets the solutions
-    in queue order (membership read earliest job first), so the first one met of a value is
-    the one first in queue order. Priorities do not interleave in the queue: a priority with
-    one class is one run.
-    """
-    by_level: dict[int, list[int]] = {}
-    for ci in sorted(range(len(classes)), key=lambda ci: classes[ci].keys[0]):
-        by_level.setdefault(classes[ci].prio, []).append(ci)
-    runs: list[Class] = []
-    owner: list[int] = []
-    previous: list[int] = []
-    for members in by_level.values():
-        if len(members) == 1:
-            runs.append(classes[members[0]])
-            owner.append(members[0])
-            previous.append(-1)
-            continue
-        marks = sorted(
-            (key, ci, t)
-            for ci in members
-            for t, key in enumerate(classes[ci].keys[: classes[ci].take])
-        )
-        last: dict[int, int] = {}
-        start = 0
-        for index in range(1, len(marks) + 1):
-            if index < len(marks) and marks[index][1] == marks[start][1]:
-                continue
-            ci = marks[start][1]
-            cls = classes[ci]
-            first, end = marks[start][2], marks[index - 1][2] + 1
-            size = end - first
-            # The class's members past `take` are always left out: its last run counts them.
-            extra = cls.count - cls.take if end == cls.take else 0
-            runs.append(
-                Class(
-                    cls.prio,
-                    cls.vec,
-                    cls.category,
-                    cls.value,
-                    size + extra,
-                    size,
-                    cls.members[first:end],
-                    cls.keys[first : end + 1],
-                )
-            )
-            owner.append(ci)
-            previous.append(last.get(ci, -1))
-            last[ci] = len(runs) - 1
-            start = index
-    return runs, owner, previous
-
-
-def _merge(counts: Sequence[int], owner: Sequence[int], size: int) -> Counts:
-    """Counts per run back to counts per class."""
-    out = [0] * size
-    for run, x in enumerate(counts):
-        out[owner[run]] += x
-    return out

@@ -2,7 +2,10 @@
 
 An independent checker written from the document's definitions (it uses nothing of the
 scheduler but `schedule`): it enumerates every admitted set, keeps those the rules allow, and
-takes the largest U (exact, with fractions), ties going to the set first in queue order.
+takes the largest U (exact, with fractions). Ties go to the set first in queue order class by
+class: identical deployments (same priority, requests and standing) form a class; with the
+classes in the order their longest-waiting member joined the queue, the set admitting more of
+the first class where two sets differ wins.
 
   * No eviction needed: the running jobs stay (rule 5); every subset of the pending jobs after
     which rules 1-3 hold is allowed. The scheduler must pick the best, and must not preempt
@@ -90,10 +93,35 @@ def victim_justified(capacity, fixed, admitted, victim) -> bool:
     return not fits(victim.requests, minus(capacity, total(capacity, held)))
 
 
+def classes_of(items, key) -> list[tuple]:
+    """The class of each item: (priority, requests, standing), the classes ordered by their
+    first member's `key`."""
+    first: dict[tuple, tuple] = {}
+    for item, standing in items:
+        name = (item.priority, tuple(sorted(item.requests.items())), standing)
+        first[name] = min(first.get(name, key(item)), key(item))
+    return sorted(first, key=first.__getitem__)
+
+
+def tie_key(order, classes, chosen: set[int], standing_of) -> tuple[int, ...]:
+    counts = dict.fromkeys(classes, 0)
+    for item in order:
+        if item.id in chosen:
+            counts[(item.priority, tuple(sorted(item.requests.items())), standing_of(item))] += 1
+    return tuple(counts[c] for c in classes)
+
+
 def best_admission(capacity, fixed, choices, victims=()):
-    """(U, ids) of the best allowed admitted subset of `choices`, or None if none is allowed.
-    `victims` (a subset of `choices`, running before) must stay justified when left out."""
+    """(U, counts per class in class order) of the best allowed admitted subset of
+    `choices`, or None if none is allowed. `victims` (a subset of `choices`, running before)
+    must stay justified when left out."""
     order = sorted(choices, key=queue_key)
+    victim_ids = {v.id for v in victims}
+
+    def standing(item):
+        return "victim" if item.id in victim_ids else "queued"
+
+    classes = classes_of(((item, standing(item)) for item in order), queue_key)
     best = None
     for size in range(len(order) + 1):
         for subset in combinations(order, size):
@@ -108,10 +136,10 @@ def best_admission(capacity, fixed, choices, victims=()):
                 if v.id not in ids
             ):
                 continue
-            key = (utilization(capacity, final), tuple(j.id in ids for j in order))
-            if best is None or key > best[0]:
-                best = (key, ids)
-    return None if best is None else (best[0][0], best[1])
+            key = (utilization(capacity, final), tie_key(order, classes, ids, standing))
+            if best is None or key > best:
+                best = key
+    return best
 
 
 @st.composite
@@ -150,6 +178,19 @@ def as_pending(job: Job) -> Job:
     return Job(job.id, job.priority, job.requests, job.submitted)
 
 
+def key_of(capacity, fixed, choices, victims, chosen: set[int]) -> tuple:
+    """The (U, counts per class) of the scheduler's admission, as `best_admission` ranks it."""
+    order = sorted(choices, key=queue_key)
+    victim_ids = {v.id for v in victims}
+
+    def standing(item):
+        return "victim" if item.id in victim_ids else "queued"
+
+    classes = classes_of(((item, standing(item)) for item in order), queue_key)
+    final = [*fixed, *(j for j in order if j.id in chosen)]
+    return utilization(capacity, final), tie_key(order, classes, chosen, standing)
+
+
 def check_decision(capacity, running, pending, decision) -> None:
     """Rule 7 for a decision on (running, pending), running within capacity."""
     assert decision.exact
@@ -158,16 +199,14 @@ def check_decision(capacity, running, pending, decision) -> None:
     chosen = set(decision.started)
     if not decision.preempted:
         assert stable is not None, "rules 1-3 need an eviction, yet nothing was preempted"
-        assert chosen == stable[1]
+        assert key_of(capacity, running, pending, (), chosen) == stable
         return
     assert stable is None, "preempted although a stable admission exists"
     victims = [as_pending(j) for j in running if j.id in decision.preempted]
     fixed = [j for j in running if j.id not in decision.preempted]
     best = best_admission(capacity, fixed, [*pending, *victims], victims)
     assert best is not None
-    final = [*fixed, *(j for j in pending if j.id in chosen)]
-    assert utilization(capacity, final) == best[0]
-    assert chosen == best[1]
+    assert key_of(capacity, fixed, [*pending, *victims], victims, chosen) == best
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -203,19 +242,25 @@ def test_submissions_match_exhaustive_search(case, tier, size) -> None:
     check_decision(capacity, running, [*pending, new], decision)
 
 
+def repack_key(job):
+    """Tie order of a repack: running jobs (kept first) ahead of their priority's queue."""
+    if job.started is not None:
+        return (-job.priority, 0, job.started, job.id)
+    return (-job.priority, 1, job.submitted, job.id)
+
+
 def repack_best(capacity, running, pending, repack):
-    """(objective, ids kept or started) of the best allowed repack, by exhaustive search."""
+    """(objective, counts per class) of the best allowed repack, by exhaustive search."""
     levels = {j.priority for j in pending}
     movable = [j for j in running if j.priority in levels and j.id not in repack.cooling]
     fixed = [j for j in running if j not in movable]
     cost = Fraction(repack.threshold_bp * len(capacity), 10_000)
 
-    def key(job):
-        if job.started is not None:
-            return (-job.priority, 0, job.started, job.id)
-        return (-job.priority, 1, job.submitted, job.id)
+    def standing(item):
+        return "running" if item.started is not None else "queued"
 
-    order = sorted([*movable, *pending], key=key)
+    order = sorted([*movable, *pending], key=repack_key)
+    classes = classes_of(((item, standing(item)) for item in order), repack_key)
     best = None
     for size in range(len(order) + 1):
         for subset in combinations(order, size):
@@ -231,10 +276,10 @@ def repack_best(capacity, running, pending, repack):
             if not rules_1_to_3(capacity, final, rest):
                 continue
             value = utilization(capacity, final) - cost * len(moved)
-            candidate = ((value, tuple(j.id in ids for j in order)), ids)
-            if best is None or candidate[0] > best[0]:
+            candidate = (value, tie_key(order, classes, ids, standing))
+            if best is None or candidate > best:
                 best = candidate
-    return best
+    return best, order, classes, cost, fixed, movable
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -248,11 +293,16 @@ def test_repack_matches_exhaustive_search(case, threshold, left, cool) -> None:
         return  # the repack applies to decisions that evict nobody
     decision = schedule(ClusterState(capacity, running, pending, repack=repack), Reconcile())
     assert decision.exact and decision.preempted == {}
-    best = repack_best(capacity, running, pending, repack)
+    best, order, classes, cost, fixed, movable = repack_best(capacity, running, pending, repack)
     assert best is not None
-    levels = {j.priority for j in pending}
-    movable = {j.id for j in running if j.priority in levels and j.id not in cooling}
-    assert (movable - set(decision.repacked)) | set(decision.started) == best[1]
+    chosen = {j.id for j in movable if j.id not in decision.repacked} | set(decision.started)
+    final = [*fixed, *(j for j in order if j.id in chosen)]
+    value = utilization(capacity, final) - cost * len(decision.repacked)
+
+    def standing(item):
+        return "running" if item.started is not None else "queued"
+
+    assert (value, tie_key(order, classes, chosen, standing)) == best
     for moved, started in decision.repacked.items():
         assert started in decision.started
         assert (
@@ -265,7 +315,7 @@ def test_across_priorities_example_is_optimal() -> None:
     capacity = {"cpu": 10}
     pending = [Job(1, 500, {"cpu": 6}, 1), Job(2, 500, {"cpu": 5}, 2), Job(3, 100, {"cpu": 5}, 3)]
     decision = schedule(ClusterState(capacity, [], pending), Reconcile())
-    assert best_admission(capacity, [], pending) == (Fraction(1), {2, 3})
+    assert best_admission(capacity, [], pending)[0] == Fraction(1)
     assert set(decision.started) == {2, 3}
 
 
