@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import count, islice, repeat
+from itertools import count, repeat
 from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
@@ -83,13 +83,12 @@ class Holders:
     """Which running deployments hold a kind, for `Wait.blocking_ids`: per (priority, kind),
     those of at least that priority holding a positive amount, largest first (ties by id).
 
-    It works per distinct row (priority and requests) of the final running set: rows by the
-    amount of the kind, largest first, and each row's jobs by id, both sorted once when first
-    needed; a (priority, kind) reads rows from the largest amount down until it has enough.
+    It works per distinct row (priority and requests) of the final running set, and answers
+    every priority of the queue for a kind in one sweep (see `_sweep`).
     """
 
-    __slots__ = ("_added", "_by_kind", "_found", "_leaving", "_limit", "_removed", "_sizes",
-                 "_sorted", "_usage")  # fmt: skip
+    __slots__ = ("_added", "_found", "_leaving", "_limit", "_removed", "_sizes", "_sorted",
+                 "_thresholds", "_usage")  # fmt: skip
 
     def __init__(
         self,
@@ -116,47 +115,64 @@ class Holders:
                 sizes[row] = sizes.get(row, 0) + len(ids)
         self._sizes = sizes
         self._sorted: dict[Row, list[int]] = {}  # row -> its final ids, sorted
-        self._by_kind: dict[int, list[tuple[int, list[Row]]]] = {}
+        self._thresholds: list[int] = []
         self._found: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}
 
     def _ids_of(self, row: Row) -> list[int]:
+        """The row's ids in the final running set, ascending."""
         ids = self._sorted.get(row)
         if ids is None:
             ids = self._usage.ids_of(row) if row in self._usage.counts else []
-            if self._removed.get(row):
+            if self._removed.get(row) or row in self._added:
                 ids = [i for i in ids if i not in self._leaving]
-            ids.extend(self._added.get(row, ()))
-            ids.sort()
+                ids.extend(self._added.get(row, ()))
+            ids.sort()  # in place: the usage's own list keeps its members, in id order
             self._sorted[row] = ids
         return ids
+
+    def expect(self, priorities: Iterable[int]) -> None:
+        """The priorities reasons will ask about (those of the pending jobs)."""
+        self._thresholds = sorted(set(priorities), reverse=True)
 
     def of(self, prio: int, k: int) -> tuple[tuple[int, ...], int]:
         """(ids of the largest holders of kind k among priority >= prio, how many more)."""
         found = self._found.get((prio, k))
-        if found is not None:
-            return found
-        amounts = self._by_kind.get(k)
-        if amounts is None:
-            by_amount: dict[int, list[Row]] = {}
-            for row, size in self._sizes.items():
-                if size > 0 and row[k + 1] > 0:
-                    by_amount.setdefault(row[k + 1], []).append(row)
-            amounts = self._by_kind[k] = sorted(by_amount.items(), reverse=True)
-        best: list[int] = []
-        held = 0
-        limit = self._limit
-        for _, rows in amounts:
-            qualifying = [row for row in rows if row[0] >= prio]
-            for row in qualifying:
-                held += self._sizes[row]
-            if len(best) < limit and qualifying:
-                if len(qualifying) == 1:
-                    best.extend(self._ids_of(qualifying[0])[: limit - len(best)])
-                else:  # equal amounts: smallest ids first across the rows
-                    merged = heapq.merge(*(self._ids_of(row) for row in qualifying))
-                    best.extend(islice(merged, limit - len(best)))
-        found = self._found[(prio, k)] = (tuple(best), held - len(best))
+        if found is None:
+            self._sweep(k, prio)
+            found = self._found[(prio, k)]
         return found
+
+    def _sweep(self, k: int, prio: int) -> None:
+        """Answer `of(p, k)` for every expected priority p at once: rows by priority, highest
+        first, feed a bounded heap of the best holders so far and a count, and each p reads
+        them when the rows of priority >= p are in. O((rows + priorities) log)."""
+        thresholds = sorted({*self._thresholds, prio}, reverse=True)
+        rows = sorted(
+            (row for row, size in self._sizes.items() if size > 0 and row[k + 1] > 0),
+            key=lambda row: -row[0],
+        )
+        limit = self._limit
+        kept: list[tuple[int, int]] = []  # (amount, -id): the smallest is the worst kept
+        held = 0
+        index = 0
+        for threshold in thresholds:
+            while index < len(rows) and rows[index][0] >= threshold:
+                row = rows[index]
+                index += 1
+                held += self._sizes[row]
+                amount = row[k + 1]
+                if limit and len(kept) == limit and (amount, 0) < kept[0]:
+                    continue  # not even this row's smallest id would be kept
+                for job_id in self._ids_of(row)[:limit]:
+                    entry = (amount, -job_id)
+                    if len(kept) < limit:
+                        heapq.heappush(kept, entry)
+                    elif entry > kept[0]:
+                        heapq.heapreplace(kept, entry)
+                    else:
+                        break
+            best = tuple(-negative for _, negative in sorted(kept, reverse=True))
+            self._found[(threshold, k)] = (best, held - len(best))
 
 
 def build_queue(
@@ -203,6 +219,7 @@ def build_queue(
     # One reason per distinct key, for the first job having it; then every entry in C.
     first = dict(zip(reversed(keys), reversed(ordered), strict=True))
     senders_of = priorities({by for _, by in first if by is not None})
+    holders.expect(job.priority for job in first.values())
     shortfalls: dict[object, _Shortfall | None] = {}
     found = {
         key: reason(

@@ -225,7 +225,8 @@ class Usage:
         return list(compress(self.jobs, map(prio.__eq__, self.priorities)))
 
     def ids_of(self, row: Row) -> list[int]:
-        """The ids of the jobs of one row, in the given order (grouped once, when asked)."""
+        """The ids of the jobs of one row (grouped once, when asked; the same list each
+        time)."""
         if self._groups is None:
             groups: dict[Row, list[int]] = {}
             for key, job_id in zip(self.row_list, self.ids, strict=True):
@@ -235,7 +236,7 @@ class Usage:
                 else:
                     members.append(job_id)
             self._groups = groups
-        return list(self._groups.get(row, ()))
+        return self._groups.get(row, [])  # the caller may reorder it, not change it
 
 
 class Rooms:

@@ -159,9 +159,13 @@ class SubmitResult:
                 )
         if self.repacked:
             moved = ", ".join(p.describe() for p in self.repacked)
+            restarts = "it restarts" if len(self.repacked) == 1 else "they restart"
             text += (
                 f" The cluster's repack moved {moved} (same priority) back to the queue to "
-                "fit it; it restarts by itself."
+                f"fit it; {restarts} by itself."
+                if len(self.repacked) == 1
+                else f" The cluster's repack moved {moved} (same priority) back to the queue "
+                f"to fit it; {restarts} by themselves."
             )
         return text
 
