@@ -62,7 +62,7 @@ from bench.metrics import (  # noqa: E402
     quantile,
     summary,
 )
-from bench.policies import BENCH_REPACK, ClusterSim, all_policies  # noqa: E402
+from bench.policies import BENCH_REPACK, DEFAULT_REPACK, ClusterSim, all_policies  # noqa: E402
 from bench.workloads import SCENARIOS, Trace, read_traces, scenarios, write_traces  # noqa: E402
 
 KARGO = "kargo"
@@ -612,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     quick = args.quick
     seeds = args.seeds or ([1, 2] if quick else [1, 2, 3, 4, 5])
     names = args.scenarios or (QUICK_SCENARIOS if quick else None)
-    arrivals = args.arrivals or (40 if quick else 200)
+    arrivals = args.arrivals or (40 if quick else 160)
     ref_every = args.ref_every if args.ref_every is not None else (5 if quick else 8)
     sizes = args.latency_sizes if args.latency_sizes is not None else (
         [10, 100] if quick else list(LATENCY_SIZES)
@@ -626,7 +626,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
             return args.latency_trials
         if quick:
             return 5
-        return 200 if n <= 100 else 100 if n <= 1_000 else 20
+        return 200 if n <= 100 else 100 if n <= 1_000 else 15
 
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -642,6 +642,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
             "cpsat_workers": args.workers,
             "repack": dict(
                 zip(("threshold_bp", "max_per_hour", "cooldown"), BENCH_REPACK, strict=True)
+            ),
+            "repack_default": dict(
+                zip(("threshold_bp", "max_per_hour", "cooldown"), DEFAULT_REPACK, strict=True)
             ),
         },
         "by_seed": {},
@@ -668,7 +671,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     begin = time.perf_counter()
     results["latency"] = latency.typical(sizes, trials, seeds[0]) if sizes else {}
     results["adversarial"] = (
-        latency.adversarial(adversarial_sizes, 1 if quick else 3, seeds[0])
+        latency.adversarial(adversarial_sizes, 1 if quick else 2, seeds[0])
         if adversarial_sizes
         else {}
     )

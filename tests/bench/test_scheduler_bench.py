@@ -310,9 +310,10 @@ def test_quick_run_end_to_end(tmp_path):
     assert set(saved["by_seed"]["1"]["scenarios"]) == {"load-1.5", "knapsack"}
     for scenario in saved["by_seed"]["1"]["scenarios"].values():
         assert set(scenario["policies"]) == {
-            "kargo", "kargo-repack", "kube", "kueue-besteffort", "kueue-strict", "fifo",
+            "kargo", "kargo-repack", "kargo-repack-dflt", "kube", "kueue-besteffort",
+            "kueue-strict", "fifo",
         }  # fmt: skip
-        for name in ("kargo", "kargo-repack"):
+        for name in ("kargo", "kargo-repack", "kargo-repack-dflt"):
             kargo = scenario["policies"][name]
             assert kargo["error"] is None
             assert kargo["inversions"] == 0 and kargo["same_or_lower_priority_evictions"] == 0
