@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from flask import current_app
 
 from app import scheduler
 from app.extensions import db
@@ -43,7 +44,6 @@ PRIORITY_PRESETS: dict[str, int] = {"low": 100, "normal": 500, "high": 800, "cri
 DEFAULT_PRIORITY = PRIORITY_PRESETS["normal"]
 MIN_PRIORITY, MAX_PRIORITY = 0, 1000
 MANAGER_ROLES = ("owner", "admin")
-MAX_PER_PAGE = 100
 # Selects and filters list at most this many clusters of an organization.
 CLUSTER_CHOICES_MAX = 1000
 
@@ -283,12 +283,9 @@ def list_deployments(
         problems["status"] = "status must be running or pending"
     if not isinstance(page, int) or isinstance(page, bool) or page < 1:
         problems["page"] = "page must be a whole number of at least 1"
-    if (
-        not isinstance(per_page, int)
-        or isinstance(per_page, bool)
-        or not 1 <= per_page <= MAX_PER_PAGE
-    ):
-        problems["per_page"] = f"per_page must be between 1 and {MAX_PER_PAGE}"
+    largest = max_page_size()
+    if not isinstance(per_page, int) or isinstance(per_page, bool) or not 1 <= per_page <= largest:
+        problems["per_page"] = f"per_page must be between 1 and {largest}"
     if problems:
         raise ValidationError(" ".join(problems.values()), fields=problems)
     names = cluster_names(user)
@@ -312,6 +309,12 @@ def list_deployments(
     ).all()
     items = [view_of(d, names.get(d.cluster_id)) for d in rows]
     return DeploymentPage(items=items, total=total or 0, page=page, per_page=per_page)
+
+
+def max_page_size() -> int:
+    """The largest page a list may ask for: the API's configured bound (or the pages' size)."""
+    config = current_app.config
+    return max(config["API_MAX_PAGE_SIZE"], config["PAGE_SIZE"])
 
 
 def cluster_choices(user: User) -> list[clusters.ClusterSnapshot]:
