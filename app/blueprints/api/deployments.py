@@ -12,7 +12,7 @@ from app.blueprints.api import ID, route, serialize
 from app.blueprints.api.auth import api_user, token_required
 from app.blueprints.api.pagination import page_body, page_request
 from app.blueprints.api.schema import (
-    Integer,
+    Id,
     IntegerOrString,
     Object,
     Quantities,
@@ -27,7 +27,7 @@ from app.services.errors import BadRequest
 
 SUBMIT = Object(
     {
-        "cluster_id": Integer(),
+        "cluster_id": Id(),
         "image": String(),
         "name": String(required=False),
         "priority": IntegerOrString(required=False),

@@ -24,6 +24,7 @@ from flask import current_app
 from app import quantities
 from app.blueprints.api import route
 from app.blueprints.api.pagination import MAX_PAGE
+from app.blueprints.api.schema import QUERY_ALIASES
 from app.models import DEPLOYMENT_STATUSES, MAX_ID, ROLES
 from app.services import accounts, clusters, deployments
 
@@ -65,6 +66,11 @@ def between(minimum: int, maximum: int, **extra: Any) -> dict[str, Any]:
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
 ID = between(1, MAX_ID)
+ID_IN = {
+    "anyOf": [ID, {"type": "string", "pattern": "^[0-9]{1,10}$"}],
+    "description": "an id, as an integer or as a string of its decimal digits",
+    "examples": [12, "12"],
+}
 COUNT = {"type": "integer", "minimum": 0}
 TIMESTAMP = {"type": "string", "format": "date-time", "description": "UTC, ISO 8601"}
 NUMBER = {"type": "number"}
@@ -308,7 +314,7 @@ def schemas(config: Config) -> dict[str, Any]:
         "FitRequest": obj({"resource": ref("QuantitiesIn")}),
         "DeploymentRequest": obj(
             {
-                "cluster_id": ID,
+                "cluster_id": ID_IN,
                 "image": {**STRING, "examples": ["registry.example.com:5000/team/api:1.4"]},
                 "name": {
                     **nullable(text(deployments.NAME_MAX)),
@@ -363,6 +369,27 @@ def query(name: str, description: str, schema: dict | None = None) -> dict[str, 
     }
 
 
+def with_aliases(parameters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each query parameter followed by its other spellings (`schema.QUERY_ALIASES`)."""
+    expanded = []
+    for parameter in parameters:
+        expanded.append(parameter)
+        if parameter["in"] != "query":
+            continue
+        for alias in QUERY_ALIASES.get(parameter["name"], ()):
+            description = f"alias of {parameter['name']}: {parameter['description']}"
+            expanded.append(
+                {
+                    **parameter,
+                    "name": alias,
+                    "required": False,
+                    "deprecated": True,
+                    "description": description,
+                }
+            )
+    return expanded
+
+
 def path_id(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": ID}
 
@@ -411,7 +438,7 @@ def operation(
     if request:
         result["requestBody"] = body(request)
     if parameters:
-        result["parameters"] = parameters
+        result["parameters"] = with_aliases(parameters)
     return result
 
 
@@ -471,7 +498,9 @@ def paths(config: Config) -> dict[str, Any]:
                 ("201", json_response("The new member", "Account")),
                 ["404", "409", "410", "422", "429"],
                 request="RedeemRequest",
-                description="Accounts created are rate-limited per client address (with sign-ups).",
+                description="Give the code in the body, as ?code= or as the bearer token "
+                "(Authorization: Bearer <code>, as the seed's example does). Accounts created "
+                "are rate-limited per client address (with sign-ups).",
                 parameters=[query("code", "the invite code, if not in the body", STRING)],
                 secured=False,
             ),
@@ -549,7 +578,9 @@ def paths(config: Config) -> dict[str, Any]:
                 "Delete every deployment of a cluster (owners and admins)",
                 ("200", json_response("How many were deleted", "Deleted")),
                 ["400", "403", "404", "422"],
-                parameters=[{**query("cluster_id", "the cluster to empty", ID), "required": True}],
+                description="Name the cluster as cluster_id or as its alias clusterId (one is "
+                "required).",
+                parameters=[query("cluster_id", "the cluster to empty (required)", ID)],
             ),
         },
         "/deployment/{deployment_id}/": {
