@@ -76,6 +76,18 @@ RULES = (
         why="the user app of the original design never reaches into the other two",
     ),
     Rule(
+        "history records, it does not reach",
+        modules=("app.services.history",),
+        forbidden=(
+            "app.services.accounts",
+            "app.services.clusters",
+            "app.services.deployments",
+            *CLUSTER_MODELS,
+            *DEPLOYMENT_MODEL,
+        ),
+        why="every domain writes its own entries through history.record; history reads only events",
+    ),
+    Rule(
         "services sit below the edges",
         modules=("app.services", "app.services.*"),
         forbidden=("app.blueprints", "app.blueprints.*"),
