@@ -279,6 +279,98 @@ def schemas(config: Config) -> dict[str, Any]:
                 "message": STRING,
             }
         ),
+        "PlannedLine": obj(
+            {
+                "id": {**nullable(ID), "description": "null for the deployment being planned"},
+                "name": text(deployments.NAME_MAX),
+                "priority": priority_schema(),
+                "queue_position": nullable({"type": "integer", "minimum": 1}),
+                "reason": nullable(STRING),
+            }
+        ),
+        "PreemptedLine": obj(
+            {
+                "id": ID,
+                "name": text(deployments.NAME_MAX),
+                "priority": priority_schema(),
+                "owner": {**nullable(STRING), "description": "display name of its creator"},
+            }
+        ),
+        "Plan": obj(
+            {
+                "deployment": obj(
+                    {
+                        "name": {
+                            **text(deployments.NAME_MAX),
+                            "description": "as given, or an example of a generated name",
+                        },
+                        "cluster_id": ID,
+                        "priority": priority_schema(),
+                        "resource": ref("Quantities"),
+                        "status": enum(DEPLOYMENT_STATUSES),
+                        "queue_position": nullable({"type": "integer", "minimum": 1}),
+                        "reason": nullable(STRING),
+                    }
+                ),
+                "start": {
+                    "type": "array",
+                    "items": ref("PlannedLine"),
+                    "description": "every deployment that would start, this one included",
+                },
+                "wait": {
+                    "type": "array",
+                    "items": ref("PlannedLine"),
+                    "description": "this deployment if it would wait, and every deployment it "
+                    "would send back to the queue, with position and reason",
+                },
+                "preempt": {
+                    "type": "array",
+                    "items": ref("PreemptedLine"),
+                    "description": "running deployments it would preempt",
+                },
+                "queue_length": {**COUNT, "description": "the cluster's queue afterwards"},
+                "message": STRING,
+            }
+        ),
+        "PriorityRequest": obj({"priority": priority_request()}),
+        "PriorityChanged": obj(
+            {
+                "deployment": ref("Deployment"),
+                "previous_priority": priority_schema(),
+                "preempted": {
+                    "type": "array",
+                    "items": ID,
+                    "description": "deployments it preempted (raised above them)",
+                },
+                "preempted_by": {
+                    **nullable(ID),
+                    "description": "set when it was lowered and a waiting deployment preempted it",
+                },
+                "started": {
+                    "type": "array",
+                    "items": ID,
+                    "description": "deployments the change started (itself included)",
+                },
+                "message": STRING,
+            }
+        ),
+        "CloneRequest": obj(
+            {
+                "cluster_id": {**ID_IN, "description": "default: the source's cluster"},
+                "image": {**STRING, "description": "default: the source's image"},
+                "name": {
+                    **text(deployments.NAME_MAX),
+                    "description": "default: generated (names are unique in a cluster)",
+                },
+                "priority": priority_request(),
+                "resource": {
+                    **ref("QuantitiesIn"),
+                    "description": "merged over the source's requests kind by kind; null "
+                    "removes a kind",
+                },
+            },
+            required=[],
+        ),
         "Deleted": obj({"deleted": COUNT}),
         "SignupRequest": obj(
             {
@@ -420,6 +512,7 @@ def operation(
     parameters: list[dict[str, Any]] | None = None,
     secured: bool = True,
     description: str | None = None,
+    optional_body: bool = False,
 ) -> dict[str, Any]:
     status, response = ok
     if secured and "401" not in errors:
@@ -436,7 +529,7 @@ def operation(
     if description:
         result["description"] = description
     if request:
-        result["requestBody"] = body(request)
+        result["requestBody"] = {**body(request), "required": not optional_body}
     if parameters:
         result["parameters"] = with_aliases(parameters)
     return result
@@ -583,15 +676,46 @@ def paths(config: Config) -> dict[str, Any]:
                 parameters=[query("cluster_id", "the cluster to empty (required)", ID)],
             ),
         },
+        "/deployment/plan/": {
+            "post": operation(
+                "Plan a deployment: what would start, wait and be preempted (a dry run)",
+                ("200", json_response("The plan; nothing is written", "Plan")),
+                ["404", "422"],
+                request="DeploymentRequest",
+                description="The same decision a PUT /deployment/ would take now, from the same "
+                "code as the deploy form's preview; answers the same errors.",
+            )
+        },
         "/deployment/{deployment_id}/": {
             "parameters": [path_id("deployment_id")],
             "get": operation(
                 "One deployment", ("200", json_response("The deployment", "Deployment")), ["404"]
             ),
+            "patch": operation(
+                "Change a deployment's priority (its creator, owners and admins)",
+                ("200", json_response("The deployment after the change", "PriorityChanged")),
+                ["403", "404", "422"],
+                request="PriorityRequest",
+                description="A scheduling event: raised, it may start or preempt strictly lower "
+                "priorities; lowered, a waiting deployment that now outranks it may preempt it. "
+                "It keeps its id, submission time and history.",
+            ),
             "delete": operation(
                 "Delete a deployment (its creator, owners and admins); the queue is served at once",
                 ("204", NO_CONTENT),
                 ["403", "404"],
+            ),
+        },
+        "/deployment/{deployment_id}/clone/": {
+            "parameters": [path_id("deployment_id")],
+            "post": operation(
+                "Submit a copy of a deployment, optionally with overrides",
+                ("201", json_response("The copy and whom it preempted", "Submitted")),
+                ["404", "422"],
+                request="CloneRequest",
+                optional_body=True,
+                description="The body is optional. The copy is a new deployment scheduled like "
+                "any submission; you are its creator.",
             ),
         },
         "/openapi.json": {
