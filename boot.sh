@@ -9,11 +9,17 @@ cd "$(dirname "$0")"
 export FLASK_APP=wsgi.py
 flask db upgrade
 
+# Prometheus multiprocess mode: every gunicorn worker writes its samples under this folder and
+# /metrics adds them up. It must be set before the app is imported, and emptied at each start
+# (files of a previous run's workers would be counted again).
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${TMPDIR:-/tmp}/kargo-metrics}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+rm -f "$PROMETHEUS_MULTIPROC_DIR"/*.db
+
 # No control socket: Kargo does not use `gunicornc`, and the default socket under $HOME would
 # need a writable home directory and collide between instances sharing one.
 exec gunicorn \
     --no-control-socket \
     --bind "0.0.0.0:${PORT:-8001}" \
     --workers "${WEB_CONCURRENCY:-4}" \
-    --access-logfile - \
     wsgi:app

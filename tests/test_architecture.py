@@ -100,6 +100,20 @@ RULES = (
         why="models hold columns and constraints; rules live in services",
     ),
     Rule(
+        "telemetry is a bottom layer",
+        modules=("app.telemetry", "app.telemetry.*"),
+        forbidden=(
+            "app.services",
+            "app.services.*",
+            "app.blueprints",
+            "app.blueprints.*",
+            "app.models",
+            "app.extensions",
+            *DATABASE_ACCESS,
+        ),
+        why="services count into metrics and every layer logs; telemetry depends on none of them",
+    ),
+    Rule(
         "extensions are the bottom layer",
         modules=("app.extensions",),
         forbidden=("app", "app.*"),

@@ -372,6 +372,20 @@ def list_clusters(
     return [_snapshot_of(cluster, by_cluster[cluster.id]) for cluster in clusters], total or 0
 
 
+def every_snapshot() -> list[ClusterSnapshot]:
+    """Every cluster of every organization with its capacity and usage, in two statements.
+
+    For the operator's view (`/metrics`), never for a page: it crosses organizations.
+    """
+    clusters = list(db.session.scalars(sa.select(Cluster).order_by(Cluster.id)))
+    by_cluster: dict[int, list[ClusterResource]] = {cluster.id: [] for cluster in clusters}
+    for resource in db.session.scalars(
+        sa.select(ClusterResource).order_by(ClusterResource.cluster_id, ClusterResource.position)
+    ):
+        by_cluster.setdefault(resource.cluster_id, []).append(resource)
+    return [_snapshot_of(cluster, by_cluster[cluster.id]) for cluster in clusters]
+
+
 def names(organization_id: int) -> dict[int, str]:
     """Every cluster of the organization as id -> name, in one small query."""
     return dict(

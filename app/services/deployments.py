@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ from app.services.errors import (
     QuotaExceeded,
     ValidationError,
 )
+from app.telemetry import metrics
 
 PRIORITY_PRESETS: dict[str, int] = {"low": 100, "normal": 500, "high": 800, "critical": 1000}
 DEFAULT_PRIORITY = PRIORITY_PRESETS["normal"]
@@ -238,6 +240,20 @@ def counts_by_cluster(cluster_ids: Iterable[int]) -> dict[int, Counts]:
     for cluster_id, by_status in raw.items():
         counts[cluster_id] = Counts(by_status.get("running", 0), by_status.get("pending", 0))
     return counts
+
+
+def queued_demand() -> dict[int, dict[str, int]]:
+    """What the queue of every cluster asks for, per kind: cluster id -> kind -> amount.
+
+    For the operator's view (`/metrics`); reads the requests of every pending deployment.
+    """
+    demand: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    rows = db.session.execute(
+        sa.select(Deployment.cluster_id, Deployment.requests).where(Deployment.status == "pending")
+    )
+    for cluster_id, requests in rows:
+        _add(demand[cluster_id], requests)
+    return demand
 
 
 def _board_order() -> tuple[Any, ...]:
@@ -738,6 +754,17 @@ def _add(total: dict[str, int], amounts: Mapping[str, int]) -> None:
         total[kind] += amount
 
 
+def _decide(
+    state: scheduler.ClusterState, event: scheduler.Event, label: str
+) -> scheduler.Decision:
+    """The pure scheduler's decision, timed and counted for /metrics under `label`."""
+    started = time.perf_counter()
+    decision = scheduler.schedule(state, event)
+    metrics.SCHEDULING_DURATION.labels(label).observe(time.perf_counter() - started)
+    metrics.SCHEDULING_DECISIONS.labels(label).inc()
+    return decision
+
+
 def _apply(
     cluster: clusters.ClusterSnapshot,
     rows: Mapping[int, Any],
@@ -839,6 +866,8 @@ def _apply(
     if updates:
         db.session.execute(sa.update(Deployment), updates)
     history.record_all(_decision_events(cluster, rows, decision, new, now))
+    metrics.STARTS.inc(len(decision.started))
+    metrics.PREEMPTIONS.inc(len(decision.preempted) + len(decision.evicted))
 
 
 def _decision_events(
@@ -996,8 +1025,10 @@ def submit(
                 cluster_id=cluster.id,
             )
         job = scheduler.Job(new_id, valid.priority, valid.requests, _micros(now))
-        decision = scheduler.schedule(
-            scheduler.ClusterState(cluster.capacity, running, pending), scheduler.Submit(job)
+        decision = _decide(
+            scheduler.ClusterState(cluster.capacity, running, pending),
+            scheduler.Submit(job),
+            "dry_run" if dry_run else "submit",
         )
         preempted = _preempted_list(rows, decision.preempted)
         subject = Planned(None if dry_run else new_id, final_name, valid.priority)
@@ -1379,9 +1410,10 @@ def _delete_and_schedule(
     pending: list[scheduler.Job],
     ids: set[int],
 ) -> None:
-    decision = scheduler.schedule(
+    decision = _decide(
         scheduler.ClusterState(cluster.capacity, running, pending),
         scheduler.Delete(frozenset(ids)),
+        "delete",
     )
     released: dict[str, int] = defaultdict(int)
     for job in running:

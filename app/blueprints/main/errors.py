@@ -7,6 +7,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.services.errors import DomainError
+from app.telemetry.web import request_id
 
 _TITLES = {
     400: "Bad request",
@@ -31,11 +32,19 @@ def wants_json() -> bool:
 def error_response(status: int, message: str, code: str | None = None, fields=None):
     if wants_json():
         body = {
-            "error": {"code": code or _code(status), "message": message, "fields": fields or {}}
+            "error": {
+                "code": code or _code(status),
+                "message": message,
+                "fields": fields or {},
+                "request_id": request_id(),
+            }
         }
         return jsonify(body), status
     title = _TITLES.get(status, "Error")
-    return render_template("errors/error.html", status=status, title=title, message=message), status
+    page = render_template(
+        "errors/error.html", status=status, title=title, message=message, request_id=request_id()
+    )
+    return page, status
 
 
 def _code(status: int) -> str:

@@ -1,0 +1,92 @@
+"""Run the image's start command (`boot.sh`) directly, with production settings.
+
+`running_boot_sh(database_url, folder, workers, **env)` starts boot.sh in its own process group
+with a free loopback port and its output in `folder/boot.log`, waits for /healthz, yields the
+base URL and the log's path, and stops the whole group (SIGTERM, then SIGKILL) afterwards, the
+way `docker stop` does. Every wait has a time bound.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from tests.support.gunicorn import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+START_TIMEOUT_SECONDS = 60
+STOP_TIMEOUT_SECONDS = 20
+
+
+@contextmanager
+def running_boot_sh(
+    database_url: str, folder: Path, workers: int = 2, **env_overrides: str
+) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"SECRET_KEY", "DATABASE_URL", "FLASK_APP", "FLASK_DEBUG"}
+    }
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",  # the image has them on PATH
+        KARGO_ENV="production",
+        SECRET_KEY=secrets.token_urlsafe(32),
+        SESSION_COOKIE_SECURE="0",
+        DATABASE_URL=database_url,
+        PORT=str(port),
+        WEB_CONCURRENCY=str(workers),
+        TMPDIR=str(folder),  # its own metrics folder: parallel servers never share one
+        **env_overrides,
+    )
+    log_path = folder / "boot.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(ROOT / "boot.sh")],
+            cwd=folder,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(base, process, log_path)
+        yield base, log_path
+    finally:
+        stop_group(process)
+
+
+def _wait_until_healthy(base: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"boot.sh did not serve {base}/healthz:\n{log_path.read_text()[-5000:]}")
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    except ProcessLookupError:
+        pass
