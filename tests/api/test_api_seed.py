@@ -50,7 +50,8 @@ def test_a_string_id_is_answered_like_the_integer_it_spells(api, owner, cluster,
     as_integer = submit(api, owner.token, value)
     as_string = submit(api, owner.token, str(value))
     assert as_integer.status_code == as_string.status_code == 404
-    assert error_of(as_integer) == error_of(as_string)
+    same = ("code", "message", "fields")
+    assert [error_of(as_integer)[k] for k in same] == [error_of(as_string)[k] for k in same]
     assert deployments_in_db(db) == 0
 
 
