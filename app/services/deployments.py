@@ -1170,7 +1170,8 @@ class PriorityChange:
         else:
             text += f"; it waits {where}"
         if victims:
-            text += f"; it preempted {victims}, queued again to restart by themselves"
+            themselves = "itself" if len(self.preempted) == 1 else "themselves"
+            text += f"; it preempted {victims}, which will restart by {themselves}"
         return text + "."
 
 
