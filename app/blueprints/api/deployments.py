@@ -98,34 +98,30 @@ def planned_json(line: deployments.Planned) -> dict[str, Any]:
     }
 
 
-@route("/deployment/", "PUT")
-@token_required
-def submit():
-    body = json_body(SUBMIT)
-    result = deployments.submit(
+def submitted_body(body: dict[str, Any], dry_run: bool) -> deployments.SubmitResult:
+    """Submit (or plan) what a SUBMIT-shaped body asks for."""
+    return deployments.submit(
         api_user(),
         body["cluster_id"],
         body["image"],
         name=body.get("name"),
         priority=body.get("priority"),
         requests_raw=body["resource"],
+        dry_run=dry_run,
     )
-    return submitted_json(result), 201
+
+
+@route("/deployment/", "PUT")
+@token_required
+def submit():
+    return submitted_json(submitted_body(json_body(SUBMIT), dry_run=False)), 201
 
 
 @route("/deployment/plan/", "POST")
 @token_required
 def plan():
     body = json_body(SUBMIT)
-    result = deployments.submit(
-        api_user(),
-        body["cluster_id"],
-        body["image"],
-        name=body.get("name"),
-        priority=body.get("priority"),
-        requests_raw=body["resource"],
-        dry_run=True,
-    )
+    result = submitted_body(body, dry_run=True)
     return {
         "deployment": {
             "name": result.name,
