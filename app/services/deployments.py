@@ -385,6 +385,11 @@ def can_delete(user: User, deployment: DeploymentView) -> bool:
     return user.role in MANAGER_ROLES or deployment.created_by_id == user.id
 
 
+def can_change_priority(user: User, deployment: DeploymentView) -> bool:
+    """The people who may delete a deployment may also change its priority."""
+    return can_delete(user, deployment)
+
+
 def can_delete_all(user: User) -> bool:
     return user.role in MANAGER_ROLES
 
@@ -1199,7 +1204,7 @@ def change_priority(
     organization_id = user.organization_id
     with _rollback_on_error():
         target = view_of(_find(user, deployment_id))
-        if not can_delete(user, target):
+        if not can_change_priority(user, target):
             raise Forbidden("Only its creator, an owner or an admin can change its priority.")
         if dry_run:
             cluster = clusters.snapshot(target.cluster_id, organization_id)
