@@ -45,7 +45,11 @@ def load(path: Path | None = None) -> Settings:
     if not isinstance(data, dict):
         return Settings()
     return Settings(
-        **{key: value for key, value in data.items() if key in Settings.__dataclass_fields__}
+        **{
+            key: value
+            for key, value in data.items()
+            if key in Settings.__dataclass_fields__ and isinstance(value, str)
+        }
     )
 
 
