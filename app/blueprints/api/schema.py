@@ -248,10 +248,7 @@ def check(value: Any, shape: Object) -> dict[str, Any]:
 
 
 def query_int(
-    name: str,
-    default: int | None = None,
-    minimum: int | None = None,
-    maximum: int = INT64_MAX,
+    name: str, default: int | None = None, minimum: int | None = None, maximum: int = INT64_MAX
 ) -> int | None:
     """An integer query parameter: 400 when it is not an integer, 422 when out of range.
 
