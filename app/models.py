@@ -22,6 +22,13 @@ MAX_ID = 2**31 - 1
 DEPLOYMENT_STATUSES = ("running", "pending")
 
 
+# Ids are never reused, so an id held by a script, a link or a message can only ever name the
+# row it named. PostgreSQL sequences never go back; SQLite reuses the largest rowid after the
+# newest row is deleted unless the table is declared AUTOINCREMENT, which every table with an
+# integer key does through these table arguments (tests/test_migrations.py checks both).
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 def valid_id(value: object) -> bool:
     """Could `value` be a primary key here (a positive int within the 32-bit column)?"""
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
@@ -42,7 +49,10 @@ class Organization(db.Model):
 
     members: Mapped[list[User]] = relationship(back_populates="organization")
 
-    __table_args__ = (sa.CheckConstraint("deployment_quota >= 0", name="quota_not_negative"),)
+    __table_args__ = (
+        sa.CheckConstraint("deployment_quota >= 0", name="quota_not_negative"),
+        NEVER_REUSE_IDS,
+    )
 
 
 class User(UserMixin, db.Model):
@@ -69,6 +79,7 @@ class User(UserMixin, db.Model):
 
     __table_args__ = (
         sa.CheckConstraint("role IN ('owner', 'admin', 'member')", name="role_known"),
+        NEVER_REUSE_IDS,
     )
 
     @property
@@ -99,6 +110,8 @@ class Invite(db.Model):
     created_by: Mapped[User] = relationship(foreign_keys=[created_by_id])
     used_by: Mapped[User | None] = relationship(foreign_keys=[used_by_id])
 
+    __table_args__ = (NEVER_REUSE_IDS,)
+
 
 class ApiToken(db.Model):
     __tablename__ = "api_tokens"
@@ -111,6 +124,8 @@ class ApiToken(db.Model):
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
+
+    __table_args__ = (NEVER_REUSE_IDS,)
 
 
 class Cluster(db.Model):
@@ -140,6 +155,7 @@ class Cluster(db.Model):
     __table_args__ = (
         sa.UniqueConstraint("organization_id", "name", name="uq_clusters_org_name"),
         sa.CheckConstraint("max_deployments > 0", name="max_deployments_positive"),
+        NEVER_REUSE_IDS,
     )
 
 
@@ -205,6 +221,7 @@ class Deployment(db.Model):
         sa.Index("ix_deployments_cluster_status", "cluster_id", "status"),
         sa.Index("ix_deployments_org_status", "organization_id", "status"),
         sa.Index("ix_deployments_creator_notice", "created_by_id", "preemption_notice"),
+        NEVER_REUSE_IDS,
     )
 
 
@@ -248,5 +265,5 @@ class Event(db.Model):
             "actor_kind IN ('user', 'scheduler', 'reconciler', 'system')", name="actor_kind_known"
         ),
         # Ids are never reused, even after pruning: readers resume from the last id they saw.
-        {"sqlite_autoincrement": True},
+        NEVER_REUSE_IDS,
     )
