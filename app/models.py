@@ -23,6 +23,13 @@ MAX_ID = 2**31 - 1
 DEPLOYMENT_STATUSES = ("running", "pending")
 
 
+# Ids are never reused, so an id held by a script, a link or a message can only ever name the
+# row it named. PostgreSQL sequences never go back; SQLite reuses the largest rowid after the
+# newest row is deleted unless the table is declared AUTOINCREMENT, which every table with an
+# integer key does through these table arguments (tests/test_migrations.py checks both).
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 def valid_id(value: object) -> bool:
     """Could `value` be a primary key here (a positive int within the 32-bit column)?"""
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
@@ -43,7 +50,10 @@ class Organization(db.Model):
 
     members: Mapped[list[User]] = relationship(back_populates="organization")
 
-    __table_args__ = (sa.CheckConstraint("deployment_quota >= 0", name="quota_not_negative"),)
+    __table_args__ = (
+        sa.CheckConstraint("deployment_quota >= 0", name="quota_not_negative"),
+        NEVER_REUSE_IDS,
+    )
 
 
 class User(UserMixin, db.Model):
@@ -70,6 +80,7 @@ class User(UserMixin, db.Model):
 
     __table_args__ = (
         sa.CheckConstraint("role IN ('owner', 'admin', 'member')", name="role_known"),
+        NEVER_REUSE_IDS,
     )
 
     @property
@@ -100,6 +111,8 @@ class Invite(db.Model):
     created_by: Mapped[User] = relationship(foreign_keys=[created_by_id])
     used_by: Mapped[User | None] = relationship(foreign_keys=[used_by_id])
 
+    __table_args__ = (NEVER_REUSE_IDS,)
+
 
 class ApiToken(db.Model):
     __tablename__ = "api_tokens"
@@ -112,6 +125,8 @@ class ApiToken(db.Model):
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
+
+    __table_args__ = (NEVER_REUSE_IDS,)
 
 
 class Cluster(db.Model):
@@ -155,6 +170,7 @@ class Cluster(db.Model):
         ),
         sa.CheckConstraint("repack_max_per_hour > 0", name="repack_max_per_hour_positive"),
         sa.CheckConstraint("repack_cooldown_minutes >= 0", name="repack_cooldown_not_negative"),
+        NEVER_REUSE_IDS,
     )
 
 
@@ -223,6 +239,7 @@ class Deployment(db.Model):
         sa.Index("ix_deployments_cluster_status", "cluster_id", "status"),
         sa.Index("ix_deployments_org_status", "organization_id", "status"),
         sa.Index("ix_deployments_creator_notice", "created_by_id", "preemption_notice"),
+        NEVER_REUSE_IDS,
     )
 
 
@@ -268,5 +285,5 @@ class Event(db.Model):
             "actor_kind IN ('user', 'scheduler', 'reconciler', 'system')", name="actor_kind_known"
         ),
         # Ids are never reused, even after pruning: readers resume from the last id they saw.
-        {"sqlite_autoincrement": True},
+        NEVER_REUSE_IDS,
     )

@@ -74,9 +74,14 @@ def _are(amount: str) -> str:
 
 
 def _named(kind: str, base: int) -> str:
-    """An amount that names its kind: "2 gpu", "500m cpu", "2 cores of cpu", "3 GiB of ram"."""
+    """An amount that names its kind: "2 gpu", "500m cpu", "2 cpu cores", "3 GiB of ram"."""
     text = format_amount(kind, base)
-    return text if kind in text else f"{text} of {kind}"
+    if kind in text:
+        return text
+    if kind == "cpu":  # "1 core", "1.5 cores"
+        number, unit = text.split(" ", 1)
+        return f"{number} cpu {unit}"
+    return f"{text} of {kind}"
 
 
 class Holders:
@@ -310,7 +315,7 @@ class _Shortfall(NamedTuple):
     ids: tuple[int, ...]
     more: int
     text: str  # the reason of a job nobody sent back
-    restarts: str  # "once 4 cores of cpu are free"
+    restarts: str  # "once 4 cpu cores are free"
     wait: Wait
 
 

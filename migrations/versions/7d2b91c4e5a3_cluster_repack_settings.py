@@ -15,9 +15,12 @@ down_revision = '3c8e1f0a9b27'
 branch_labels = None
 depends_on = None
 
+# The check constraints make SQLite recreate the table: keep it AUTOINCREMENT (5b7e2d9c4a10).
+KEEP_AUTOINCREMENT = {'sqlite_autoincrement': True}
+
 
 def upgrade():
-    with op.batch_alter_table('clusters', schema=None) as batch_op:
+    with op.batch_alter_table('clusters', schema=None, table_kwargs=KEEP_AUTOINCREMENT) as batch_op:
         batch_op.add_column(sa.Column('repack_enabled', sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.add_column(sa.Column('repack_threshold_bp', sa.Integer(), server_default='200', nullable=False))
         batch_op.add_column(sa.Column('repack_max_per_hour', sa.Integer(), server_default='6', nullable=False))
@@ -34,7 +37,7 @@ def upgrade():
 def downgrade():
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_events_cluster_action_at'))
-    with op.batch_alter_table('clusters', schema=None) as batch_op:
+    with op.batch_alter_table('clusters', schema=None, table_kwargs=KEEP_AUTOINCREMENT) as batch_op:
         batch_op.drop_constraint(op.f('ck_clusters_repack_cooldown_not_negative'), type_='check')
         batch_op.drop_constraint(op.f('ck_clusters_repack_max_per_hour_positive'), type_='check')
         batch_op.drop_constraint(op.f('ck_clusters_repack_threshold_range'), type_='check')

@@ -71,7 +71,7 @@ def test_without_room_it_waits_with_a_position_and_a_reason(db, owner, cluster):
     assert first.status == "pending" and first.position == 1
     assert (
         first.reason
-        == "needs 2 cores of cpu: 0 cores free, 4 cores held by deployments of priority 500 "
+        == "needs 2 cpu cores: 0 cores free, 4 cores held by deployments of priority 500 "
         "or higher"
     )
     big = deployments.list_deployments(owner, cluster.id, "running").items[0]
@@ -385,7 +385,7 @@ def test_a_dry_run_says_what_would_happen_and_writes_nothing(db, owner, cluster)
 
     waiting = deployments.submit(owner, cluster.id, "nginx", "lo", 100, {"cpu": 1}, dry_run=True)
     assert waiting.status == "pending" and waiting.position == 1
-    assert waiting.message.startswith("Would wait at position 1: needs 1 core")
+    assert waiting.message.startswith("Would wait at position 1: needs 1 cpu core")
 
     fits = deployments.submit(owner, cluster.id, "nginx", None, 100, {"gpu": 1}, dry_run=True)
     assert fits.message == "Would start now."

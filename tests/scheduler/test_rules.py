@@ -129,7 +129,7 @@ def test_best_set_within_a_priority() -> None:
         (
             1,
             1,
-            "needs 6 cores of cpu: 0 cores free, 10 cores held by deployments of priority 100 "
+            "needs 6 cpu cores: 0 cores free, 10 cores held by deployments of priority 100 "
             "or higher",
         )
     ]
@@ -145,7 +145,7 @@ def test_across_priorities_not_level_by_level() -> None:
     assert decision.started == [2, 3]
     assert [e.id for e in decision.queue] == [1]
     assert decision.queue[0].reason == (
-        "needs 6 cores of cpu: 0 cores free, 5 cores held by deployments of priority 500 or higher"
+        "needs 6 cpu cores: 0 cores free, 5 cores held by deployments of priority 500 or higher"
     )
     check(state, Reconcile(), decision)
 
@@ -160,7 +160,7 @@ def test_infeasible_requests() -> None:
     assert infeasible(capacity, {"cpu": 4 * CORE, "gpu": 2, "ram": 8192}) is None
     assert infeasible(capacity, {"cpu": 1500}) is None
     assert infeasible(capacity, {"cpu": 5500}) == (
-        "needs 5.5 cores of cpu but the cluster has only 4 cores in total"
+        "needs 5.5 cpu cores but the cluster has only 4 cores in total"
     )
     assert infeasible(capacity, {"ram": 9216}) == (
         "needs 9 GiB of ram but the cluster has only 8 GiB in total"
@@ -227,8 +227,7 @@ def test_rule3_no_inversion_submit_waits_behind_higher_priority() -> None:
         (
             2,
             1,
-            "needs 2 cores of cpu: 1 core free, 3 cores held by deployments of priority 500 "
-            "or higher",
+            "needs 2 cpu cores: 1 core free, 3 cores held by deployments of priority 500 or higher",
         )
     ]
     assert decision.queue[0].wait == Wait("blocked", "cpu", 2 * CORE, CORE, 3 * CORE, 500, (1,))
@@ -241,7 +240,7 @@ def test_equal_priority_never_preempts() -> None:
     assert decision.started == []
     assert decision.preempted == {}
     assert decision.queue[0].reason == (
-        "needs 1 core of cpu: 0 cores free, 4 cores held by deployments of priority 100 or higher"
+        "needs 1 cpu core: 0 cores free, 4 cores held by deployments of priority 100 or higher"
     )
 
 
@@ -447,7 +446,7 @@ def test_preempted_reason_names_what_is_short() -> None:
         (
             1,
             1,
-            "preempted by deployment #42 (priority 900); restarts by itself once 4 cores of cpu "
+            "preempted by deployment #42 (priority 900); restarts by itself once 4 cpu cores "
             "are free",
         )
     ]

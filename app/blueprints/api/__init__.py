@@ -16,7 +16,8 @@ from flask import Blueprint
 
 from app.models import MAX_ID
 
-bp = Blueprint("api", __name__)
+PREFIX = "/api/v1"
+bp = Blueprint("api", __name__, url_prefix=PREFIX)
 
 # Object ids in paths: positive and inside the 32-bit integer id columns, so an absurd id is a
 # plain 404 from routing instead of an integer overflow in the database driver.
@@ -45,5 +46,6 @@ from app.blueprints.api import (  # noqa: E402,F401
     errors,
     openapi,
     organizations,
+    seed,
     users,
 )

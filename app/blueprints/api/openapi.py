@@ -1,20 +1,35 @@
 """The OpenAPI 3.1 document of the API, served at GET /api/v1/openapi.json.
 
-Written by hand next to the routes it describes, as plain Python data. It is kept true by
-tests/api: every API response the test suite receives is validated against the response schema
-documented here for its path, method and status (an undocumented status fails), and every route
-of the blueprint must be documented.
+Written by hand next to the routes it describes, as plain Python data, but every enum, bound
+and default in it is read from the code or configuration that enforces it: roles, statuses,
+invite states and priority presets from the models and services; id, name, priority, quota and
+page bounds from the constants the services and the schema layer check; page sizes, the body
+limit, the password length, resource kinds, lifetimes and rate limits from `current_app.config`.
+The document is built per request, so a changed limit is described at once and nothing here
+repeats a number (tests/api/test_api_openapi.py changes limits and reads the document).
+
+It is kept true by tests/api too: every API response the test suite receives is validated
+against the response schema documented here for its path, method and status (an undocumented
+status fails), and every route of the blueprint must be documented. Request schemas may be
+stricter than the server (it also trims spaces and ignores case where the pages do).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app
 
+from app import quantities
 from app.blueprints.api import route
+from app.blueprints.api.pagination import MAX_PAGE
+from app.blueprints.api.schema import QUERY_ALIASES
+from app.models import DEPLOYMENT_STATUSES, MAX_ID, ROLES
+from app.services import accounts, clusters, deployments
 
 JSON = "application/json"
+Config = Mapping[str, Any]
 
 
 def ref(name: str) -> dict[str, str]:
@@ -36,299 +51,477 @@ def obj(properties: dict[str, Any], required: list[str] | None = None, **extra: 
     }
 
 
+def enum(values: Any) -> dict[str, Any]:
+    return {"enum": list(values)}
+
+
+def text(maximum: int, minimum: int = 1, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "minLength": minimum, "maxLength": maximum, **extra}
+
+
+def between(minimum: int, maximum: int, **extra: Any) -> dict[str, Any]:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum, **extra}
+
+
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
-ID = {"type": "integer", "minimum": 1}
+ID = between(1, MAX_ID)
+ID_IN = {
+    "anyOf": [ID, {"type": "string", "pattern": "^[0-9]{1,10}$"}],
+    "description": "an id, as an integer or as a string of its decimal digits",
+    "examples": [12, "12"],
+}
+COUNT = {"type": "integer", "minimum": 0}
 TIMESTAMP = {"type": "string", "format": "date-time", "description": "UTC, ISO 8601"}
 NUMBER = {"type": "number"}
+BOOLEAN = {"type": "boolean"}
 
-SCHEMAS: dict[str, Any] = {
-    "Error": obj(
-        {
-            "error": obj(
-                {
-                    "code": {**STRING, "description": "machine-readable, e.g. validation_error"},
-                    "message": {**STRING, "description": "a sentence for a human"},
-                    "fields": {
-                        "type": "object",
-                        "description": "field path (such as user.username or resource.cpu) "
-                        "-> problem",
-                        "additionalProperties": STRING,
-                    },
-                    "request_id": {
-                        **STRING,
-                        "description": "the X-Request-ID of this response: quote it when "
-                        "reporting a problem (it is in the server's logs)",
-                    },
-                }
-            )
-        }
-    ),
-    "QuantitiesIn": {
-        "type": "object",
-        "description": "resource kind -> quantity: a number or a numeric string, padded or "
-        'with a unit suffix ("0.5", " 1", "500m" cpu, "512Mi" or "2Gi" ram); null means none',
-        "additionalProperties": {"type": ["number", "string", "null"]},
-        "examples": [{"cpu": "2", "ram": " 4", "gpu": 1}],
-    },
-    "Quantities": {
-        "type": "object",
-        "description": "resource kind -> amount in display units (cpu cores, ram GiB, others "
-        "whole units)",
-        "additionalProperties": NUMBER,
-    },
-    "OrganizationSummary": obj({"id": ID, "name": STRING}),
-    "User": obj(
-        {
-            "id": ID,
-            "username": STRING,
-            "display_name": STRING,
-            "role": {"enum": ["owner", "admin", "member"]},
-            "organization": ref("OrganizationSummary"),
-        }
-    ),
-    "Account": obj({"user": ref("User"), "organization": ref("OrganizationSummary")}),
-    "Token": obj({"token": STRING, "expires_at": TIMESTAMP}),
-    "Member": obj(
-        {
-            "id": ID,
-            "username": STRING,
-            "display_name": STRING,
-            "role": {"enum": ["owner", "admin", "member"]},
-            "active": {"type": "boolean"},
-        }
-    ),
-    "Organization": obj(
-        {
-            "id": ID,
-            "name": STRING,
-            "deployment_quota": {"type": "integer", "minimum": 0},
-            "members": {"type": "array", "items": ref("Member")},
-        }
-    ),
-    "Invite": obj(
-        {
-            "code": {**STRING, "description": "shown once; only its hash is stored"},
-            "invite_url": {**STRING, "format": "uri"},
-            "expires_at": TIMESTAMP,
-        }
-    ),
-    "InviteStatus": obj(
-        {
-            "valid": {"type": "boolean"},
-            "status": {"enum": ["active", "used", "expired", "revoked", "invalid"]},
-            "organization": nullable(obj({"name": STRING})),
-        }
-    ),
-    "Resources": {
-        "type": "object",
-        "description": "resource kind -> capacity, used and available, in display units",
-        "additionalProperties": obj({"capacity": NUMBER, "used": NUMBER, "available": NUMBER}),
-    },
-    "Counts": obj({"running": {"type": "integer", "minimum": 0}, "pending": INTEGER}),
-    "ClusterSummary": obj(
-        {
-            "id": ID,
-            "name": STRING,
-            "max_deployments": {"type": "integer", "minimum": 1},
-            "created_at": TIMESTAMP,
-            "resources": ref("Resources"),
-        }
-    ),
-    "Cluster": obj(
-        {
-            "id": ID,
-            "name": STRING,
-            "max_deployments": {"type": "integer", "minimum": 1},
-            "created_by": {**nullable(STRING), "description": "display name of the creator"},
-            "created_at": TIMESTAMP,
-            "resources": ref("Resources"),
-            "deployments": ref("Counts"),
-            "repack": ref("Repack"),
-        }
-    ),
-    "Repack": obj(
-        {
-            "enabled": {
-                "type": "boolean",
-                "description": "may running work be moved back to the queue for queued work "
-                "of its own priority (off by default)",
-            },
-            "threshold": {
-                **NUMBER,
-                "description": "the gain in mean utilization each move must bring, percent",
-            },
-            "max_per_hour": {"type": "integer", "minimum": 1, "description": "moves an hour"},
-            "cooldown_minutes": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "a moved deployment is not moved again sooner",
-            },
-        }
-    ),
-    "RepackIn": obj(
-        {
-            "enabled": nullable({"type": "boolean"}),
-            "threshold": {
-                **nullable({"type": ["number", "string"]}),
-                "description": 'percent, 0.01 to 100 (such as 2 or "0.5")',
-            },
-            "max_per_hour": {**nullable(INTEGER), "description": "1 to 1,000"},
-            "cooldown_minutes": {**nullable(INTEGER), "description": "0 to 10,080"},
-        },
-        required=[],
-    ),
-    "ClusterPage": obj(
-        {
-            "items": {"type": "array", "items": ref("ClusterSummary")},
-            "page": {"type": "integer", "minimum": 0},
-            "offset": {"type": "integer", "minimum": 1},
-            "total": {"type": "integer", "minimum": 0},
-        }
-    ),
-    "FitCheck": obj(
-        {
-            "fits": {"type": "boolean"},
-            "available": ref("Quantities"),
-            "short": {**ref("Quantities"), "description": "kind -> amount missing"},
-        }
-    ),
-    "Deployment": obj(
-        {
-            "id": ID,
-            "name": STRING,
-            "image": STRING,
-            "cluster_id": ID,
-            "cluster_name": nullable(STRING),
-            "priority": {"type": "integer", "minimum": 0, "maximum": 1000},
-            "status": {"enum": ["running", "pending"]},
-            "resource": ref("Quantities"),
-            "queue_position": {
-                **nullable({"type": "integer", "minimum": 1}),
-                "description": "1-based place in the cluster's queue",
-            },
-            "reason": {**nullable(STRING), "description": "why it waits, naming the resource"},
-            "wait": {
-                **nullable(ref("Wait")),
-                "description": "the same reason as data, for clients to word; null while running",
-            },
-            "preemptions": {"type": "integer", "minimum": 0},
-            "preempted_by": {**nullable(ID), "description": "deployment that last preempted it"},
-            "last_event": nullable(STRING),
-            "created_by": {**nullable(STRING), "description": "display name of the creator"},
-            "created_at": {**TIMESTAMP, "description": "submission time (UTC)"},
-            "started_at": nullable(TIMESTAMP),
-        }
-    ),
-    "Wait": obj(
-        {
-            "cause": {
-                "enum": ["blocked", "preempted", "repacked", "infeasible"],
-                "description": "blocked: room is held by deployments of at least its priority; "
-                "preempted / repacked: sent back to the queue for `preempted_by`; "
-                "infeasible: can never run on this cluster (see `message`)",
-            },
-            "kind": {**nullable(STRING), "description": "the resource kind most short"},
-            "needed": {**NUMBER, "description": "how much of `kind` it asks for (display unit)"},
-            "free": {**NUMBER, "description": "how much of `kind` is free now"},
-            "held": {
-                **NUMBER,
-                "description": "how much of `kind` running deployments of priority >= "
-                "`priority` hold",
-            },
-            "priority": {"type": "integer", "description": "the waiting deployment's priority"},
-            "blocking_ids": {
-                "type": "array",
-                "items": ID,
-                "description": "running deployments of priority >= `priority` holding `kind`, "
-                "largest first (a few)",
-            },
-            "blocking_more": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "how many more such deployments there are",
-            },
-            "preempted_by": {**nullable(ID), "description": "who sent it back to the queue"},
-            "preemptor_priority": nullable(INTEGER),
-            "message": {**nullable(STRING), "description": "why it can never run (infeasible)"},
-        }
-    ),
-    "DeploymentPage": obj(
-        {
-            "items": {"type": "array", "items": ref("Deployment")},
-            "page": {"type": "integer", "minimum": 0},
-            "offset": {"type": "integer", "minimum": 1},
-            "total": {"type": "integer", "minimum": 0},
-        }
-    ),
-    "Submitted": obj(
-        {
-            "deployment": ref("Deployment"),
-            "preempted": {
-                "type": "array",
-                "items": ID,
-                "description": "ids of running deployments sent back to the queue",
-            },
-            "message": STRING,
-        }
-    ),
-    "Deleted": obj({"deleted": {"type": "integer", "minimum": 0}}),
-    "SignupRequest": obj(
-        {
-            "user": obj({"username": STRING, "password": STRING, "display_name": STRING}),
-            "organization": obj({"name": STRING}),
-        }
-    ),
-    "LoginRequest": obj({"username": STRING, "password": STRING}),
-    "RedeemRequest": obj(
-        {"code": STRING, "username": STRING, "password": STRING, "display_name": STRING},
-        required=["username", "password", "display_name"],
-    ),
-    "ClusterRequest": obj(
-        {
-            "cluster_name": STRING,
-            "resource": ref("QuantitiesIn"),
-            "max_deployments": {**nullable(INTEGER), "description": "running plus pending"},
-            "repack": {
-                **nullable(ref("RepackIn")),
-                "description": "turning it on is for owners and admins (403 otherwise)",
-            },
-        },
-        required=["cluster_name", "resource"],
-    ),
-    "ClusterSettingsRequest": obj({"repack": ref("RepackIn")}),
-    "FitRequest": obj({"resource": ref("QuantitiesIn")}),
-    "DeploymentRequest": obj(
-        {
-            "cluster_id": ID,
-            "image": {**STRING, "examples": ["registry.example.com:5000/team/api:1.4"]},
-            "name": {**nullable(STRING), "description": "DNS label; generated when absent"},
-            "priority": {
-                "anyOf": [
-                    {"type": "integer", "minimum": 0, "maximum": 1000},
-                    {"enum": ["low", "normal", "high", "critical"]},
-                    {"type": "null"},
-                ],
-                "description": "0-1000 or a preset; default normal (500)",
-            },
-            "resource": ref("QuantitiesIn"),
-        },
-        required=["cluster_id", "image", "resource"],
-    ),
-}
 
-ERRORS = {
-    "400": "Malformed: not JSON, wrong Content-Type, wrong JSON types, unknown fields or a "
-    "non-integer query parameter",
-    "401": "Missing, unknown, expired or revoked token (or wrong credentials at login)",
-    "403": "Your role does not allow this",
-    "404": "No such object in your organization (another organization's objects are 404 too)",
-    "409": "Conflict with the current state",
-    "410": "The invite was used, has expired or was revoked",
-    "413": "The body is larger than API_MAX_BODY_BYTES",
-    "422": "Well-formed but invalid values, limits, quotas or infeasible requests",
-    "429": "Too many attempts",
-}
+def priority_presets() -> str:
+    return ", ".join(f"{name} ({value})" for name, value in deployments.PRIORITY_PRESETS.items())
+
+
+def priority_schema() -> dict[str, Any]:
+    return between(deployments.MIN_PRIORITY, deployments.MAX_PRIORITY)
+
+
+def priority_request() -> dict[str, Any]:
+    default = deployments.priority_label(deployments.DEFAULT_PRIORITY)
+    return {
+        "anyOf": [priority_schema(), enum(deployments.PRIORITY_PRESETS), {"type": "null"}],
+        "description": f"{deployments.MIN_PRIORITY}-{deployments.MAX_PRIORITY} or a preset: "
+        f"{priority_presets()}; default {default}. Higher preempts strictly lower.",
+        "default": deployments.DEFAULT_PRIORITY,
+    }
+
+
+def page_of(item: str, config: Config) -> dict[str, Any]:
+    return obj(
+        {
+            "items": {"type": "array", "items": ref(item)},
+            "page": between(0, MAX_PAGE),
+            "offset": between(1, config["API_MAX_PAGE_SIZE"]),
+            "total": COUNT,
+        }
+    )
+
+
+def account_request(config: Config) -> dict[str, Any]:
+    """username, password, display_name: the rules of `services.accounts`."""
+    return {
+        "username": text(
+            accounts.USERNAME_MAX_LENGTH,
+            3,
+            pattern=f"^{accounts.USERNAME_PATTERN.pattern}$",
+            description="letters, digits, dots, dashes and underscores; unique, ignoring case",
+        ),
+        "password": text(
+            accounts.PASSWORD_MAX_LENGTH,
+            config["PASSWORD_MIN_LENGTH"],
+            description="must not contain the username",
+        ),
+        "display_name": text(accounts.DISPLAY_NAME_MAX_LENGTH),
+    }
+
+
+def schemas(config: Config) -> dict[str, Any]:
+    role = enum(ROLES)
+    return {
+        "Error": obj(
+            {
+                "error": obj(
+                    {
+                        "code": {
+                            **STRING,
+                            "description": "machine-readable, e.g. validation_error",
+                        },
+                        "message": {**STRING, "description": "a sentence for a human"},
+                        "fields": {
+                            "type": "object",
+                            "description": "field path (such as user.username or resource.cpu) "
+                            "-> problem",
+                            "additionalProperties": STRING,
+                        },
+                        "request_id": {
+                            **STRING,
+                            "description": "the X-Request-ID of this response: quote it when "
+                            "reporting a problem (it is in the server's logs)",
+                        },
+                    }
+                )
+            }
+        ),
+        "QuantitiesIn": {
+            "type": "object",
+            "description": "resource kind -> quantity: a number or a numeric string, padded or "
+            'with a unit suffix ("0.5", " 1", "500m" cpu, "512Mi" or "2Gi" ram); null means '
+            "none",
+            "propertyNames": {"pattern": quantities.KIND_PATTERN.pattern},
+            "additionalProperties": {"type": ["number", "string", "null"]},
+            "examples": [{"cpu": "2", "ram": " 4", "gpu": 1}],
+        },
+        "Quantities": {
+            "type": "object",
+            "description": "resource kind -> amount in display units (cpu cores, ram GiB, others "
+            "whole units)",
+            "additionalProperties": NUMBER,
+        },
+        "OrganizationSummary": obj({"id": ID, "name": text(accounts.ORGANIZATION_NAME_MAX_LENGTH)}),
+        "User": obj(
+            {
+                "id": ID,
+                "username": text(accounts.USERNAME_MAX_LENGTH),
+                "display_name": text(accounts.DISPLAY_NAME_MAX_LENGTH),
+                "role": role,
+                "organization": ref("OrganizationSummary"),
+            }
+        ),
+        "Account": obj({"user": ref("User"), "organization": ref("OrganizationSummary")}),
+        "Token": obj({"token": STRING, "expires_at": TIMESTAMP}),
+        "Member": obj(
+            {
+                "id": ID,
+                "username": text(accounts.USERNAME_MAX_LENGTH),
+                "display_name": text(accounts.DISPLAY_NAME_MAX_LENGTH),
+                "role": role,
+                "active": BOOLEAN,
+            }
+        ),
+        "Organization": obj(
+            {
+                "id": ID,
+                "name": text(accounts.ORGANIZATION_NAME_MAX_LENGTH),
+                "deployment_quota": between(0, accounts.QUOTA_MAX),
+                "members": {"type": "array", "items": ref("Member")},
+            }
+        ),
+        "Invite": obj(
+            {
+                "code": {**STRING, "description": "shown once; only its hash is stored"},
+                "invite_url": {**STRING, "format": "uri"},
+                "expires_at": {
+                    **TIMESTAMP,
+                    "description": f"{config['INVITE_TTL_SECONDS']} seconds after creation",
+                },
+            }
+        ),
+        "InviteStatus": obj(
+            {
+                "valid": BOOLEAN,
+                "status": enum(accounts.INVITE_STATES),
+                "organization": nullable(obj({"name": STRING})),
+            }
+        ),
+        "Resources": {
+            "type": "object",
+            "description": "resource kind -> capacity, used and available, in display units",
+            "additionalProperties": obj({"capacity": NUMBER, "used": NUMBER, "available": NUMBER}),
+        },
+        "Counts": obj({"running": COUNT, "pending": COUNT}),
+        "ClusterSummary": obj(
+            {
+                "id": ID,
+                "name": text(clusters.NAME_MAX),
+                "max_deployments": between(1, clusters.MAX_DEPLOYMENTS_LIMIT),
+                "created_at": TIMESTAMP,
+                "resources": ref("Resources"),
+            }
+        ),
+        "Cluster": obj(
+            {
+                "id": ID,
+                "name": text(clusters.NAME_MAX),
+                "max_deployments": between(1, clusters.MAX_DEPLOYMENTS_LIMIT),
+                "created_by": {**nullable(STRING), "description": "display name of the creator"},
+                "created_at": TIMESTAMP,
+                "resources": ref("Resources"),
+                "deployments": ref("Counts"),
+                "repack": ref("Repack"),
+            }
+        ),
+        "Repack": obj(
+            {
+                "enabled": {
+                    **BOOLEAN,
+                    "description": "may running work be moved back to the queue for queued work "
+                    "of its own priority (off by default)",
+                },
+                "threshold": {
+                    **NUMBER,
+                    "description": "the gain in mean utilization each move must bring, percent",
+                },
+                "max_per_hour": between(
+                    1, clusters.MAX_REPACK_PER_HOUR, description="moves an hour"
+                ),
+                "cooldown_minutes": between(
+                    0,
+                    clusters.MAX_REPACK_COOLDOWN_MINUTES,
+                    description="a moved deployment is not moved again sooner",
+                ),
+            }
+        ),
+        "RepackIn": obj(
+            {
+                "enabled": nullable(BOOLEAN),
+                "threshold": {
+                    **nullable({"type": ["number", "string"]}),
+                    "description": 'percent, 0.01 to 100 (such as 2 or "0.5"); default '
+                    f"{config['REPACK_THRESHOLD_PERCENT']}",
+                },
+                "max_per_hour": {
+                    **nullable(between(1, clusters.MAX_REPACK_PER_HOUR)),
+                    "description": f"default {config['REPACK_MAX_PER_HOUR']}",
+                },
+                "cooldown_minutes": {
+                    **nullable(between(0, clusters.MAX_REPACK_COOLDOWN_MINUTES)),
+                    "description": f"default {config['REPACK_COOLDOWN_MINUTES']}",
+                },
+            },
+            required=[],
+        ),
+        "ClusterPage": page_of("ClusterSummary", config),
+        "FitCheck": obj(
+            {
+                "fits": BOOLEAN,
+                "available": ref("Quantities"),
+                "short": {**ref("Quantities"), "description": "kind -> amount missing"},
+            }
+        ),
+        "Deployment": obj(
+            {
+                "id": ID,
+                "name": text(deployments.NAME_MAX),
+                "image": STRING,
+                "cluster_id": ID,
+                "cluster_name": nullable(text(clusters.NAME_MAX)),
+                "priority": priority_schema(),
+                "status": enum(DEPLOYMENT_STATUSES),
+                "resource": ref("Quantities"),
+                "queue_position": {
+                    **nullable({"type": "integer", "minimum": 1}),
+                    "description": "1-based place in the cluster's queue",
+                },
+                "reason": {**nullable(STRING), "description": "why it waits, naming the resource"},
+                "wait": {
+                    **nullable(ref("Wait")),
+                    "description": "the same reason as data, for clients to word; null while "
+                    "running",
+                },
+                "preemptions": COUNT,
+                "preempted_by": {
+                    **nullable(ID),
+                    "description": "deployment that last preempted it",
+                },
+                "last_event": nullable(STRING),
+                "created_by": {**nullable(STRING), "description": "display name of the creator"},
+                "created_at": {**TIMESTAMP, "description": "submission time (UTC)"},
+                "started_at": nullable(TIMESTAMP),
+            }
+        ),
+        "Wait": obj(
+            {
+                "cause": {
+                    **enum(["blocked", "preempted", "repacked", "infeasible"]),
+                    "description": "blocked: room is held by deployments of at least its "
+                    "priority; preempted / repacked: sent back to the queue for `preempted_by`; "
+                    "infeasible: can never run on this cluster (see `message`)",
+                },
+                "kind": {**nullable(STRING), "description": "the resource kind most short"},
+                "needed": {**NUMBER, "description": "how much of `kind` it asks (display unit)"},
+                "free": {**NUMBER, "description": "how much of `kind` is free now"},
+                "held": {
+                    **NUMBER,
+                    "description": "how much of `kind` running deployments of priority >= "
+                    "`priority` hold",
+                },
+                "priority": {**priority_schema(), "description": "the waiting deployment's"},
+                "blocking_ids": {
+                    "type": "array",
+                    "items": ID,
+                    "description": "running deployments of priority >= `priority` holding "
+                    "`kind`, largest first (a few)",
+                },
+                "blocking_more": {**COUNT, "description": "how many more such deployments"},
+                "preempted_by": {**nullable(ID), "description": "who sent it back to the queue"},
+                "preemptor_priority": nullable(priority_schema()),
+                "message": {**nullable(STRING), "description": "why it can never run (infeasible)"},
+            }
+        ),
+        "DeploymentPage": page_of("Deployment", config),
+        "Submitted": obj(
+            {
+                "deployment": ref("Deployment"),
+                "preempted": {
+                    "type": "array",
+                    "items": ID,
+                    "description": "ids of running deployments sent back to the queue",
+                },
+                "message": STRING,
+            }
+        ),
+        "PlannedLine": obj(
+            {
+                "id": {**nullable(ID), "description": "null for the deployment being planned"},
+                "name": text(deployments.NAME_MAX),
+                "priority": priority_schema(),
+                "queue_position": nullable({"type": "integer", "minimum": 1}),
+                "reason": nullable(STRING),
+            }
+        ),
+        "PreemptedLine": obj(
+            {
+                "id": ID,
+                "name": text(deployments.NAME_MAX),
+                "priority": priority_schema(),
+                "owner": {**nullable(STRING), "description": "display name of its creator"},
+            }
+        ),
+        "Plan": obj(
+            {
+                "deployment": obj(
+                    {
+                        "name": {
+                            **text(deployments.NAME_MAX),
+                            "description": "as given, or an example of a generated name",
+                        },
+                        "cluster_id": ID,
+                        "priority": priority_schema(),
+                        "resource": ref("Quantities"),
+                        "status": enum(DEPLOYMENT_STATUSES),
+                        "queue_position": nullable({"type": "integer", "minimum": 1}),
+                        "reason": nullable(STRING),
+                    }
+                ),
+                "start": {
+                    "type": "array",
+                    "items": ref("PlannedLine"),
+                    "description": "every deployment that would start, this one included",
+                },
+                "wait": {
+                    "type": "array",
+                    "items": ref("PlannedLine"),
+                    "description": "this deployment if it would wait, and every deployment it "
+                    "would send back to the queue, with position and reason",
+                },
+                "preempt": {
+                    "type": "array",
+                    "items": ref("PreemptedLine"),
+                    "description": "running deployments it would preempt",
+                },
+                "queue_length": {**COUNT, "description": "the cluster's queue afterwards"},
+                "message": STRING,
+            }
+        ),
+        "PriorityRequest": obj({"priority": priority_request()}),
+        "PriorityChanged": obj(
+            {
+                "deployment": ref("Deployment"),
+                "previous_priority": priority_schema(),
+                "preempted": {
+                    "type": "array",
+                    "items": ID,
+                    "description": "deployments it preempted (raised above them)",
+                },
+                "preempted_by": {
+                    **nullable(ID),
+                    "description": "set when it was lowered and a waiting deployment preempted it",
+                },
+                "started": {
+                    "type": "array",
+                    "items": ID,
+                    "description": "deployments the change started (itself included)",
+                },
+                "message": STRING,
+            }
+        ),
+        "CloneRequest": obj(
+            {
+                "cluster_id": {**ID_IN, "description": "default: the source's cluster"},
+                "image": {**STRING, "description": "default: the source's image"},
+                "name": {
+                    **text(deployments.NAME_MAX),
+                    "description": "default: generated (names are unique in a cluster)",
+                },
+                "priority": priority_request(),
+                "resource": {
+                    **ref("QuantitiesIn"),
+                    "description": "merged over the source's requests kind by kind; null "
+                    "removes a kind",
+                },
+            },
+            required=[],
+        ),
+        "Deleted": obj({"deleted": COUNT}),
+        "SignupRequest": obj(
+            {
+                "user": obj(account_request(config)),
+                "organization": obj({"name": text(accounts.ORGANIZATION_NAME_MAX_LENGTH)}),
+            }
+        ),
+        "LoginRequest": obj({"username": STRING, "password": STRING}),
+        "RedeemRequest": obj(
+            {"code": STRING, **account_request(config)},
+            required=["username", "password", "display_name"],
+        ),
+        "ClusterRequest": obj(
+            {
+                "cluster_name": text(
+                    clusters.NAME_MAX,
+                    pattern=clusters.NAME_PATTERN.pattern,
+                    description="a DNS label, unique in the organization",
+                ),
+                "resource": {
+                    **ref("QuantitiesIn"),
+                    "description": "capacity per kind, fixed for the cluster's life; at most "
+                    f"{config['MAX_RESOURCE_KINDS']} kinds",
+                },
+                "max_deployments": {
+                    **nullable(between(1, clusters.MAX_DEPLOYMENTS_LIMIT)),
+                    "description": "running plus pending",
+                    "default": config["DEFAULT_MAX_DEPLOYMENTS"],
+                },
+                "repack": {
+                    **nullable(ref("RepackIn")),
+                    "description": "turning it on is for owners and admins (403 otherwise)",
+                },
+            },
+            required=["cluster_name", "resource"],
+        ),
+        "ClusterSettingsRequest": obj({"repack": ref("RepackIn")}),
+        "FitRequest": obj({"resource": ref("QuantitiesIn")}),
+        "DeploymentRequest": obj(
+            {
+                "cluster_id": ID_IN,
+                "image": {**STRING, "examples": ["registry.example.com:5000/team/api:1.4"]},
+                "name": {
+                    **nullable(text(deployments.NAME_MAX)),
+                    "description": "DNS label, unique in the cluster; generated when absent",
+                },
+                "priority": priority_request(),
+                "resource": ref("QuantitiesIn"),
+            },
+            required=["cluster_id", "image", "resource"],
+        ),
+    }
+
+
+def errors(config: Config) -> dict[str, str]:
+    """Status -> what it means, for the shared error responses."""
+    return {
+        "400": "Malformed: not JSON, wrong Content-Type, wrong JSON types, unknown fields or a "
+        "query parameter that is not an integer",
+        "401": "Missing, unknown, expired or revoked token (or wrong credentials at login)",
+        "403": "Your role does not allow this",
+        "404": "No such object in your organization (another organization's objects are 404 too)",
+        "409": "Conflict with the current state",
+        "410": "The invite was used, has expired or was revoked",
+        "413": f"The body is larger than {config['API_MAX_BODY_BYTES']} bytes (API_MAX_BODY_BYTES)",
+        "422": "Well-formed but invalid values, limits, quotas or infeasible requests",
+        "429": "Too many attempts: failed logins "
+        f"({config['LOGIN_RATE_LIMIT_PER_CLIENT']} per client address, "
+        f"{config['LOGIN_RATE_LIMIT_PER_USERNAME']} per username) or accounts created "
+        f"({config['SIGNUP_RATE_LIMIT_PER_CLIENT']} per client address)",
+    }
 
 
 def error_response(status: str) -> dict[str, Any]:
@@ -353,18 +546,44 @@ def query(name: str, description: str, schema: dict | None = None) -> dict[str, 
     }
 
 
+def with_aliases(parameters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each query parameter followed by its other spellings (`schema.QUERY_ALIASES`)."""
+    expanded = []
+    for parameter in parameters:
+        expanded.append(parameter)
+        if parameter["in"] != "query":
+            continue
+        for alias in QUERY_ALIASES.get(parameter["name"], ()):
+            description = f"alias of {parameter['name']}: {parameter['description']}"
+            expanded.append(
+                {
+                    **parameter,
+                    "name": alias,
+                    "required": False,
+                    "deprecated": True,
+                    "description": description,
+                }
+            )
+    return expanded
+
+
 def path_id(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": ID}
 
 
-PAGING = [
-    query("page", "0-based page number (default 0)", {"type": "integer", "minimum": 0}),
-    query(
-        "offset",
-        "items per page (default 20, at most 100)",
-        {"type": "integer", "minimum": 1, "maximum": 100},
-    ),
-]
+def paging(config: Config) -> list[dict[str, Any]]:
+    """`page` and `offset` as `pagination.page_request` reads them."""
+    size, largest = config["PAGE_SIZE"], config["API_MAX_PAGE_SIZE"]
+    return [
+        query("page", "0-based page number", between(0, MAX_PAGE, default=0)),
+        query(
+            "offset",
+            f"items per page (default {size}, at most {largest})",
+            between(1, largest, default=size),
+        ),
+    ]
+
+
 BEARER: list[dict[str, list]] = [{"bearer": []}]
 NO_AUTH: list[dict[str, list]] = []
 
@@ -378,6 +597,7 @@ def operation(
     parameters: list[dict[str, Any]] | None = None,
     secured: bool = True,
     description: str | None = None,
+    optional_body: bool = False,
 ) -> dict[str, Any]:
     status, response = ok
     if secured and "401" not in errors:
@@ -394,176 +614,218 @@ def operation(
     if description:
         result["description"] = description
     if request:
-        result["requestBody"] = body(request)
+        result["requestBody"] = {**body(request), "required": not optional_body}
     if parameters:
-        result["parameters"] = parameters
+        result["parameters"] = with_aliases(parameters)
     return result
 
 
 NO_CONTENT = {"description": "Done; no body"}
 
-PATHS: dict[str, Any] = {
-    "/user/create/": {
-        "put": operation(
-            "Sign up: create an organization and its first user, its owner",
-            ("201", json_response("The new user and organization", "Account")),
-            ["409", "422", "429"],
-            request="SignupRequest",
-            secured=False,
-            description="Accounts created are rate-limited per client address (with invites).",
-        )
-    },
-    "/user/login/": {
-        "post": operation(
-            "Log in: get a bearer token",
-            ("200", json_response("A token, valid until expires_at", "Token")),
-            ["401", "429"],
-            request="LoginRequest",
-            secured=False,
-            description="Failed attempts are rate-limited per client address and per username.",
-        )
-    },
-    "/user/logout/": {
-        "post": operation("Log out: revoke the token of this request", ("204", NO_CONTENT), [])
-    },
-    "/user/": {
-        "get": operation("Who am I", ("200", json_response("The token's user", "User")), [])
-    },
-    "/organization/": {
-        "get": operation(
-            "Your organization and its members",
-            ("200", json_response("The organization", "Organization")),
-            [],
-        )
-    },
-    "/organization/invite/": {
-        "patch": operation(
-            "Create a single-use invite (owners and admins)",
-            ("201", json_response("The invite; its code is shown only now", "Invite")),
-            ["403"],
-        ),
-        "get": operation(
-            "Check an invite code",
-            ("200", json_response("The state of the code", "InviteStatus")),
-            ["400"],
-            parameters=[query("code", "the invite code", STRING)],
-            secured=False,
-        ),
-        "post": operation(
-            "Redeem an invite: join its organization as a member",
-            ("201", json_response("The new member", "Account")),
-            ["404", "409", "410", "422", "429"],
-            request="RedeemRequest",
-            description="Accounts created are rate-limited per client address (with sign-ups).",
-            parameters=[query("code", "the invite code, if not in the body", STRING)],
-            secured=False,
-        ),
-    },
-    "/cluster/": {
-        "get": operation(
-            "Your organization's clusters, by name",
-            ("200", json_response("One page of clusters", "ClusterPage")),
-            ["400", "422"],
-            parameters=PAGING,
-        ),
-        "put": operation(
-            "Create a cluster with a fixed capacity per resource kind",
-            ("201", json_response("The cluster", "Cluster")),
-            ["403", "422"],
-            request="ClusterRequest",
-        ),
-    },
-    "/cluster/{cluster_id}/": {
-        "parameters": [path_id("cluster_id")],
-        "get": operation(
-            "One cluster: capacity, usage and deployment counts",
-            ("200", json_response("The cluster", "Cluster")),
-            ["404"],
-        ),
-        "patch": operation(
-            "Change a cluster's settings: its repack (owners and admins)",
-            ("200", json_response("The cluster", "Cluster")),
-            ["403", "404", "422"],
-            request="ClusterSettingsRequest",
-            description='Settings not given keep their values. See docs/scheduling.md, "Repack".',
-        ),
-        "delete": operation(
-            "Delete an empty cluster",
-            ("204", NO_CONTENT),
-            ["404", "409"],
-            description="409 (the message gives the running and pending counts) while the "
-            "cluster has deployments.",
-        ),
-    },
-    "/cluster/{cluster_id}/resource/": {
-        "parameters": [path_id("cluster_id")],
-        "patch": operation(
-            "Does a request fit in the free resources now?",
-            ("200", json_response("Fit, availability and shortfall", "FitCheck")),
-            ["404", "422"],
-            request="FitRequest",
-        ),
-        "post": operation(
-            "Reserve resources directly: refused, usage is managed by the scheduler",
-            ("403", error_response("403")),
-            ["404"],
-        ),
-        "delete": operation(
-            "Release resources directly: refused, usage is managed by the scheduler",
-            ("403", error_response("403")),
-            ["404"],
-        ),
-    },
-    "/deployment/": {
-        "put": operation(
-            "Deploy: runs now, or waits in the cluster's queue; may preempt lower priorities",
-            ("201", json_response("The deployment and whom it preempted", "Submitted")),
-            ["404", "422"],
-            request="DeploymentRequest",
-            description="404 for a cluster_id that is not your organization's; 422 for invalid "
-            "fields, a request that could never fit the cluster (code infeasible) or a full "
-            "cluster or organization quota (code quota_exceeded).",
-        ),
-        "get": operation(
-            "Your organization's deployments: running first, then queued in queue order",
-            ("200", json_response("One page of deployments", "DeploymentPage")),
-            ["400", "404", "422"],
-            parameters=[
-                query("cluster_id", "only this cluster", ID),
-                query("id", "only this deployment", ID),
-                query("status", "running or pending", {"enum": ["running", "pending"]}),
-                *PAGING,
-            ],
-        ),
-        "delete": operation(
-            "Delete every deployment of a cluster (owners and admins)",
-            ("200", json_response("How many were deleted", "Deleted")),
-            ["400", "403", "404", "422"],
-            parameters=[{**query("cluster_id", "the cluster to empty", ID), "required": True}],
-        ),
-    },
-    "/deployment/{deployment_id}/": {
-        "parameters": [path_id("deployment_id")],
-        "get": operation(
-            "One deployment", ("200", json_response("The deployment", "Deployment")), ["404"]
-        ),
-        "delete": operation(
-            "Delete a deployment (its creator, owners and admins); the queue is served at once",
-            ("204", NO_CONTENT),
-            ["403", "404"],
-        ),
-    },
-    "/openapi.json": {
-        "get": {
-            "summary": "This document",
-            "security": NO_AUTH,
-            "responses": {"200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {}}}}},
-        }
-    },
-}
+
+def paths(config: Config) -> dict[str, Any]:
+    return {
+        "/user/create/": {
+            "put": operation(
+                "Sign up: create an organization and its first user, its owner",
+                ("201", json_response("The new user and organization", "Account")),
+                ["409", "422", "429"],
+                request="SignupRequest",
+                secured=False,
+                description="Accounts created are rate-limited per client address (with invites).",
+            )
+        },
+        "/user/login/": {
+            "post": operation(
+                "Log in: get a bearer token",
+                ("200", json_response("A token, valid until expires_at", "Token")),
+                ["401", "429"],
+                request="LoginRequest",
+                secured=False,
+                description="Failed attempts are rate-limited per client address and per username.",
+            )
+        },
+        "/user/logout/": {
+            "post": operation("Log out: revoke the token of this request", ("204", NO_CONTENT), [])
+        },
+        "/user/": {
+            "get": operation("Who am I", ("200", json_response("The token's user", "User")), [])
+        },
+        "/organization/": {
+            "get": operation(
+                "Your organization and its members",
+                ("200", json_response("The organization", "Organization")),
+                [],
+            )
+        },
+        "/organization/invite/": {
+            "patch": operation(
+                "Create a single-use invite (owners and admins)",
+                ("201", json_response("The invite; its code is shown only now", "Invite")),
+                ["403"],
+            ),
+            "get": operation(
+                "Check an invite code",
+                ("200", json_response("The state of the code", "InviteStatus")),
+                ["400"],
+                parameters=[query("code", "the invite code", STRING)],
+                secured=False,
+            ),
+            "post": operation(
+                "Redeem an invite: join its organization as a member",
+                ("201", json_response("The new member", "Account")),
+                ["404", "409", "410", "422", "429"],
+                request="RedeemRequest",
+                description="Give the code in the body, as ?code= or as the bearer token "
+                "(Authorization: Bearer <code>, as the seed's example does). Accounts created "
+                "are rate-limited per client address (with sign-ups).",
+                parameters=[query("code", "the invite code, if not in the body", STRING)],
+                secured=False,
+            ),
+        },
+        "/cluster/": {
+            "get": operation(
+                "Your organization's clusters, by name",
+                ("200", json_response("One page of clusters", "ClusterPage")),
+                ["400", "422"],
+                parameters=paging(config),
+            ),
+            "put": operation(
+                "Create a cluster with a fixed capacity per resource kind",
+                ("201", json_response("The cluster", "Cluster")),
+                ["403", "422"],
+                request="ClusterRequest",
+            ),
+        },
+        "/cluster/{cluster_id}/": {
+            "parameters": [path_id("cluster_id")],
+            "get": operation(
+                "One cluster: capacity, usage and deployment counts",
+                ("200", json_response("The cluster", "Cluster")),
+                ["404"],
+            ),
+            "patch": operation(
+                "Change a cluster's settings: its repack (owners and admins)",
+                ("200", json_response("The cluster", "Cluster")),
+                ["403", "404", "422"],
+                request="ClusterSettingsRequest",
+                description="Settings not given keep their values. See docs/scheduling.md, "
+                '"Repack".',
+            ),
+            "delete": operation(
+                "Delete an empty cluster",
+                ("204", NO_CONTENT),
+                ["404", "409"],
+                description="409 (the message gives the running and pending counts) while the "
+                "cluster has deployments.",
+            ),
+        },
+        "/cluster/{cluster_id}/resource/": {
+            "parameters": [path_id("cluster_id")],
+            "patch": operation(
+                "Does a request fit in the free resources now?",
+                ("200", json_response("Fit, availability and shortfall", "FitCheck")),
+                ["404", "422"],
+                request="FitRequest",
+            ),
+            "post": operation(
+                "Reserve resources directly: refused, usage is managed by the scheduler",
+                ("403", error_response("403")),
+                ["404"],
+            ),
+            "delete": operation(
+                "Release resources directly: refused, usage is managed by the scheduler",
+                ("403", error_response("403")),
+                ["404"],
+            ),
+        },
+        "/deployment/": {
+            "put": operation(
+                "Deploy: runs now, or waits in the cluster's queue; may preempt lower priorities",
+                ("201", json_response("The deployment and whom it preempted", "Submitted")),
+                ["404", "422"],
+                request="DeploymentRequest",
+                description="404 for a cluster_id that is not your organization's; 422 for invalid "
+                "fields, a request that could never fit the cluster (code infeasible) or a full "
+                "cluster or organization quota (code quota_exceeded).",
+            ),
+            "get": operation(
+                "Your organization's deployments: running first, then queued in queue order",
+                ("200", json_response("One page of deployments", "DeploymentPage")),
+                ["400", "404", "422"],
+                parameters=[
+                    query("cluster_id", "only this cluster", ID),
+                    query("id", "only this deployment", ID),
+                    query("status", "only this status", enum(DEPLOYMENT_STATUSES)),
+                    *paging(config),
+                ],
+            ),
+            "delete": operation(
+                "Delete every deployment of a cluster (owners and admins)",
+                ("200", json_response("How many were deleted", "Deleted")),
+                ["400", "403", "404", "422"],
+                description="Name the cluster as cluster_id or as its alias clusterId (one is "
+                "required).",
+                parameters=[query("cluster_id", "the cluster to empty (required)", ID)],
+            ),
+        },
+        "/deployment/plan/": {
+            "post": operation(
+                "Plan a deployment: what would start, wait and be preempted (a dry run)",
+                ("200", json_response("The plan; nothing is written", "Plan")),
+                ["404", "422"],
+                request="DeploymentRequest",
+                description="The same decision a PUT /deployment/ would take now, from the same "
+                "code as the deploy form's preview; answers the same errors.",
+            )
+        },
+        "/deployment/{deployment_id}/": {
+            "parameters": [path_id("deployment_id")],
+            "get": operation(
+                "One deployment", ("200", json_response("The deployment", "Deployment")), ["404"]
+            ),
+            "patch": operation(
+                "Change a deployment's priority (its creator, owners and admins)",
+                ("200", json_response("The deployment after the change", "PriorityChanged")),
+                ["403", "404", "422"],
+                request="PriorityRequest",
+                description="A scheduling event: raised, it may start or preempt strictly lower "
+                "priorities; lowered, a waiting deployment that now outranks it may preempt it. "
+                "It keeps its id, submission time and history.",
+            ),
+            "delete": operation(
+                "Delete a deployment (its creator, owners and admins); the queue is served at once",
+                ("204", NO_CONTENT),
+                ["403", "404"],
+            ),
+        },
+        "/deployment/{deployment_id}/clone/": {
+            "parameters": [path_id("deployment_id")],
+            "post": operation(
+                "Submit a copy of a deployment, optionally with overrides",
+                ("201", json_response("The copy and whom it preempted", "Submitted")),
+                ["404", "422"],
+                request="CloneRequest",
+                optional_body=True,
+                description="The body is optional. The copy is a new deployment scheduled like "
+                "any submission; you are its creator.",
+            ),
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": NO_AUTH,
+                "responses": {
+                    "200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {}}}}
+                },
+            }
+        },
+    }
 
 
 def document() -> dict[str, Any]:
+    """The whole document, built from the code's constants and the app's configuration."""
+    config = current_app.config
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
@@ -576,18 +838,19 @@ def document() -> dict[str, Any]:
             '"fields"}}. Paths also work without their trailing slash.',
         },
         "servers": [{"url": "/api/v1"}],
-        "paths": PATHS,
+        "paths": paths(config),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas(config),
             "responses": {
-                f"Error{status}": json_response(text, "Error") for status, text in ERRORS.items()
+                f"Error{status}": json_response(meaning, "Error")
+                for status, meaning in errors(config).items()
             },
             "securitySchemes": {
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
                     "description": "token from POST /user/login/, valid for "
-                    f"{current_app.config['API_TOKEN_TTL_SECONDS']} seconds unless revoked",
+                    f"{config['API_TOKEN_TTL_SECONDS']} seconds unless revoked",
                 }
             },
         },
