@@ -9,11 +9,6 @@ cd "$(dirname "$0")"
 export FLASK_APP=wsgi.py
 flask db upgrade
 
-# No control socket: Kargo does not use `gunicornc`, and the default socket under $HOME would
-# need a writable home directory and collide between instances sharing one.
-exec gunicorn \
-    --no-control-socket \
-    --bind "0.0.0.0:${PORT:-8001}" \
-    --workers "${WEB_CONCURRENCY:-4}" \
-    --access-logfile - \
-    wsgi:app
+# Gunicorn's settings (gevent workers, so slow clients cannot hold every worker; bind address,
+# worker counts and timeouts from the environment) live in gunicorn.conf.py.
+exec gunicorn --config gunicorn.conf.py wsgi:app

@@ -42,6 +42,11 @@ class Config:
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
 
+    # Request bodies. Werkzeug refuses a larger body from its Content-Length, before reading
+    # it (413); the API sets its own, smaller limit per request (API_MAX_BODY_BYTES).
+    FORM_MAX_BODY_BYTES = _int("FORM_MAX_BODY_BYTES", 256 * 1024)
+    MAX_CONTENT_LENGTH = FORM_MAX_BODY_BYTES
+
     # API tokens.
     API_TOKEN_TTL_SECONDS = _int("API_TOKEN_TTL_SECONDS", 24 * 3600)
     API_MAX_BODY_BYTES = _int("API_MAX_BODY_BYTES", 64 * 1024)

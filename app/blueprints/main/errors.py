@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from app.services.errors import DomainError
 
@@ -60,6 +60,21 @@ def register(app: Flask) -> None:
         return error_response(
             429, "Too many attempts. Please wait a minute and try again.", code="rate_limited"
         )
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge):
+        limit = request.max_content_length or 0
+        if wants_json():
+            message = f"The request body is larger than the {limit:,} bytes accepted."
+        else:
+            message = (
+                f"This form is larger than Kargo accepts ({limit // 1024} KiB at most). "
+                "Go back, shorten what you typed and send it again."
+            )
+        response = make_response(error_response(413, message, code="too_large"))
+        # The body was refused unread: close rather than read (and discard) the rest of it.
+        response.headers["Connection"] = "close"
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
