@@ -5,7 +5,8 @@ Against the real boot.sh on 127.0.0.1 (production settings, on SQLite and on Pos
 one byte at a time. While they are all open, other clients must still get /healthz and the
 login page promptly. With gunicorn's default sync workers the first few slow bodies held
 every worker and /healthz timed out. Meanwhile a 100 MB form announced by its Content-Length
-is refused with 413 before a byte of it is read. Bounded: 50 sockets, about 4 s of trickling, loopback.
+is refused with 413 before a byte of it is read.
+Bounded: 50 sockets, about 4 s of trickling, loopback only.
 """
 
 from __future__ import annotations
