@@ -314,6 +314,15 @@ def list_deployments(
     return DeploymentPage(items=items, total=total or 0, page=page, per_page=per_page)
 
 
+def organization_count(organization_id: int) -> int:
+    """Deployments (running and queued) the organization has, for the quota's explanation."""
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Deployment)
+        .where(Deployment.organization_id == organization_id)
+    )
+
+
 def cluster_choices(user: User) -> list[clusters.ClusterSnapshot]:
     """Every cluster of the user's organization, by name (for selects and filters)."""
     snapshots, _ = clusters.list_clusters(user.organization_id, 1, CLUSTER_CHOICES_MAX)
@@ -569,9 +578,11 @@ def _check_cluster_limit(cluster: clusters.ClusterSnapshot) -> None:
         .select_from(Deployment)
         .where(Deployment.cluster_id == cluster.id)
     )
-    if in_cluster >= cluster.max_deployments:
+    # The operator's ceiling also caps clusters made before it was lowered.
+    maximum = min(cluster.max_deployments, clusters.deployments_ceiling())
+    if in_cluster >= maximum:
         raise QuotaExceeded(
-            f"Cluster {cluster.name} already holds its maximum of {cluster.max_deployments} "
+            f"Cluster {cluster.name} already holds its maximum of {maximum} "
             "deployments (running and queued). Delete one first.",
             fields={"cluster_id": "cluster is at its maximum number of deployments"},
         )
@@ -972,9 +983,12 @@ def delete_cluster(user: User, cluster_id: int) -> None:
     """Delete an empty cluster: lock it, count its deployments under the lock, then delete.
 
     Counting under the cluster's lock closes the race with a submission landing between the
-    count and the delete. Raises NotFound (another organization) or Conflict (not empty).
+    count and the delete. Owners and admins only (`clusters.can_delete_cluster`). Raises
+    NotFound (another organization), Forbidden or Conflict (not empty).
     """
     with _rollback_on_error():
         clusters.lock(cluster_id, user.organization_id)
+        if not clusters.can_delete_cluster(user):
+            raise Forbidden("Only an owner or an admin can delete a cluster.")
         counts = counts_by_cluster([cluster_id])[cluster_id]
         clusters.delete_cluster(user.organization_id, cluster_id, counts)

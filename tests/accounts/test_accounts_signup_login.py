@@ -280,7 +280,7 @@ def test_successful_logins_do_not_use_up_the_limit(client, app):
 
 
 def test_login_page_works_again_after_the_window(client, app):
-    app.config["LOGIN_RATE_LIMIT_PER_USERNAME"] = "2 per 1 second"
+    app.config["LOGIN_RATE_LIMIT_PER_CLIENT_USERNAME"] = "2 per 1 second"
     make_user(username="grace")
     login(client, "grace", "wrong password!")
     login(client, "grace", "wrong password!")
