@@ -91,6 +91,8 @@ class Config:
     DASHBOARD_LIST_LIMIT = _int("DASHBOARD_LIST_LIMIT", 50)
     PAGE_SIZE = _int("PAGE_SIZE", 20)
     SQLITE_BUSY_TIMEOUT_SECONDS = _int("SQLITE_BUSY_TIMEOUT_SECONDS", 30)
+    # Retry-After of the 503 answered when the database is unreachable for a moment.
+    RETRY_AFTER_SECONDS = _int("RETRY_AFTER_SECONDS", 5)
 
     # Cookies and CSRF. The CSRF token must outlive a dashboard left open all day.
     SESSION_COOKIE_HTTPONLY = True

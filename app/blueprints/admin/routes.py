@@ -16,13 +16,12 @@ from app.blueprints import links, once
 from app.blueprints.accounts.forms import show_domain_error
 from app.blueprints.admin import bp
 from app.blueprints.admin.forms import ROLE_CHOICES, InviteForm, RoleForm, SettingsForm
-from app.models import MAX_ID
 from app.services import accounts as accounts_service
 from app.services import organizations
 from app.services.errors import Conflict, DomainError, ValidationError
 
-# Ids in paths: positive and inside the 32-bit id columns (a larger one is a 404 from routing).
-ID = f"int(min=1, max={MAX_ID})"
+# Ids in paths: digits; the services answer 404 for an id no row can have (models.valid_id).
+ID = "int"
 
 
 @bp.before_request

@@ -6,6 +6,7 @@ from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
+from app.services import health
 from app.services.errors import DomainError
 
 _TITLES = {
@@ -75,6 +76,21 @@ def register(app: Flask) -> None:
         # The body was refused unread: close rather than read (and discard) the rest of it.
         response.headers["Connection"] = "close"
         return response
+
+    def database_unavailable(exc: Exception):
+        health.recover()
+        app.logger.warning("database unavailable: %s", exc.__class__.__name__)
+        body, status = error_response(
+            503,
+            "Kargo cannot reach its database right now. Please try again in a few seconds.",
+            code="unavailable",
+        )
+        response = make_response(body, status)
+        response.headers["Retry-After"] = str(app.config["RETRY_AFTER_SECONDS"])
+        return response
+
+    for error_class in health.UNAVAILABLE_ERRORS:
+        app.register_error_handler(error_class, database_unavailable)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import redirect, render_template, url_for
+from flask import current_app, redirect, render_template, url_for
 from flask_login import current_user
 
 from app.blueprints.main import bp
@@ -21,4 +21,7 @@ def index():
 @limiter.exempt
 def healthz():
     ok, detail = health.check_database()
-    return {"status": "ok" if ok else "unavailable", "database": detail}, 200 if ok else 503
+    body = {"status": "ok" if ok else "unavailable", "database": detail}
+    if ok:
+        return body, 200
+    return body, 503, {"Retry-After": str(current_app.config["RETRY_AFTER_SECONDS"])}
