@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    HTTPException,
+    MethodNotAllowed,
+    RequestEntityTooLarge,
+    SecurityError,
+)
 
 from app.services import health
 from app.services.errors import DomainError
@@ -61,6 +66,11 @@ def register(app: Flask) -> None:
         return error_response(
             429, "Too many attempts. Please wait a minute and try again.", code="rate_limited"
         )
+
+    @app.errorhandler(SecurityError)
+    def untrusted_host(exc: SecurityError):
+        # A Host header outside TRUSTED_HOSTS: no URL can be built for it, so no page either.
+        return app.response_class("This host name is not served here.\n", 400, mimetype="text/plain")
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge):
