@@ -1,11 +1,17 @@
 """Rate limits that the pages and the JSON API share (their values come from config.py).
 
-Every limit here is a shared limit: its counter is one per key whichever page or API route
-spent it, so a guesser gains nothing by switching between the login page and the API login.
-Counters live in RATELIMIT_STORAGE_URI: Redis in production (docker-compose), so every worker
-and instance counts together; `memory://` counts per worker process (development, tests).
+Counters live in Flask-Limiter's storage, RATELIMIT_STORAGE_URI: Redis in production
+(docker-compose), so every worker and instance counts together; `memory://` counts per worker
+process (development, tests). Each counter has one key whichever page or API route spent it,
+so nothing is gained by switching between the login page and the API login.
 
-Logins count failed attempts only, under three keys:
+Only some attempts count (failed logins, created accounts), yet the limit must hold under
+concurrency. Checking first and counting after the answer (Flask-Limiter's `deduct_when`) lets
+every request in flight through the check before any is counted: 8 parallel guessers got 10
+guesses through a limit of 5. So each attempt is counted up front, atomically (Redis INCR), and
+refunded once its answer shows it does not count.
+
+Logins count failed attempts under three keys, checked in this order:
 
 - per client address (LOGIN_RATE_LIMIT_PER_CLIENT): one client guessing many usernames;
 - per client address and username (LOGIN_RATE_LIMIT_PER_CLIENT_USERNAME): one client guessing
@@ -14,38 +20,36 @@ Logins count failed attempts only, under three keys:
 - per username from anywhere (LOGIN_RATE_LIMIT_PER_USERNAME), a much higher ceiling against a
   guess spread over many addresses; reaching it is logged as a warning, since it means an
   attack on that account.
+
+Accounts created (sign-ups and invite redemptions, pages and API) count per client address
+(SIGNUP_RATE_LIMIT_PER_CLIENT).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
 
-from flask import current_app, request
-from flask_limiter import RequestLimit
+from flask import abort, current_app, make_response, request
 from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, parse
 
 from app.extensions import limiter
 
 log = logging.getLogger("kargo.security")
 
 
-def _account_creation_key() -> str:
-    return f"account-creation:{get_remote_address()}"
+@dataclass(frozen=True)
+class Counter:
+    """One limit (a config name) on one key (a function of the request)."""
 
-
-def _account_created(response) -> bool:
-    # Only accounts actually created count: the sign-up pages redirect, the API answers 201.
-    return response.status_code in (201, 302)
-
-
-# Sign-up and invite redemption, through a page or the API, share one counter per client.
-account_creation = limiter.shared_limit(
-    lambda: current_app.config["SIGNUP_RATE_LIMIT_PER_CLIENT"],
-    scope="account-creation",
-    key_func=_account_creation_key,
-    methods=["POST", "PUT"],
-    deduct_when=_account_created,
-)
+    config_name: str
+    scope: str
+    key: Callable[[], str]
+    on_exceeded: Callable[[], None] | None = None
 
 
 def login_username() -> str:
@@ -63,61 +67,93 @@ def login_username() -> str:
     return username.strip().lower()[:64] if isinstance(username, str) else ""
 
 
-def _login_failed(response) -> bool:
-    # A page login that works redirects (302) and an API login answers 200; all else failed.
-    return response.status_code >= 400
-
-
-def _client_key() -> str:
-    return f"login-client:{get_remote_address()}"
-
-
-def _client_username_key() -> str:
-    return f"login-client-user:{get_remote_address()}:{login_username()}"
-
-
-def _username_key() -> str:
-    return f"login-user:{login_username()}"
-
-
-def _ceiling_reached(limit: RequestLimit) -> None:
+def _ceiling_reached() -> None:
     log.warning(
         "login ceiling reached for username %r (%s): failed attempts from many clients; "
         "latest from %s",
         login_username(),
-        limit.limit,
+        current_app.config["LOGIN_RATE_LIMIT_PER_USERNAME"],
         get_remote_address(),
     )
 
 
-_login_limits = (
-    limiter.shared_limit(
-        lambda: current_app.config["LOGIN_RATE_LIMIT_PER_CLIENT"],
-        scope="login-client",
-        key_func=_client_key,
-        methods=["POST"],
-        deduct_when=_login_failed,
+LOGIN_COUNTERS = (
+    Counter("LOGIN_RATE_LIMIT_PER_CLIENT", "login-client", get_remote_address),
+    Counter(
+        "LOGIN_RATE_LIMIT_PER_CLIENT_USERNAME",
+        "login-client-user",
+        lambda: f"{get_remote_address()}:{login_username()}",
     ),
-    limiter.shared_limit(
-        lambda: current_app.config["LOGIN_RATE_LIMIT_PER_CLIENT_USERNAME"],
-        scope="login-client-user",
-        key_func=_client_username_key,
-        methods=["POST"],
-        deduct_when=_login_failed,
+    Counter(
+        "LOGIN_RATE_LIMIT_PER_USERNAME", "login-user", login_username, on_exceeded=_ceiling_reached
     ),
-    limiter.shared_limit(
-        lambda: current_app.config["LOGIN_RATE_LIMIT_PER_USERNAME"],
-        scope="login-user",
-        key_func=_username_key,
-        methods=["POST"],
-        deduct_when=_login_failed,
-        on_breach=_ceiling_reached,
-    ),
+)
+ACCOUNT_CREATION_COUNTERS = (
+    Counter("SIGNUP_RATE_LIMIT_PER_CLIENT", "account-creation", get_remote_address),
 )
 
 
-def login(view):
-    """The login limits, for the login page and the API login alike."""
-    for apply in reversed(_login_limits):
-        view = apply(view)
-    return view
+def _spent(counter: Counter) -> tuple[RateLimitItem, tuple[str, ...]]:
+    item = parse(current_app.config[counter.config_name])
+    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX") or "kargo"
+    return item, (prefix, counter.scope, counter.key())
+
+
+def _spend(counters: tuple[Counter, ...]) -> list[tuple[RateLimitItem, tuple[str, ...]]]:
+    """Count one attempt on every counter, in order; 429 at the first one over its limit.
+
+    A storage failure (Redis away) lets the attempt through rather than fail the request.
+    """
+    spent = []
+    for counter in counters:
+        item, identifiers = _spent(counter)
+        try:
+            allowed = limiter.limiter.hit(item, *identifiers)
+        except Exception:
+            log.exception("rate-limit storage unavailable; %s not counted", counter.scope)
+            continue
+        if not allowed:
+            if counter.on_exceeded:
+                counter.on_exceeded()
+            reset = limiter.limiter.get_window_stats(item, *identifiers).reset_time
+            abort(429, retry_after=max(1, int(reset - time.time())))
+        spent.append((item, identifiers))
+    return spent
+
+
+def _refund(spent: list[tuple[RateLimitItem, tuple[str, ...]]]) -> None:
+    for item, identifiers in spent:
+        try:
+            limiter.limiter.storage.incr(item.key_for(*identifiers), item.get_expiry(), amount=-1)
+        except Exception:
+            log.exception("rate-limit storage unavailable; refund of %s lost", identifiers[1])
+
+
+def counted(counters: tuple[Counter, ...], counts: Callable[[object], bool]):
+    """Limit a view's POST/PUT attempts by `counters`; attempts whose response does not
+    `count` are refunded."""
+
+    def decorate(view):
+        @wraps(view)
+        def guarded(*args, **kwargs):
+            if request.method not in ("POST", "PUT") or not current_app.config.get(
+                "RATELIMIT_ENABLED", True
+            ):
+                return view(*args, **kwargs)
+            spent = _spend(counters)
+            response = make_response(view(*args, **kwargs))
+            if not counts(response):
+                _refund(spent)
+            return response
+
+        return guarded
+
+    return decorate
+
+
+# A page login that works redirects (302) and an API login answers 200; all else failed.
+login = counted(LOGIN_COUNTERS, counts=lambda response: response.status_code >= 400)
+# Only accounts actually created count: the sign-up pages redirect, the API answers 201.
+account_creation = counted(
+    ACCOUNT_CREATION_COUNTERS, counts=lambda response: response.status_code in (201, 302)
+)

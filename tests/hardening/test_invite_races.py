@@ -47,9 +47,12 @@ def test_a_redemption_inside_the_revoke_window_is_reported_truthfully(app, db):
 
     @event.listens_for(db.engine, "before_cursor_execute")
     def race(conn, cursor, statement, parameters, context, executemany):
-        if threading.get_ident() == revoker and statement.lstrip().upper().startswith(
-            "UPDATE INVITES"
-        ) and not redeemer.is_alive() and "redeemed" not in outcome:
+        if (
+            threading.get_ident() == revoker
+            and statement.lstrip().upper().startswith("UPDATE INVITES")
+            and not redeemer.is_alive()
+            and "redeemed" not in outcome
+        ):
             redeemer.start()
             # PostgreSQL: the redemption commits now. SQLite: the revoke holds the database's
             # write lock, so the redemption waits for it; carry on after a moment.

@@ -88,7 +88,11 @@ def test_a_wrong_current_password_changes_nothing(app, client):
     _log_in(client, "grace")
     response = client.post(
         "/profile/password",
-        data={"current_password": "not it at all", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+        data={
+            "current_password": "not it at all",
+            "password": NEW_PASSWORD,
+            "confirm": NEW_PASSWORD,
+        },
     )
     assert response.status_code == 422
     assert "This is not your current password." in response.get_data(as_text=True)

@@ -9,7 +9,16 @@ login page itself says so, with status 429. Every POST that changes something re
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.blueprints import limits, once
@@ -25,7 +34,7 @@ from app.blueprints.accounts.forms import (
     local_path,
     show_domain_error,
 )
-from app.blueprints.main.errors import error_response
+from app.blueprints.main.errors import error_response, with_retry_after
 from app.services import accounts as accounts_service
 from app.services.errors import DomainError, Gone, NotFound, Unauthorized
 
@@ -68,7 +77,8 @@ def too_many_attempts(exc):
         return error_response(429, "Too many attempts. Please wait a minute and try again.")
     form = LoginForm()
     form.form_errors.append(TOO_MANY_LOGINS)
-    return render_template("accounts/login.html", form=form), 429
+    page = make_response(render_template("accounts/login.html", form=form), 429)
+    return with_retry_after(page, exc)
 
 
 @bp.post("/logout")

@@ -1,20 +1,16 @@
 """Users: sign-up, login (a bearer token), logout and who am I.
 
 `PUT /user/create/` creates an organization with its first user (its owner), like the sign-up
-page; both call `services.accounts.signup`. Logins are rate-limited per client address and per
-username, counting failed attempts only, with the same limits as the login page.
+page; both call `services.accounts.signup`. Logins are rate-limited like the login page, on the
+same counters (`app.blueprints.limits.login`), counting failed attempts only.
 """
 
 from __future__ import annotations
 
-from flask import current_app
-from flask_limiter.util import get_remote_address
-
 from app.blueprints import limits
 from app.blueprints.api import route, serialize
 from app.blueprints.api.auth import api_token, api_user, token_required
-from app.blueprints.api.schema import Object, String, json_body, read_json
-from app.extensions import limiter
+from app.blueprints.api.schema import Object, String, json_body
 from app.services import accounts
 from app.services.errors import DomainError
 
@@ -59,34 +55,8 @@ def create_user():
     }, 201
 
 
-def _login_client_key() -> str:
-    return f"api-login-client:{get_remote_address()}"
-
-
-def _login_username_key() -> str:
-    try:
-        body = read_json()
-    except DomainError:
-        body = None
-    username = body.get("username") if isinstance(body, dict) else None
-    return "api-login-user:" + (username.strip().lower()[:64] if isinstance(username, str) else "")
-
-
-def _login_failed(response) -> bool:
-    return response.status_code != 200
-
-
 @route("/user/login/", "POST")
-@limiter.limit(
-    lambda: current_app.config["LOGIN_RATE_LIMIT_PER_CLIENT"],
-    key_func=_login_client_key,
-    deduct_when=_login_failed,
-)
-@limiter.limit(
-    lambda: current_app.config["LOGIN_RATE_LIMIT_PER_USERNAME"],
-    key_func=_login_username_key,
-    deduct_when=_login_failed,
-)
+@limits.login
 def login():
     body = json_body(LOGIN)
     token, secret = accounts.login_token(body["username"], body["password"])

@@ -44,6 +44,15 @@ def error_response(status: int, message: str, code: str | None = None, fields=No
     return render_template("errors/error.html", status=status, title=title, message=message), status
 
 
+def with_retry_after(response, exc: HTTPException):
+    """Copy a 429's Retry-After (seconds until the limit's window ends) onto our own page."""
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        seconds = retry_after if isinstance(retry_after, int) else None
+        response.headers["Retry-After"] = str(seconds or 60)
+    return response
+
+
 def _code(status: int) -> str:
     return _TITLES.get(status, "error").lower().replace(" ", "_")
 
@@ -63,14 +72,19 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(429)
     def rate_limited(exc: HTTPException):
-        return error_response(
-            429, "Too many attempts. Please wait a minute and try again.", code="rate_limited"
+        response = make_response(
+            error_response(
+                429, "Too many attempts. Please wait a minute and try again.", code="rate_limited"
+            )
         )
+        return with_retry_after(response, exc)
 
     @app.errorhandler(SecurityError)
     def untrusted_host(exc: SecurityError):
         # A Host header outside TRUSTED_HOSTS: no URL can be built for it, so no page either.
-        return app.response_class("This host name is not served here.\n", 400, mimetype="text/plain")
+        return app.response_class(
+            "This host name is not served here.\n", 400, mimetype="text/plain"
+        )
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge):
