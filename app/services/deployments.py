@@ -44,8 +44,6 @@ DEFAULT_PRIORITY = PRIORITY_PRESETS["normal"]
 MIN_PRIORITY, MAX_PRIORITY = 0, 1000
 MANAGER_ROLES = ("owner", "admin")
 MAX_PER_PAGE = 100
-# Selects and filters list at most this many clusters of an organization.
-CLUSTER_CHOICES_MAX = 1000
 
 # A dry run needs an id for the deployment that does not exist yet; real ids are positive.
 _PREVIEW_ID = -1
@@ -323,10 +321,26 @@ def organization_count(organization_id: int) -> int:
     )
 
 
-def cluster_choices(user: User) -> list[clusters.ClusterSnapshot]:
-    """Every cluster of the user's organization, by name (for selects and filters)."""
-    snapshots, _ = clusters.list_clusters(user.organization_id, 1, CLUSTER_CHOICES_MAX)
-    return snapshots
+class ClusterChoice(NamedTuple):
+    id: int
+    name: str
+
+
+def cluster_choices(user: User) -> list[ClusterChoice]:
+    """Every cluster of the user's organization by name, for pickers and filters: one light
+    query (ids and names, no capacities), however many clusters there are (the operator's
+    MAX_CLUSTERS_PER_ORGANIZATION bounds them)."""
+    names = clusters.names(user.organization_id)
+    return sorted(
+        (ClusterChoice(cluster_id, name) for cluster_id, name in names.items()),
+        key=lambda choice: (choice.name, choice.id),
+    )
+
+
+def deploy_target(user: User, cluster_id: int) -> clusters.ClusterSnapshot:
+    """The cluster the deploy form is for, with its kinds and free resources (NotFound for
+    another organization's cluster, like any id)."""
+    return clusters.snapshot(cluster_id, user.organization_id)
 
 
 def cluster_names(user: User) -> dict[int, str]:
