@@ -91,7 +91,106 @@ SCHEMAS: dict[str, Any] = {
             "display_name": STRING,
             "role": {"enum": ["owner", "admin", "member"]},
             "active": {"type": "boolean"},
+            "last_login_at": nullable(TIMESTAMP),
         }
+    ),
+    "MemberList": obj({"items": {"type": "array", "items": ref("Member")}}),
+    "Deactivated": obj(
+        {
+            "id": ID,
+            "username": STRING,
+            "display_name": STRING,
+            "role": {"enum": ["owner", "admin", "member"]},
+            "active": {"type": "boolean"},
+            "last_login_at": nullable(TIMESTAMP),
+            "ended_sessions": {"type": "integer", "minimum": 0},
+            "ended_tokens": {"type": "integer", "minimum": 0},
+        }
+    ),
+    "RoleRequest": obj({"role": {"enum": ["owner", "admin", "member"]}}),
+    "PasswordReset": obj(
+        {
+            "reset_url": {**STRING, "format": "uri", "description": "shown once; works once"},
+            "expires_at": TIMESTAMP,
+        }
+    ),
+    "InviteRow": obj(
+        {
+            "id": ID,
+            "label": {**STRING, "description": "who it is for, in the inviter's words"},
+            "role": {"enum": ["owner", "admin", "member"]},
+            "state": {"enum": ["active", "used", "expired", "revoked"]},
+            "created_by": {**STRING, "description": "display name of the inviter"},
+            "created_at": TIMESTAMP,
+            "expires_at": TIMESTAMP,
+            "used_by": nullable(STRING),
+            "used_at": nullable(TIMESTAMP),
+            "revoked_at": nullable(TIMESTAMP),
+        }
+    ),
+    "InviteList": obj({"items": {"type": "array", "items": ref("InviteRow")}}),
+    "InviteRequest": obj(
+        {
+            "label": {**STRING, "maxLength": 80},
+            "role": {"enum": ["owner", "admin", "member"], "description": "default member"},
+        },
+        required=[],
+    ),
+    "Settings": obj(
+        {
+            "name": STRING,
+            "deployment_quota": {"type": "integer", "minimum": 0},
+            "members_can_create_clusters": {"type": "boolean"},
+        }
+    ),
+    "SettingsRequest": obj(
+        {
+            "name": STRING,
+            "deployment_quota": {"type": ["integer", "string"], "minimum": 0},
+            "members_can_create_clusters": {"type": "boolean"},
+        },
+        required=[],
+    ),
+    "SettingsSaved": obj(
+        {
+            "name": STRING,
+            "deployment_quota": {"type": "integer", "minimum": 0},
+            "members_can_create_clusters": {"type": "boolean"},
+            "deployments": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "deployments the organization has now",
+            },
+            "message": {**STRING, "description": "what a quota at or below use means"},
+        }
+    ),
+    "ProfileRequest": obj({"display_name": STRING}),
+    "PasswordRequest": obj({"current_password": STRING, "new_password": STRING}),
+    "PasswordChanged": obj(
+        {
+            "ended_sessions": {"type": "integer", "minimum": 0},
+            "ended_tokens": {"type": "integer", "minimum": 0},
+        }
+    ),
+    "ApiToken": obj(
+        {
+            "id": ID,
+            "name": STRING,
+            "created_at": TIMESTAMP,
+            "expires_at": TIMESTAMP,
+            "last_used_at": nullable(TIMESTAMP),
+            "current": {"type": "boolean", "description": "the token of this request"},
+        }
+    ),
+    "ApiTokenList": obj({"items": {"type": "array", "items": ref("ApiToken")}}),
+    "NewTokenRequest": obj(
+        {
+            "name": {**STRING, "maxLength": 80},
+            "expires_in_days": {"type": ["integer", "string"], "minimum": 1},
+        }
+    ),
+    "NewToken": obj(
+        {"token": ref("ApiToken"), "secret": {**STRING, "description": "shown only now"}}
     ),
     "Organization": obj(
         {
@@ -106,6 +205,7 @@ SCHEMAS: dict[str, Any] = {
             "code": {**STRING, "description": "shown once; only its hash is stored"},
             "invite_url": {**STRING, "format": "uri"},
             "expires_at": TIMESTAMP,
+            "invite": ref("InviteRow"),
         }
     ),
     "InviteStatus": obj(
@@ -248,7 +348,8 @@ ERRORS = {
     "410": "The invite was used, has expired or was revoked",
     "413": "The body is larger than API_MAX_BODY_BYTES",
     "422": "Well-formed but invalid values, limits, quotas or infeasible requests",
-    "429": "Too many attempts",
+    "429": "Too many attempts; Retry-After says when to try again",
+    "503": "The database is unreachable for a moment; try again after Retry-After seconds",
 }
 
 
@@ -301,6 +402,7 @@ def operation(
     description: str | None = None,
 ) -> dict[str, Any]:
     status, response = ok
+    errors = [*errors, "503"]
     if secured and "401" not in errors:
         errors = ["401", *errors]
     if request and "400" not in errors:
@@ -348,7 +450,41 @@ PATHS: dict[str, Any] = {
         "post": operation("Log out: revoke the token of this request", ("204", NO_CONTENT), [])
     },
     "/user/": {
-        "get": operation("Who am I", ("200", json_response("The token's user", "User")), [])
+        "get": operation("Who am I", ("200", json_response("The token's user", "User")), []),
+        "patch": operation(
+            "Change your display name",
+            ("200", json_response("You", "User")),
+            ["422"],
+            request="ProfileRequest",
+        ),
+    },
+    "/user/password/": {
+        "post": operation(
+            "Change your password (the current one is required)",
+            ("200", json_response("What ended", "PasswordChanged")),
+            ["422"],
+            request="PasswordRequest",
+            description="Every other login session and API token of yours ends; the token of "
+            "this request stays valid.",
+        )
+    },
+    "/user/tokens/": {
+        "get": operation(
+            "Your live API tokens (never their secrets)",
+            ("200", json_response("Tokens", "ApiTokenList")),
+            [],
+        ),
+        "post": operation(
+            "Create a named personal token for a pipeline",
+            ("201", json_response("The token and its secret, shown only now", "NewToken")),
+            ["422"],
+            request="NewTokenRequest",
+            description="expires_in_days is from 1 to the operator's API_TOKEN_MAX_TTL_DAYS.",
+        ),
+    },
+    "/user/tokens/{token_id}/": {
+        "parameters": [path_id("token_id")],
+        "delete": operation("Revoke one of your tokens", ("204", NO_CONTENT), ["404"]),
     },
     "/organization/": {
         "get": operation(
@@ -357,11 +493,92 @@ PATHS: dict[str, Any] = {
             [],
         )
     },
+    "/organization/members/": {
+        "get": operation(
+            "The organization's members", ("200", json_response("Members", "MemberList")), []
+        )
+    },
+    "/organization/members/{user_id}/role/": {
+        "parameters": [path_id("user_id")],
+        "put": operation(
+            "Change a member's role (owners; never the last owner)",
+            ("200", json_response("The member", "Member")),
+            ["403", "404", "409", "422"],
+            request="RoleRequest",
+        ),
+    },
+    "/organization/members/{user_id}/deactivate/": {
+        "parameters": [path_id("user_id")],
+        "post": operation(
+            "Deactivate a member: every session ends, every API token is revoked for good",
+            ("200", json_response("The member and what ended", "Deactivated")),
+            ["403", "404", "409"],
+        ),
+    },
+    "/organization/members/{user_id}/reactivate/": {
+        "parameters": [path_id("user_id")],
+        "post": operation(
+            "Let a deactivated member log in again (old tokens stay revoked)",
+            ("200", json_response("The member", "Member")),
+            ["403", "404"],
+        ),
+    },
+    "/organization/members/{user_id}/password-reset/": {
+        "parameters": [path_id("user_id")],
+        "post": operation(
+            "A single-use password reset link for a member (owners)",
+            ("201", json_response("The link, shown only now", "PasswordReset")),
+            ["403", "404", "409"],
+            description="An earlier unused link for the same member stops working. Using the "
+            "link ends every session and API token of the member.",
+        ),
+    },
+    "/organization/settings/": {
+        "get": operation(
+            "The organization's settings (owners)",
+            ("200", json_response("The settings", "Settings")),
+            ["403"],
+        ),
+        "patch": operation(
+            "Change the organization's settings (owners); fields left out are kept",
+            ("200", json_response("The settings and the quota against use", "SettingsSaved")),
+            ["403", "422"],
+            request="SettingsRequest",
+            description="deployment_quota is at most the operator's MAX_ORGANIZATION_QUOTA.",
+        ),
+    },
+    "/organization/invites/": {
+        "get": operation(
+            "Every invite, newest first, with its label, role, state and times (owners, admins)",
+            ("200", json_response("Invites", "InviteList")),
+            ["403"],
+        )
+    },
+    "/organization/invites/{invite_id}/revoke/": {
+        "parameters": [path_id("invite_id")],
+        "post": operation(
+            "Revoke an active invite",
+            ("200", json_response("The invite", "InviteRow")),
+            ["403", "404", "409"],
+            description="409 names what happened instead, e.g. it was redeemed by someone "
+            "just now.",
+        ),
+    },
+    "/organization/invites/{invite_id}/reopen/": {
+        "parameters": [path_id("invite_id")],
+        "post": operation(
+            "Give an unused, expired invite a fresh expiry",
+            ("200", json_response("The invite", "InviteRow")),
+            ["403", "404", "409"],
+        ),
+    },
     "/organization/invite/": {
         "patch": operation(
-            "Create a single-use invite (owners and admins)",
+            "Create a single-use invite (owners and admins; only owners invite owners)",
             ("201", json_response("The invite; its code is shown only now", "Invite")),
-            ["403"],
+            ["400", "403", "413", "422"],
+            description='An optional JSON body {"label", "role"} says who it is for and the '
+            "role the invitee gets (default member).",
         ),
         "get": operation(
             "Check an invite code",
@@ -390,8 +607,10 @@ PATHS: dict[str, Any] = {
         "put": operation(
             "Create a cluster with a fixed capacity per resource kind",
             ("201", json_response("The cluster", "Cluster")),
-            ["422"],
+            ["403", "422"],
             request="ClusterRequest",
+            description="Owners and admins (members too when the organization allows it); "
+            "422 quota_exceeded beyond the operator's MAX_CLUSTERS_PER_ORGANIZATION.",
         ),
     },
     "/cluster/{cluster_id}/": {
@@ -402,9 +621,9 @@ PATHS: dict[str, Any] = {
             ["404"],
         ),
         "delete": operation(
-            "Delete an empty cluster",
+            "Delete an empty cluster (owners and admins)",
             ("204", NO_CONTENT),
-            ["404", "409"],
+            ["403", "404", "409"],
             description="409 (the message gives the running and pending counts) while the "
             "cluster has deployments.",
         ),

@@ -1,4 +1,5 @@
-"""Users: sign-up, login (a bearer token), logout and who am I.
+"""Users: sign-up, login (a bearer token), logout, who am I, the profile (display name,
+password) and personal API tokens.
 
 `PUT /user/create/` creates an organization with its first user (its owner), like the sign-up
 page; both call `services.accounts.signup`. Logins are rate-limited like the login page, on the
@@ -8,9 +9,9 @@ same counters (`app.blueprints.limits.login`), counting failed attempts only.
 from __future__ import annotations
 
 from app.blueprints import limits
-from app.blueprints.api import route, serialize
+from app.blueprints.api import ID, route, serialize
 from app.blueprints.api.auth import api_token, api_user, token_required
-from app.blueprints.api.schema import Object, String, json_body
+from app.blueprints.api.schema import IntegerOrString, Object, String, json_body
 from app.services import accounts
 from app.services.errors import DomainError
 
@@ -21,6 +22,9 @@ SIGNUP = Object(
     }
 )
 LOGIN = Object({"username": String(), "password": String()})
+PROFILE = Object({"display_name": String()})
+PASSWORD = Object({"current_password": String(), "new_password": String()})
+NEW_TOKEN = Object({"name": String(), "expires_in_days": IntegerOrString()})
 
 # The service names fields after its arguments; the client knows them by their body paths.
 SIGNUP_FIELDS = {
@@ -74,3 +78,44 @@ def logout():
 @token_required
 def current_account():
     return serialize.user(api_user())
+
+
+@route("/user/", "PATCH")
+@token_required
+def update_profile():
+    body = json_body(PROFILE)
+    return serialize.user(accounts.update_profile(api_user(), body["display_name"]))
+
+
+@route("/user/password/", "POST")
+@token_required
+def change_password():
+    """Every other session and token of the user ends; the token of this request stays."""
+    body = json_body(PASSWORD)
+    try:
+        ended = accounts.change_password(api_user(), body["current_password"], body["new_password"])
+    except DomainError as error:
+        raise body_paths(error, {"password": "new_password"}) from None
+    return {"ended_sessions": ended.sessions, "ended_tokens": ended.tokens}
+
+
+@route("/user/tokens/", "GET")
+@token_required
+def list_tokens():
+    return {"items": [serialize.api_token(token) for token in accounts.list_tokens(api_user())]}
+
+
+@route("/user/tokens/", "POST")
+@token_required
+def create_token():
+    """A named personal token; its secret is in this answer only."""
+    body = json_body(NEW_TOKEN)
+    token, secret = accounts.create_token(api_user(), body["name"], body["expires_in_days"])
+    return {"token": serialize.api_token(token), "secret": secret}, 201
+
+
+@route(f"/user/tokens/<{ID}:token_id>/", "DELETE")
+@token_required
+def revoke_token(token_id: int):
+    accounts.revoke_api_token(api_user(), token_id)
+    return "", 204
