@@ -23,7 +23,7 @@ RUN groupadd --system --gid 10001 kargo \
     && chown kargo:kargo instance
 COPY app ./app
 COPY migrations ./migrations
-COPY config.py gunicorn.conf.py wsgi.py ./
+COPY config.py wsgi.py gunicorn.conf.py ./
 COPY --chmod=0755 boot.sh ./
 
 ENV KARGO_ENV=production \

@@ -49,7 +49,7 @@ install: $(INSTALLED)
 run: install
 	$(BIN)/flask db upgrade
 	@echo "Kargo is serving on http://$(HOST):$(PORT) (Ctrl-C to stop)"
-	$(BIN)/gunicorn --no-control-socket --bind $(HOST):$(PORT) --workers 2 --access-logfile - wsgi:app
+	$(BIN)/gunicorn --no-control-socket --bind $(HOST):$(PORT) --workers 2 wsgi:app
 
 # The browser tests drive Debian's chromium package through Playwright.
 chromium:

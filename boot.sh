@@ -9,6 +9,13 @@ cd "$(dirname "$0")"
 export FLASK_APP=wsgi.py
 flask db upgrade
 
-# Gunicorn's settings (gevent workers, so slow clients cannot hold every worker; bind address,
-# worker counts and timeouts from the environment) live in gunicorn.conf.py.
+# Prometheus multiprocess mode: every gunicorn worker writes its samples under this folder and
+# /metrics adds them up. It must be set before the app is imported, and emptied at each start
+# (files of a previous run's workers would be counted again).
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${TMPDIR:-/tmp}/kargo-metrics}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+rm -f "$PROMETHEUS_MULTIPROC_DIR"/*.db
+
+# Gunicorn's settings live in gunicorn.conf.py: gevent workers (so slow clients cannot hold
+# every worker), the bind address, worker count and timeouts from the environment.
 exec gunicorn --config gunicorn.conf.py wsgi:app

@@ -108,6 +108,13 @@ class Config:
     # Strict-Transport-Security max-age sent in production (0: no header).
     HSTS_SECONDS = 0
 
+    # Telemetry. LOG_FORMAT: json (one object per line), text, or off (leave logging alone).
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    LOG_REQUESTS = os.environ.get("LOG_REQUESTS", "1") != "0"
+    # Bearer token that GET /metrics requires; empty turns the endpoint off (404).
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
 
 class DevelopmentConfig(Config):
     DEBUG = False
@@ -123,9 +130,11 @@ class TestingConfig(Config):
     # Tests create many accounts from one address; the limit itself has its own tests.
     SIGNUP_RATE_LIMIT_PER_CLIENT = "10000 per minute"
     SERVER_NAME = None
+    LOG_FORMAT = "off"  # pytest captures records itself
 
 
 class ProductionConfig(Config):
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "1") != "0"
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     HSTS_SECONDS = _int("HSTS_SECONDS", 365 * 24 * 3600)

@@ -31,6 +31,7 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_security_headers(app)
+    register_telemetry(app)
     register_template_helpers(app)
     register_cli(app)
     return app
@@ -138,6 +139,12 @@ def register_security_headers(app: Flask) -> None:
         if request.headers.get("HX-Request"):
             response.headers.add("Vary", "HX-Request")
         return response
+
+
+def register_telemetry(app: Flask) -> None:
+    from app.telemetry import web
+
+    web.init_app(app)
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -142,3 +142,34 @@ def _print_credentials(headline: str) -> None:
 
 
 __all__ = ["kargo_cli"]
+
+
+@kargo_cli.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+def backup_command(path: str) -> None:
+    """Write a consistent backup of the database to PATH (a new file), while Kargo runs."""
+    from app.services import backups
+    from app.services.errors import DomainError
+
+    try:
+        result = backups.backup(path)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"Backed up the {result.dialect} database to {result.path} ({result.bytes} bytes).")
+
+
+@kargo_cli.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def restore_command(path: str) -> None:
+    """Load the backup at PATH into the configured (empty) database, then migrate it to head."""
+    import flask_migrate
+
+    from app.services import backups
+    from app.services.errors import DomainError
+
+    try:
+        backups.restore(path)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    flask_migrate.upgrade()
+    click.echo(f"Restored {path} and brought the schema to the current version.")

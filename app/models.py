@@ -280,3 +280,47 @@ class Deployment(db.Model):
         sa.Index("ix_deployments_org_status", "organization_id", "status"),
         sa.Index("ix_deployments_creator_notice", "created_by_id", "preemption_notice"),
     )
+
+
+class Event(db.Model):
+    """One thing that happened in an organization: the audit log, timelines and the outbox.
+
+    Append-only. Written by `app.services.history.record` in the transaction of the change it
+    describes. Subjects and actors are named as they were at the time (`subject_name`,
+    `actor_name`) and carry no foreign keys, so an entry outlives what it names.
+    """
+
+    __tablename__ = "events"
+
+    # 64-bit on PostgreSQL (a busy organization writes many); SQLite's INTEGER is 64-bit already.
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True
+    )
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # "user" (actor_id names the user), or a component: "scheduler", "reconciler", "system".
+    actor_kind: Mapped[str] = mapped_column(sa.String(16))
+    actor_id: Mapped[int | None]
+    actor_name: Mapped[str | None] = mapped_column(sa.String(80))
+    # Dotted, subject first: "deployment.preempted", "invite.revoked", "cluster.created".
+    action: Mapped[str] = mapped_column(sa.String(48))
+    subject_kind: Mapped[str] = mapped_column(sa.String(24))
+    subject_id: Mapped[int | None]
+    subject_name: Mapped[str | None] = mapped_column(sa.String(100))
+    # The cluster a deployment or cluster event concerns, for per-cluster views.
+    cluster_id: Mapped[int | None]
+    # One sentence for people, and the details (before/after values) for machines.
+    message: Mapped[str] = mapped_column(sa.String(500))
+    data: Mapped[dict | None] = mapped_column(sa.JSON)
+
+    __table_args__ = (
+        sa.Index("ix_events_org_id", "organization_id", "id"),
+        sa.Index("ix_events_subject", "subject_kind", "subject_id", "id"),
+        sa.CheckConstraint(
+            "actor_kind IN ('user', 'scheduler', 'reconciler', 'system')", name="actor_kind_known"
+        ),
+        # Ids are never reused, even after pruning: readers resume from the last id they saw.
+        {"sqlite_autoincrement": True},
+    )

@@ -18,8 +18,11 @@ from flask import current_app
 MIGRATION_LOCK_KEY = 0x4B4152474F
 
 config = context.config
-# Keep the loggers the app (and the test suite) already configured working.
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# When the app already sends logs somewhere (JSON lines in production), Alembic's messages go
+# there too; otherwise alembic.ini's console format applies. Either way the loggers the app
+# (and the test suite) configured keep working.
+if not any(handler.get_name() == "kargo" for handler in logging.getLogger().handlers):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 migrate_extension = current_app.extensions["migrate"]

@@ -76,6 +76,18 @@ RULES = (
         why="the user app of the original design never reaches into the other two",
     ),
     Rule(
+        "history records, it does not reach",
+        modules=("app.services.history",),
+        forbidden=(
+            "app.services.accounts",
+            "app.services.clusters",
+            "app.services.deployments",
+            *CLUSTER_MODELS,
+            *DEPLOYMENT_MODEL,
+        ),
+        why="every domain writes its own entries through history.record; history reads only events",
+    ),
+    Rule(
         "services sit below the edges",
         modules=("app.services", "app.services.*"),
         forbidden=("app.blueprints", "app.blueprints.*"),
@@ -86,6 +98,20 @@ RULES = (
         modules=("app.models", "app.models.*"),
         forbidden=("app.services", "app.services.*", "app.blueprints", "app.blueprints.*"),
         why="models hold columns and constraints; rules live in services",
+    ),
+    Rule(
+        "telemetry is a bottom layer",
+        modules=("app.telemetry", "app.telemetry.*"),
+        forbidden=(
+            "app.services",
+            "app.services.*",
+            "app.blueprints",
+            "app.blueprints.*",
+            "app.models",
+            "app.extensions",
+            *DATABASE_ACCESS,
+        ),
+        why="services count into metrics and every layer logs; telemetry depends on none of them",
     ),
     Rule(
         "extensions are the bottom layer",

@@ -7,24 +7,30 @@ docker-compose.yml, .dockerignore and the lock files are checked for what the im
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import time
 import tomllib
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.support.boot import (
-    REPO,
-    START_TIMEOUT_SECONDS,
-    VENV_BIN,
-    boot_environment,
-    free_port,
-    get,
-    running_boot_sh,
-)
 from tests.support.databases import fresh_database
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+START_TIMEOUT_SECONDS = 60
+STOP_TIMEOUT_SECONDS = 20
+
 
 # --- Dockerfile ---------------------------------------------------------------------------
 
@@ -117,22 +123,91 @@ def test_runtime_lock_matches_the_full_lock_and_covers_every_dependency() -> Non
 # --- boot.sh: the image's start command, run directly ------------------------------------
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def boot_database_url(request, tmp_path) -> Iterator[str]:
     with fresh_database(request.param, tmp_path, "boot") as url:
         yield url
 
 
+def boot_environment(**overrides: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"SECRET_KEY", "DATABASE_URL", "FLASK_APP", "FLASK_DEBUG", "PUBLIC_URL"}
+    }
+    # The image has gunicorn and flask on PATH; here they live in the virtualenv.
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(overrides)
+    return env
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop gunicorn and its workers the way `docker stop` does: SIGTERM, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+
 def test_boot_sh_migrates_and_serves(boot_database_url: str, tmp_path) -> None:
-    with running_boot_sh(boot_database_url, tmp_path, WEB_CONCURRENCY="2") as (base, log_path):
-        status, body = get(f"{base}/healthz")
-        assert status == 200
+    port = free_port()
+    env = boot_environment(
+        KARGO_ENV="production",
+        SECRET_KEY=secrets.token_urlsafe(32),
+        DATABASE_URL=boot_database_url,
+        PUBLIC_URL=f"http://127.0.0.1:{port}",
+        PORT=str(port),
+        WEB_CONCURRENCY="2",
+    )
+    log_path = tmp_path / "boot.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(REPO / "boot.sh")],
+            cwd=tmp_path,  # boot.sh must find its files from anywhere
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so stop() reaches the workers
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        status = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                status, body = get(f"{base}/healthz")
+            except OSError:
+                status = None
+            if status == 200:
+                break
+            time.sleep(0.25)
+        assert status == 200, f"/healthz never answered 200:\n{log_path.read_text()}"
         assert '"database": "ok"' in body or '"database":"ok"' in body
 
         status, body = get(f"{base}/login")
         assert status == 200
         assert "<form" in body
         assert "password" in body.lower()
+    finally:
+        stop(process)
     log = log_path.read_text()
     assert "Running upgrade" in log or "Context impl" in log, log
     assert "Booting worker" in log, log

@@ -60,7 +60,7 @@ def announce_huge_body(base: str) -> bytes:
 
 def test_fifty_slow_bodies_leave_the_service_available(boot_database_url, tmp_path):
     # Two workers: fewer than the slow clients by far, as on a small production host.
-    with running_boot_sh(boot_database_url, tmp_path, WEB_CONCURRENCY="2") as (base, log):
+    with running_boot_sh(boot_database_url, tmp_path, workers=2) as (base, log):
         slow = [open_slow_body(base) for _ in range(SLOW_CLIENTS)]
         try:
             deadline = time.monotonic() + TRICKLE_SECONDS

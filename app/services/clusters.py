@@ -39,7 +39,7 @@ User-facing interface (pages and the API):
     One page (1-based) ordered by name, in three statements whatever the page size.
 ``get_cluster(organization_id, cluster_id) -> ClusterSnapshot``
     One cluster with its creator's name; `NotFound` for another organization's cluster.
-``delete_cluster(organization_id, cluster_id, counts)``
+``delete_cluster(actor, organization_id, cluster_id, counts)``
     The caller holds the cluster's lock and counted its deployments under it (see
     ``services.deployments.delete_cluster``); `Conflict` with the counts while any remain.
 """
@@ -59,7 +59,7 @@ from sqlalchemy.exc import IntegrityError
 from app import quantities
 from app.extensions import db
 from app.models import Cluster, ClusterResource, User, valid_id
-from app.services import transactions
+from app.services import history, transactions
 from app.services.errors import (
     BadRequest,
     Conflict,
@@ -355,6 +355,18 @@ def create_cluster(
     ]
     db.session.add(cluster)
     try:
+        db.session.flush()
+        history.record(
+            organization_id,
+            history.actor_of(actor),
+            "cluster.created",
+            history.Subject("cluster", cluster.id, clean_name),
+            f"Created cluster {clean_name} with "
+            + ", ".join(quantities.format_amount(k, v) for k, v in capacities.items())
+            + f" and room for {limit} deployments.",
+            {"capacity": capacities, "max_deployments": limit},
+            cluster_id=cluster.id,
+        )
         db.session.commit()
     except IntegrityError as exc:
         # Two creations with one name raced past the check above; the unique constraint decides.
@@ -403,6 +415,20 @@ def list_clusters(
     return [_snapshot_of(cluster, by_cluster[cluster.id]) for cluster in clusters], total or 0
 
 
+def every_snapshot() -> list[ClusterSnapshot]:
+    """Every cluster of every organization with its capacity and usage, in two statements.
+
+    For the operator's view (`/metrics`), never for a page: it crosses organizations.
+    """
+    clusters = list(db.session.scalars(sa.select(Cluster).order_by(Cluster.id)))
+    by_cluster: dict[int, list[ClusterResource]] = {cluster.id: [] for cluster in clusters}
+    for resource in db.session.scalars(
+        sa.select(ClusterResource).order_by(ClusterResource.cluster_id, ClusterResource.position)
+    ):
+        by_cluster.setdefault(resource.cluster_id, []).append(resource)
+    return [_snapshot_of(cluster, by_cluster[cluster.id]) for cluster in clusters]
+
+
 def names(organization_id: int) -> dict[int, str]:
     """Every cluster of the organization as id -> name, in one small query."""
     return dict(
@@ -437,7 +463,9 @@ def get_cluster(organization_id: int, cluster_id: int) -> ClusterSnapshot:
     )
 
 
-def delete_cluster(organization_id: int, cluster_id: int, counts: DeploymentCounts) -> None:
+def delete_cluster(
+    actor: User, organization_id: int, cluster_id: int, counts: DeploymentCounts
+) -> None:
     """Delete an empty cluster and commit; Conflict (nothing deleted) while it has deployments.
 
     The caller must hold the cluster's lock (`lock`) and have counted its deployments under
@@ -456,6 +484,14 @@ def delete_cluster(organization_id: int, cluster_id: int, counts: DeploymentCoun
         )
     db.session.execute(sa.delete(ClusterResource).where(ClusterResource.cluster_id == cluster.id))
     db.session.execute(sa.delete(Cluster).where(Cluster.id == cluster.id))
+    history.record(
+        organization_id,
+        history.actor_of(actor),
+        "cluster.deleted",
+        history.Subject("cluster", cluster.id, cluster.name),
+        f"Deleted cluster {cluster.name}.",
+        cluster_id=cluster.id,
+    )
     try:
         db.session.commit()
     except IntegrityError as exc:  # a deployment still references it: never delete under it

@@ -26,6 +26,7 @@ from app.models import User
 from app.services import clusters, deployments
 from app.services.clusters import ClusterSnapshot
 from app.services.deployments import Counts, DeploymentView
+from app.telemetry import metrics
 
 STATUS_LABELS = {
     "queue": "Has a queue",
@@ -188,3 +189,49 @@ def _utilization_of(snap: ClusterSnapshot) -> Utilization:
         running=running,
         queue=queue,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The operator's view: gauges read at scrape time
+
+
+def metric_families() -> list[metrics.GaugeMetricFamily]:
+    """Capacity, usage, queued demand and deployment counts of every cluster, for /metrics.
+
+    Read from the database at each scrape (four statements whatever the size), so every
+    instance of Kargo reports the same values and nothing is kept between scrapes.
+    """
+    labels = ["cluster_id", "cluster", "organization_id"]
+    capacity = metrics.GaugeMetricFamily(
+        "kargo_cluster_capacity",
+        "Capacity of a cluster per kind, in base units.",
+        labels=[*labels, "kind"],
+    )
+    used = metrics.GaugeMetricFamily(
+        "kargo_cluster_used",
+        "Resources reserved by running deployments, in base units.",
+        labels=[*labels, "kind"],
+    )
+    queued = metrics.GaugeMetricFamily(
+        "kargo_cluster_queued_demand",
+        "Resources requested by queued deployments, in base units.",
+        labels=[*labels, "kind"],
+    )
+    running = metrics.GaugeMetricFamily(
+        "kargo_cluster_running_deployments", "Running deployments of a cluster.", labels=labels
+    )
+    queue = metrics.GaugeMetricFamily(
+        "kargo_cluster_queue_length", "Queued (pending) deployments of a cluster.", labels=labels
+    )
+    snapshots = clusters.every_snapshot()
+    counts = deployments.counts_by_cluster([snap.id for snap in snapshots])
+    demand = deployments.queued_demand()
+    for snap in snapshots:
+        ids = [str(snap.id), snap.name, str(snap.organization_id)]
+        for resource in snap.resources:
+            capacity.add_metric([*ids, resource.kind], resource.capacity)
+            used.add_metric([*ids, resource.kind], resource.used)
+            queued.add_metric([*ids, resource.kind], demand.get(snap.id, {}).get(resource.kind, 0))
+        running.add_metric(ids, counts[snap.id].running)
+        queue.add_metric(ids, counts[snap.id].pending)
+    return [capacity, used, queued, running, queue]

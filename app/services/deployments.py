@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -29,8 +30,8 @@ import sqlalchemy as sa
 from app import scheduler
 from app.extensions import db
 from app.models import DEPLOYMENT_STATUSES, Deployment, Organization, User, utcnow, valid_id
-from app.quantities import parse_requests
-from app.services import clusters, transactions
+from app.quantities import format_amount, parse_requests
+from app.services import clusters, history, transactions
 from app.services.errors import (
     Forbidden,
     Infeasible,
@@ -38,6 +39,7 @@ from app.services.errors import (
     QuotaExceeded,
     ValidationError,
 )
+from app.telemetry import metrics
 
 PRIORITY_PRESETS: dict[str, int] = {"low": 100, "normal": 500, "high": 800, "critical": 1000}
 DEFAULT_PRIORITY = PRIORITY_PRESETS["normal"]
@@ -214,6 +216,20 @@ def counts_by_cluster(cluster_ids: Iterable[int]) -> dict[int, Counts]:
     return counts
 
 
+def queued_demand() -> dict[int, dict[str, int]]:
+    """What the queue of every cluster asks for, per kind: cluster id -> kind -> amount.
+
+    For the operator's view (`/metrics`); reads the requests of every pending deployment.
+    """
+    demand: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    rows = db.session.execute(
+        sa.select(Deployment.cluster_id, Deployment.requests).where(Deployment.status == "pending")
+    )
+    for cluster_id, requests in rows:
+        _add(demand[cluster_id], requests)
+    return demand
+
+
 def _board_order() -> tuple[Any, ...]:
     """Running first (by priority, then start), then pending in queue order."""
     return (
@@ -353,6 +369,12 @@ def get(user: User, deployment_id: int) -> DeploymentView:
     deployment = _find(user, deployment_id)
     snap = clusters.snapshot(deployment.cluster_id, user.organization_id)
     return view_of(deployment, snap.name)
+
+
+def timeline(user: User, deployment_id: int, limit: int = 100) -> list[history.EventView]:
+    """The newest `limit` entries of one deployment's history, oldest first."""
+    deployment = _find(user, deployment_id)
+    return history.of_subject(user.organization_id, "deployment", deployment.id, limit)
 
 
 def can_delete(user: User, deployment: DeploymentView) -> bool:
@@ -717,19 +739,32 @@ def _add(total: dict[str, int], amounts: Mapping[str, int]) -> None:
         total[kind] += amount
 
 
+def _decide(
+    state: scheduler.ClusterState, event: scheduler.Event, label: str
+) -> scheduler.Decision:
+    """The pure scheduler's decision, timed and counted for /metrics under `label`."""
+    started = time.perf_counter()
+    decision = scheduler.schedule(state, event)
+    metrics.SCHEDULING_DURATION.labels(label).observe(time.perf_counter() - started)
+    metrics.SCHEDULING_DECISIONS.labels(label).inc()
+    return decision
+
+
 def _apply(
-    cluster_id: int,
+    cluster: clusters.ClusterSnapshot,
     rows: Mapping[int, Any],
     decision: scheduler.Decision,
     released: Mapping[str, int],
     new: Deployment | None = None,
 ) -> None:
-    """Persist a decision: usage first (free, then utilize), then the changed rows.
+    """Persist a decision: usage first (free, then utilize), then the changed rows and their
+    history (started, restarted, preempted, evicted; a new deployment's queueing).
 
     `released` is what leaves the pool besides victims (deleted running deployments). Freeing
     before reserving keeps usage within capacity at every statement, so the guards in
     `clusters.utilize` never see a transient overflow.
     """
+    cluster_id = cluster.id
     now = utcnow()
     clusters.touch(cluster_id)
     free: dict[str, int] = defaultdict(int, released)
@@ -815,6 +850,71 @@ def _apply(
             )
     if updates:
         db.session.execute(sa.update(Deployment), updates)
+    history.record_all(_decision_events(cluster, rows, decision, new, now))
+    metrics.STARTS.inc(len(decision.started))
+    metrics.PREEMPTIONS.inc(len(decision.preempted) + len(decision.evicted))
+
+
+def _decision_events(
+    cluster: clusters.ClusterSnapshot,
+    rows: Mapping[int, Any],
+    decision: scheduler.Decision,
+    new: Deployment | None,
+    now: datetime,
+) -> Iterator[dict[str, Any]]:
+    """The scheduler's part of each changed deployment's history, one entry per change."""
+
+    def name_of(deployment_id: int) -> str:
+        return new.name if new is not None and deployment_id == new.id else rows[deployment_id].name
+
+    def event(deployment_id: int, action: str, message: str, **data: Any) -> dict[str, Any]:
+        subject = history.Subject("deployment", deployment_id, name_of(deployment_id))
+        return history.entry(
+            cluster.organization_id,
+            history.SCHEDULER,
+            action,
+            subject,
+            message,
+            data or None,
+            cluster_id=cluster.id,
+            at=now,
+        )
+
+    priority_of = {row.id: row.priority for row in rows.values()}
+    if new is not None:
+        priority_of[new.id] = new.priority
+    for started_id in decision.started:
+        row = rows.get(started_id)
+        if row is not None and row.preemptions > 0:
+            yield event(started_id, "deployment.restarted", "Restarted when room returned.")
+        else:
+            yield event(started_id, "deployment.started", f"Started on {cluster.name}.")
+    for victim_id, preemptor_id in decision.preempted.items():
+        by = f"#{preemptor_id} {name_of(preemptor_id)} (priority {priority_of[preemptor_id]})"
+        yield event(
+            victim_id,
+            "deployment.preempted",
+            f"Preempted by {by}; queued again to restart when room returns.",
+            preempted_by=preemptor_id,
+            preemptor_priority=priority_of[preemptor_id],
+        )
+    for victim_id in decision.evicted:
+        yield event(
+            victim_id,
+            "deployment.evicted",
+            f"Stopped to bring {cluster.name} back within its capacity; queued again.",
+        )
+    if new is not None and new.status == "pending":
+        yield event(
+            new.id,
+            "deployment.queued",
+            f"Queued at position {new.queue_position}: {new.reason}.",
+            position=new.queue_position,
+        )
+
+
+def _describe(requests: Mapping[str, int]) -> str:
+    return ", ".join(format_amount(kind, amount) for kind, amount in requests.items()) or "nothing"
 
 
 def _preempted_list(rows: Mapping[int, Any], victim_ids: Iterable[int]) -> list[Preempted]:
@@ -890,9 +990,21 @@ def submit(
             db.session.add(new)
             db.session.flush()
             new_id = new.id
+            history.record(
+                organization_id,
+                history.actor_of(user),
+                "deployment.submitted",
+                history.Subject("deployment", new_id, final_name),
+                f"Submitted {valid.image} at priority {priority_label(valid.priority)}, "
+                f"requesting {_describe(valid.requests)}.",
+                {"image": valid.image, "priority": valid.priority, "requests": valid.requests},
+                cluster_id=cluster.id,
+            )
         job = scheduler.Job(new_id, valid.priority, valid.requests, _micros(now))
-        decision = scheduler.schedule(
-            scheduler.ClusterState(cluster.capacity, running, pending), scheduler.Submit(job)
+        decision = _decide(
+            scheduler.ClusterState(cluster.capacity, running, pending),
+            scheduler.Submit(job),
+            "dry_run" if dry_run else "submit",
         )
         preempted = _preempted_list(rows, decision.preempted)
         entry = next((e for e in decision.queue if e.id == new_id), None)
@@ -906,7 +1018,7 @@ def submit(
                 reason=entry.reason if entry else None,
                 preempted=preempted,
             )
-        _apply(cluster.id, rows, decision, {}, new)
+        _apply(cluster, rows, decision, {}, new)
         _check_org_quota(organization_id, counting_new=True)
         db.session.commit()
     view = get(user, new_id)
@@ -937,7 +1049,7 @@ def delete(user: User, deployment_id: int) -> DeploymentView:
         rows, running, pending = _load_state(cluster.id)
         if deployment_id not in rows:  # deleted by someone else while we waited for the lock
             raise NotFound("No such deployment.")
-        _delete_and_schedule(cluster, rows, running, pending, {deployment_id})
+        _delete_and_schedule(user, cluster, rows, running, pending, {deployment_id})
         db.session.commit()
     return before
 
@@ -965,21 +1077,23 @@ def delete_all(user: User, cluster_id: int) -> int:
             raise Forbidden("Only an owner or an admin can delete all deployments of a cluster.")
         rows, running, pending = _load_state(cluster.id)
         if rows:
-            _delete_and_schedule(cluster, rows, running, pending, set(rows))
+            _delete_and_schedule(user, cluster, rows, running, pending, set(rows))
         db.session.commit()
     return len(rows)
 
 
 def _delete_and_schedule(
+    user: User,
     cluster: clusters.ClusterSnapshot,
     rows: Mapping[int, Any],
     running: list[scheduler.Job],
     pending: list[scheduler.Job],
     ids: set[int],
 ) -> None:
-    decision = scheduler.schedule(
+    decision = _decide(
         scheduler.ClusterState(cluster.capacity, running, pending),
         scheduler.Delete(frozenset(ids)),
+        "delete",
     )
     released: dict[str, int] = defaultdict(int)
     for job in running:
@@ -990,7 +1104,20 @@ def _delete_and_schedule(
         .where(Deployment.id.in_(ids))
         .execution_options(synchronize_session=False)
     )
-    _apply(cluster.id, rows, decision, released)
+    actor = history.actor_of(user)
+    history.record_all(
+        history.entry(
+            cluster.organization_id,
+            actor,
+            "deployment.deleted",
+            history.Subject("deployment", deployment_id, rows[deployment_id].name),
+            f"Deleted by {actor.name} while {rows[deployment_id].status}.",
+            {"status": rows[deployment_id].status},
+            cluster_id=cluster.id,
+        )
+        for deployment_id in sorted(ids)
+    )
+    _apply(cluster, rows, decision, released)
 
 
 def delete_cluster(user: User, cluster_id: int) -> None:
@@ -1005,4 +1132,4 @@ def delete_cluster(user: User, cluster_id: int) -> None:
         if not clusters.can_delete_cluster(user):
             raise Forbidden("Only an owner or an admin can delete a cluster.")
         counts = counts_by_cluster([cluster_id])[cluster_id]
-        clusters.delete_cluster(user.organization_id, cluster_id, counts)
+        clusters.delete_cluster(user, user.organization_id, cluster_id, counts)

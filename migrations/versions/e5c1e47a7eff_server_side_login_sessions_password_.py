@@ -5,7 +5,7 @@ users.session_version, which only the deactivation bumped, goes. Existing cookie
 so everyone logs in once more after this upgrade.
 
 Revision ID: e5c1e47a7eff
-Revises: ede60e31d567
+Revises: c8241a9172f9
 Create Date: 2026-11-30 10:14:51.427946
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e5c1e47a7eff'
-down_revision = 'ede60e31d567'
+down_revision = 'c8241a9172f9'
 branch_labels = None
 depends_on = None
 

@@ -55,6 +55,11 @@ SCHEMAS: dict[str, Any] = {
                         "-> problem",
                         "additionalProperties": STRING,
                     },
+                    "request_id": {
+                        **STRING,
+                        "description": "the X-Request-ID of this response: quote it when "
+                        "reporting a problem (it is in the server's logs)",
+                    },
                 }
             )
         }

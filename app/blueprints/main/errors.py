@@ -13,6 +13,7 @@ from werkzeug.exceptions import (
 
 from app.services import health
 from app.services.errors import DomainError
+from app.telemetry.web import request_id
 
 _TITLES = {
     400: "Bad request",
@@ -37,11 +38,19 @@ def wants_json() -> bool:
 def error_response(status: int, message: str, code: str | None = None, fields=None):
     if wants_json():
         body = {
-            "error": {"code": code or _code(status), "message": message, "fields": fields or {}}
+            "error": {
+                "code": code or _code(status),
+                "message": message,
+                "fields": fields or {},
+                "request_id": request_id(),
+            }
         }
         return jsonify(body), status
     title = _TITLES.get(status, "Error")
-    return render_template("errors/error.html", status=status, title=title, message=message), status
+    page = render_template(
+        "errors/error.html", status=status, title=title, message=message, request_id=request_id()
+    )
+    return page, status
 
 
 def with_retry_after(response, exc: HTTPException):
