@@ -268,7 +268,7 @@ def test_compose_runs_kargo_on_postgresql() -> None:
     tree = yaml_key_tree(text)
     services = tree["services"]
 
-    assert {"db", "kargo"} <= set(services)
+    assert {"db", "kargo", "redis"} <= set(services)
     database, kargo = services["db"], services["kargo"]
     assert database["image"]["="].startswith("postgres:16")
     assert "healthcheck" in database
@@ -278,6 +278,11 @@ def test_compose_runs_kargo_on_postgresql() -> None:
     environment = kargo["environment"]
     assert environment["DATABASE_URL"]["="].startswith("postgresql+psycopg://")
     assert environment["SECRET_KEY"]["="].startswith("${SECRET_KEY:?")
+    assert environment["PUBLIC_URL"]["="].startswith("${PUBLIC_URL:?")
+    # Rate limits are shared by every worker only in Redis (one counter across instances).
+    assert environment["RATELIMIT_STORAGE_URI"]["="].startswith("redis://redis:6379")
+    assert services["redis"]["image"]["="].startswith("redis:")
+    assert kargo["depends_on"]["redis"]["condition"]["="] == "service_healthy"
     assert "8001:8001" in text
     assert "volumes" in tree
 
