@@ -53,9 +53,15 @@ class Counter:
 
 
 def login_username() -> str:
-    """The username a login attempt names, from the form or the JSON body, normalized."""
-    username = request.form.get("username") if request.form else None
-    if username is None and request.is_json:
+    """The username a login attempt names, from the form or the JSON body, normalized.
+
+    The JSON body is read through the API's reader, which sets the API's smaller body limit
+    before anything touches the request stream.
+    """
+    username = None
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        username = request.form.get("username")
+    elif request.is_json:
         from app.blueprints.api.schema import read_json  # the API's body reader and its limit
         from app.services.errors import DomainError
 
