@@ -21,7 +21,8 @@ Logins count failed attempts under three keys, checked in this order:
   guess spread over many addresses; reaching it is logged as a warning, since it means an
   attack on that account.
 
-Accounts created (sign-ups and invite redemptions, pages and API) count per client address
+Password changes count wrong current passwords per user, like a login guess. Accounts created
+(sign-ups and invite redemptions, pages and API) count per client address
 (SIGNUP_RATE_LIMIT_PER_CLIENT).
 """
 
@@ -33,8 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 
-from flask import abort, current_app, make_response, request
+from flask import abort, current_app, g, make_response, request
 from flask_limiter.util import get_remote_address
+from flask_login import current_user
 from limits import RateLimitItem, parse
 
 from app.extensions import limiter
@@ -93,6 +95,18 @@ LOGIN_COUNTERS = (
     Counter(
         "LOGIN_RATE_LIMIT_PER_USERNAME", "login-user", login_username, on_exceeded=_ceiling_reached
     ),
+)
+
+
+def _acting_user() -> str:
+    user = g.get("api_user") or current_user
+    return str(getattr(user, "id", ""))
+
+
+# Wrong current passwords on a password change, per user: the page and the API together, with
+# the same number as a login guess from one client (a stolen session must not guess faster).
+PASSWORD_CHANGE_COUNTERS = (
+    Counter("LOGIN_RATE_LIMIT_PER_CLIENT_USERNAME", "password-change", _acting_user),
 )
 ACCOUNT_CREATION_COUNTERS = (
     Counter("SIGNUP_RATE_LIMIT_PER_CLIENT", "account-creation", get_remote_address),
@@ -159,6 +173,9 @@ def counted(counters: tuple[Counter, ...], counts: Callable[[object], bool]):
 
 # A page login that works redirects (302) and an API login answers 200; all else failed.
 login = counted(LOGIN_COUNTERS, counts=lambda response: response.status_code >= 400)
+password_change = counted(
+    PASSWORD_CHANGE_COUNTERS, counts=lambda response: response.status_code >= 400
+)
 # Only accounts actually created count: the sign-up pages redirect, the API answers 201.
 account_creation = counted(
     ACCOUNT_CREATION_COUNTERS, counts=lambda response: response.status_code in (201, 302)

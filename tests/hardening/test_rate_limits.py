@@ -174,3 +174,21 @@ def test_the_configured_limits_hold_across_four_workers_on_redis(tmp_path):
         if keys:
             redis_client.delete(*keys)
         redis_client.close()
+
+
+def test_wrong_current_passwords_are_limited_per_user_on_pages_and_api(app, client, login_as):
+    app.config["LOGIN_RATE_LIMIT_PER_CLIENT_USERNAME"] = "3 per minute"
+    grace = make_user(make_org(), "grace")
+    login_as(client, grace)
+    from app.services import accounts
+
+    _, token = accounts.issue_token(grace)
+    wrong = {"current_password": "a wrong guess", "password": "x" * 12, "confirm": "x" * 12}
+    statuses = [client.post("/profile/password", data=wrong).status_code for _ in range(2)]
+    api = client.post(
+        "/api/v1/user/password/",
+        json={"current_password": "a wrong guess", "new_password": "y" * 12},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    statuses += [api.status_code, client.post("/profile/password", data=wrong).status_code]
+    assert statuses == [422, 422, 422, 429]

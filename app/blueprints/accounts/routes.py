@@ -154,6 +154,7 @@ def update_profile():
 
 @bp.post("/profile/password")
 @login_required
+@limits.password_change
 def change_password():
     form = PasswordForm()
     form.username = current_user.username

@@ -467,7 +467,7 @@ PATHS: dict[str, Any] = {
         "post": operation(
             "Change your password (the current one is required)",
             ("200", json_response("What ended", "PasswordChanged")),
-            ["422"],
+            ["422", "429"],
             request="PasswordRequest",
             description="Every other login session and API token of yours ends; the token of "
             "this request stays valid.",

@@ -89,6 +89,7 @@ def update_profile():
 
 @route("/user/password/", "POST")
 @token_required
+@limits.password_change
 def change_password():
     """Every other session and token of the user ends; the token of this request stays."""
     body = json_body(PASSWORD)
