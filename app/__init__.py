@@ -117,7 +117,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(clusters_bp, url_prefix="/clusters")
     app.register_blueprint(deployments_bp, url_prefix="/deployments")
-    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    app.register_blueprint(api_bp)  # at its own prefix, /api/v1
     csrf.exempt(api_bp)
 
 

@@ -23,6 +23,13 @@ MAX_ID = 2**31 - 1
 DEPLOYMENT_STATUSES = ("running", "pending")
 
 
+# Ids are never reused, so an id held by a script, a link or a message can only ever name the
+# row it named. PostgreSQL sequences never go back; SQLite reuses the largest rowid after the
+# newest row is deleted unless the table is declared AUTOINCREMENT, which every table with an
+# integer key does through these table arguments (tests/test_migrations.py checks both).
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 def valid_id(value: object) -> bool:
     """Could `value` be a primary key here (a positive int within the 32-bit column)?"""
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
@@ -61,7 +68,10 @@ class Organization(db.Model):
 
     members: Mapped[list[User]] = relationship(back_populates="organization")
 
-    __table_args__ = (sa.CheckConstraint("deployment_quota >= 0", name="quota_not_negative"),)
+    __table_args__ = (
+        sa.CheckConstraint("deployment_quota >= 0", name="quota_not_negative"),
+        NEVER_REUSE_IDS,
+    )
 
 
 class User(UserMixin, db.Model):
@@ -86,6 +96,7 @@ class User(UserMixin, db.Model):
 
     __table_args__ = (
         sa.CheckConstraint("role IN ('owner', 'admin', 'member')", name="role_known"),
+        NEVER_REUSE_IDS,
     )
 
     # Set on the loaded user by the session and token loaders (`services.accounts`); never
@@ -116,6 +127,8 @@ class LoginSession(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
 
+    __table_args__ = (NEVER_REUSE_IDS,)
+
 
 class Invite(db.Model):
     __tablename__ = "invites"
@@ -141,6 +154,7 @@ class Invite(db.Model):
 
     __table_args__ = (
         sa.CheckConstraint("role IN ('owner', 'admin', 'member')", name="role_known"),
+        NEVER_REUSE_IDS,
     )
 
 
@@ -167,6 +181,8 @@ class PasswordReset(db.Model):
     user: Mapped[User] = relationship(foreign_keys=[user_id])
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
 
+    __table_args__ = (NEVER_REUSE_IDS,)
+
 
 class ApiToken(db.Model):
     __tablename__ = "api_tokens"
@@ -185,6 +201,8 @@ class ApiToken(db.Model):
     last_used_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
+
+    __table_args__ = (NEVER_REUSE_IDS,)
 
 
 class Cluster(db.Model):
@@ -214,6 +232,7 @@ class Cluster(db.Model):
     __table_args__ = (
         sa.UniqueConstraint("organization_id", "name", name="uq_clusters_org_name"),
         sa.CheckConstraint("max_deployments > 0", name="max_deployments_positive"),
+        NEVER_REUSE_IDS,
     )
 
 
@@ -279,6 +298,7 @@ class Deployment(db.Model):
         sa.Index("ix_deployments_cluster_status", "cluster_id", "status"),
         sa.Index("ix_deployments_org_status", "organization_id", "status"),
         sa.Index("ix_deployments_creator_notice", "created_by_id", "preemption_notice"),
+        NEVER_REUSE_IDS,
     )
 
 
@@ -322,5 +342,5 @@ class Event(db.Model):
             "actor_kind IN ('user', 'scheduler', 'reconciler', 'system')", name="actor_kind_known"
         ),
         # Ids are never reused, even after pruning: readers resume from the last id they saw.
-        {"sqlite_autoincrement": True},
+        NEVER_REUSE_IDS,
     )

@@ -8,6 +8,7 @@ tables are truncated before every test.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ from app import create_app
 from app.extensions import db as _db
 from app.models import User
 from tests.support.databases import postgres_url, temporary_postgres_database
+from tests.support.gunicorn import running_gunicorn
 
 
 @pytest.fixture(scope="session")
@@ -110,3 +112,28 @@ def login(client: FlaskClient, user: User) -> FlaskClient:
 @pytest.fixture
 def login_as():
     return login
+
+
+@contextmanager
+def _live_database(tmp_path_factory) -> Iterator[str]:
+    base = postgres_url()
+    if base is None:
+        yield f"sqlite:///{tmp_path_factory.mktemp('live') / 'kargo.db'}"
+        return
+    with temporary_postgres_database(base, "live") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory) -> Iterator[str]:
+    """The base URL of the real application under gunicorn, shared by a test session.
+
+    Its database is migrated with `flask db upgrade`: a SQLite file, or a fresh PostgreSQL
+    database when KARGO_TEST_DATABASE_URL is set. Tests sharing it create their own accounts
+    (the account creation limit is raised for them; it has its own tests).
+    """
+    with (
+        _live_database(tmp_path_factory) as url,
+        running_gunicorn(url, workers=2, SIGNUP_RATE_LIMIT_PER_CLIENT="1000 per hour") as server,
+    ):
+        yield server

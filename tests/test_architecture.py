@@ -329,3 +329,28 @@ def test_no_import_cycles_between_app_modules() -> None:
 def test_cycle_finder_finds_a_cycle() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+CLI_DIR = REPO / "kargo_cli"
+CLI_ALLOWED_PACKAGES = {"__future__", "click", "kargo_cli"}
+
+
+def test_the_command_line_is_only_an_http_client() -> None:
+    """`kargo` speaks to the JSON API and nothing else: the standard library and Click only,
+    never the Flask app, its services, models or database (it runs on machines without them)."""
+    modules = sorted(CLI_DIR.rglob("*.py"))
+    assert modules, "kargo_cli not found"
+    offenders = []
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top not in CLI_ALLOWED_PACKAGES and top not in sys.stdlib_module_names:
+                    offenders.append(f"{path.relative_to(REPO)}: import {name}")
+    assert offenders == []

@@ -158,3 +158,162 @@ def test_concurrent_upgrades_on_postgresql_apply_once(tmp_path) -> None:
             versions = connection.scalars(sa.text("SELECT version_num FROM alembic_version")).all()
         engine.dispose()
         assert versions == list(script_directory().get_heads())
+
+
+# --------------------------------------------------------------------------------------------
+# Ids are never reused (SQLite AUTOINCREMENT; PostgreSQL sequences).
+
+PREVIOUS_REVISION = "c8241a9172f9"  # the head before ids became never-reused
+IDS_REVISION = "5b7e2d9c4a10"  # the revision that made them so (rows below are of its schema)
+
+
+def integer_keyed_tables() -> list[sa.Table]:
+    return [
+        table
+        for table in db.metadata.sorted_tables
+        if len(table.primary_key.columns) == 1
+        and isinstance(next(iter(table.primary_key.columns)).type, sa.Integer)
+    ]
+
+
+def test_every_integer_keyed_model_declares_never_reused_ids() -> None:
+    from app.models import NEVER_REUSE_IDS
+
+    tables = integer_keyed_tables()
+    assert {"organizations", "users", "clusters", "deployments"} <= {t.name for t in tables}
+    for table in tables:
+        assert table.kwargs.get("sqlite_autoincrement") is True, (
+            f"{table.name}: add NEVER_REUSE_IDS {NEVER_REUSE_IDS} to its __table_args__"
+        )
+
+
+def sqlite_autoincrement_tables() -> set[str]:
+    """Tables whose SQLite definition says AUTOINCREMENT (autogenerate does not compare it)."""
+    with db.engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type='table'")
+        return {name for name, sql in rows if "AUTOINCREMENT" in sql.upper()}
+
+
+def test_upgrade_declares_autoincrement_on_sqlite(migration_app: Flask) -> None:
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("AUTOINCREMENT is SQLite's; PostgreSQL sequences never reuse values")
+    flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
+    assert sqlite_autoincrement_tables() == {table.name for table in integer_keyed_tables()}
+    flask_migrate.downgrade(directory=str(MIGRATIONS_DIR), revision=PREVIOUS_REVISION)
+    assert sqlite_autoincrement_tables() == {"events"}
+
+
+def insert_rows(connection, suffix: str) -> dict[str, int]:
+    """One row in every integer-keyed table (as of the previous revision); their ids."""
+    now = "2026-01-01 00:00:00"
+
+    def insert(sql: str, **values) -> int:
+        return connection.execute(sa.text(sql + " RETURNING id"), values).scalar_one()
+
+    org = insert(
+        "INSERT INTO organizations (name, deployment_quota, created_at) VALUES (:n, 10, :t)",
+        n=f"org-{suffix}",
+        t=now,
+    )
+    user = insert(
+        "INSERT INTO users (organization_id, username, username_key, display_name, password_hash,"
+        " role, active, session_version, created_at) VALUES (:o, :u, :u, 'U', 'x', 'owner', true,"
+        " 0, :t)",
+        o=org,
+        u=f"user-{suffix}",
+        t=now,
+    )
+    ids = {"organizations": org, "users": user}
+    ids["invites"] = insert(
+        "INSERT INTO invites (organization_id, code_hash, created_by_id, created_at, expires_at)"
+        " VALUES (:o, :h, :u, :t, :t)",
+        o=org,
+        h=suffix * 8,
+        u=user,
+        t=now,
+    )
+    ids["api_tokens"] = insert(
+        "INSERT INTO api_tokens (user_id, token_hash, created_at, expires_at)"
+        " VALUES (:u, :h, :t, :t)",
+        u=user,
+        h=(suffix * 8)[::-1],
+        t=now,
+    )
+    cluster = insert(
+        "INSERT INTO clusters (organization_id, name, max_deployments, created_by_id, created_at,"
+        " state_version) VALUES (:o, :n, 5, :u, :t, 0)",
+        o=org,
+        n=f"c-{suffix}",
+        u=user,
+        t=now,
+    )
+    ids["clusters"] = cluster
+    connection.execute(
+        sa.text(
+            "INSERT INTO cluster_resources (cluster_id, kind, position, capacity, used)"
+            " VALUES (:c, 'cpu', 0, 1000, 0)"
+        ),
+        {"c": cluster},
+    )
+    ids["deployments"] = insert(
+        "INSERT INTO deployments (organization_id, cluster_id, name, image, priority, requests,"
+        " status, created_by_id, submitted_at, preemptions) VALUES (:o, :c, 'web', 'nginx', 100,"
+        " '{\"cpu\": 100}', 'pending', :u, :t, 0)",
+        o=org,
+        c=cluster,
+        u=user,
+        t=now,
+    )
+    return ids
+
+
+def test_upgrade_keeps_every_row_and_key_on_sqlite(migration_app: Flask) -> None:
+    """The batch recreation copies the rows with their ids and leaves foreign keys whole."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("the tables are recreated on SQLite only")
+    flask_migrate.upgrade(directory=str(MIGRATIONS_DIR), revision=PREVIOUS_REVISION)
+    with db.engine.begin() as connection:
+        first = insert_rows(connection, "a")
+        second = insert_rows(connection, "b")
+        before = {
+            table: connection.execute(sa.text(f"SELECT * FROM {table} ORDER BY 1")).all()
+            for table in (*first, "cluster_resources")
+        }
+    flask_migrate.upgrade(directory=str(MIGRATIONS_DIR), revision=IDS_REVISION)
+    with db.engine.begin() as connection:
+        after = {
+            table: connection.execute(sa.text(f"SELECT * FROM {table} ORDER BY 1")).all()
+            for table in before
+        }
+        assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        # The migration turned foreign keys off only while it ran.
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    assert after == before
+    assert all(second[table] > first[table] for table in first)
+
+
+def delete_newest_and_insert(connection, ids: dict[str, int]) -> None:
+    """Delete the newest row of every table (children first), as a user deleting them would."""
+    for table in ("deployments", "cluster_resources", "clusters", "api_tokens", "invites"):
+        key = "cluster_id" if table == "cluster_resources" else "id"
+        value = ids["clusters"] if table == "cluster_resources" else ids[table]
+        connection.execute(sa.text(f"DELETE FROM {table} WHERE {key} = :v"), {"v": value})
+    connection.execute(sa.text("DELETE FROM users WHERE id = :v"), {"v": ids["users"]})
+    connection.execute(
+        sa.text("DELETE FROM organizations WHERE id = :v"), {"v": ids["organizations"]}
+    )
+
+
+def test_ids_are_never_reused_after_the_newest_row_is_deleted(migration_app: Flask) -> None:
+    """On both databases: delete the newest row of each table; the next id is larger.
+
+    At the revision that made it so; later revisions keep AUTOINCREMENT on every table they
+    recreate (test_upgrade_declares_autoincrement_on_sqlite checks the head)."""
+    flask_migrate.upgrade(directory=str(MIGRATIONS_DIR), revision=IDS_REVISION)
+    with db.engine.begin() as connection:
+        insert_rows(connection, "a")
+        newest = insert_rows(connection, "b")
+        delete_newest_and_insert(connection, newest)
+        again = insert_rows(connection, "c")
+    for table, deleted in newest.items():
+        assert again[table] > deleted, f"{table}: id {deleted} was given again"

@@ -71,6 +71,7 @@ from app.services.errors import (
 )
 
 # A DNS label: what a cluster name may later become in a hostname.
+NAME_MAX = 63
 NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MANAGER_ROLES = ("owner", "admin")
 
@@ -511,8 +512,8 @@ def _clean_name(name: object, errors: dict[str, str]) -> str:
         errors["name"] = "give the cluster a name"
         return ""
     clean = name.strip().lower()
-    if len(clean) > 63:
-        errors["name"] = "a cluster name has at most 63 characters"
+    if len(clean) > NAME_MAX:
+        errors["name"] = f"a cluster name has at most {NAME_MAX} characters"
     elif not NAME_PATTERN.match(clean):
         errors["name"] = (
             "use lowercase letters, digits and '-', starting and ending with a letter or digit"

@@ -21,16 +21,18 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from flask import current_app
 
 from app import scheduler
 from app.extensions import db
 from app.models import DEPLOYMENT_STATUSES, Deployment, Organization, User, utcnow, valid_id
-from app.quantities import format_amount, parse_requests
+from app.quantities import format_amount, format_number, parse_requests
 from app.services import clusters, history, transactions
 from app.services.errors import (
     Forbidden,
@@ -45,7 +47,6 @@ PRIORITY_PRESETS: dict[str, int] = {"low": 100, "normal": 500, "high": 800, "cri
 DEFAULT_PRIORITY = PRIORITY_PRESETS["normal"]
 MIN_PRIORITY, MAX_PRIORITY = 0, 1000
 MANAGER_ROLES = ("owner", "admin")
-MAX_PER_PAGE = 100
 
 # A dry run needs an id for the deployment that does not exist yet; real ids are positive.
 _PREVIEW_ID = -1
@@ -109,8 +110,26 @@ class Preempted(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class Planned:
+    """A deployment that a scheduling decision starts, or leaves waiting (a line of a plan)."""
+
+    id: int | None  # None: the deployment being submitted, which has no id before it exists
+    name: str
+    priority: int
+    position: int | None = None  # in the queue, when it waits
+    reason: str | None = None  # why it waits
+
+
+@dataclass(frozen=True, slots=True)
 class SubmitResult:
-    """The outcome of a submission, or of its dry run (then `deployment` is None)."""
+    """The outcome of a submission, or of its dry run (then `deployment` is None).
+
+    Besides the submitted deployment itself: `preempted` are the running deployments it sends
+    back to the queue; `started` lists everything the decision starts (the submitted one
+    included, with id None in a dry run); `waiting` lists the deployments left waiting because
+    of it (itself when it queues, and its victims), each with its position and reason;
+    `queue_length` is the length of the cluster's queue afterwards.
+    """
 
     name: str
     status: str  # "running" | "pending"
@@ -118,6 +137,11 @@ class SubmitResult:
     reason: str | None
     preempted: list[Preempted] = field(default_factory=list)
     deployment: DeploymentView | None = None
+    started: list[Planned] = field(default_factory=list)
+    waiting: list[Planned] = field(default_factory=list)
+    queue_length: int = 0
+    priority: int | None = None
+    requests: dict[str, int] = field(default_factory=dict)
 
     @property
     def dry_run(self) -> bool:
@@ -297,12 +321,9 @@ def list_deployments(
         problems["status"] = "status must be running or pending"
     if not isinstance(page, int) or isinstance(page, bool) or page < 1:
         problems["page"] = "page must be a whole number of at least 1"
-    if (
-        not isinstance(per_page, int)
-        or isinstance(per_page, bool)
-        or not 1 <= per_page <= MAX_PER_PAGE
-    ):
-        problems["per_page"] = f"per_page must be between 1 and {MAX_PER_PAGE}"
+    largest = max_page_size()
+    if not isinstance(per_page, int) or isinstance(per_page, bool) or not 1 <= per_page <= largest:
+        problems["per_page"] = f"per_page must be between 1 and {largest}"
     if problems:
         raise ValidationError(" ".join(problems.values()), fields=problems)
     names = cluster_names(user)
@@ -326,6 +347,12 @@ def list_deployments(
     ).all()
     items = [view_of(d, names.get(d.cluster_id)) for d in rows]
     return DeploymentPage(items=items, total=total or 0, page=page, per_page=per_page)
+
+
+def max_page_size() -> int:
+    """The largest page a list may ask for: the API's configured bound (or the pages' size)."""
+    config = current_app.config
+    return max(config["API_MAX_PAGE_SIZE"], config["PAGE_SIZE"])
 
 
 def organization_count(organization_id: int) -> int:
@@ -379,6 +406,11 @@ def timeline(user: User, deployment_id: int, limit: int = 100) -> list[history.E
 
 def can_delete(user: User, deployment: DeploymentView) -> bool:
     return user.role in MANAGER_ROLES or deployment.created_by_id == user.id
+
+
+def can_change_priority(user: User, deployment: DeploymentView) -> bool:
+    """The people who may delete a deployment may also change its priority."""
+    return can_delete(user, deployment)
 
 
 def can_delete_all(user: User) -> bool:
@@ -524,6 +556,11 @@ def _registry_problem(host: str) -> str | None:
     return None
 
 
+_PRIORITY_CHOICES = (
+    f"a whole number from {MIN_PRIORITY} to {MAX_PRIORITY} or one of {', '.join(PRIORITY_PRESETS)}"
+)
+
+
 def parse_priority(value: object) -> int:
     """An integer 0..1000, or a preset name (low, normal, high, critical); None is normal."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -535,10 +572,7 @@ def parse_priority(value: object) -> int:
         if re.fullmatch(r"[0-9]{1,4}", text):
             value = int(text)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(
-            "priority must be a whole number from 0 to 1000 or one of "
-            + ", ".join(PRIORITY_PRESETS)
-        )
+        raise ValueError("priority must be " + _PRIORITY_CHOICES)
     if not MIN_PRIORITY <= value <= MAX_PRIORITY:
         raise ValueError(f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}")
     return value
@@ -712,14 +746,25 @@ _ROW_COLUMNS = (
 )
 
 
-def _load_state(cluster_id: int) -> tuple[dict[int, Any], list[scheduler.Job], list[scheduler.Job]]:
-    """Rows of the cluster by id, and the scheduler's running and pending jobs."""
-    rows = {
+def _load_state(
+    cluster_id: int, priorities: Mapping[int, int] | None = None
+) -> tuple[dict[int, Any], list[scheduler.Job], list[scheduler.Job]]:
+    """Rows of the cluster by id, and the scheduler's running and pending jobs.
+
+    `priorities` overrides the priority of some deployments (id -> priority), in the rows and
+    the jobs alike, to decide a priority change before (or without) writing it.
+    """
+    rows: dict[int, Any] = {
         row.id: row
         for row in db.session.execute(
             sa.select(*_ROW_COLUMNS).where(Deployment.cluster_id == cluster_id)
         )
     }
+    for deployment_id, priority in (priorities or {}).items():
+        if deployment_id in rows:
+            rows[deployment_id] = SimpleNamespace(
+                **{**rows[deployment_id]._mapping, "priority": priority}
+            )
     running, pending = [], []
     for row in rows.values():
         job = scheduler.Job(
@@ -942,13 +987,16 @@ def submit(
     priority: object = None,
     requests_raw: object = None,
     dry_run: bool = False,
+    cloned_from: int | None = None,
 ) -> SubmitResult:
     """Submit a deployment to a cluster of the user's organization and schedule it at once.
 
     One transaction holding the cluster's lock: validate (rules 8 and 9 included, so limits are
     race-free), insert the row as pending, run the scheduler on the cluster's state, apply its
     decision (victims freed before the newcomers are reserved), commit. `dry_run` computes the
-    same decision from an unlocked snapshot and writes nothing: the what-if preview.
+    same decision from an unlocked snapshot and writes nothing: the what-if preview and the
+    API's plan, which name what would start, wait and be preempted. `cloned_from` names the
+    deployment this one copies, for its history.
     Raises NotFound (cluster absent or of another organization), ValidationError, Infeasible,
     QuotaExceeded; nothing is written then.
     """
@@ -990,14 +1038,20 @@ def submit(
             db.session.add(new)
             db.session.flush()
             new_id = new.id
+            copy = f" as a copy of #{cloned_from}" if cloned_from is not None else ""
             history.record(
                 organization_id,
                 history.actor_of(user),
                 "deployment.submitted",
                 history.Subject("deployment", new_id, final_name),
                 f"Submitted {valid.image} at priority {priority_label(valid.priority)}, "
-                f"requesting {_describe(valid.requests)}.",
-                {"image": valid.image, "priority": valid.priority, "requests": valid.requests},
+                f"requesting {_describe(valid.requests)}{copy}.",
+                {
+                    "image": valid.image,
+                    "priority": valid.priority,
+                    "requests": valid.requests,
+                    **({"cloned_from": cloned_from} if cloned_from is not None else {}),
+                },
                 cluster_id=cluster.id,
             )
         job = scheduler.Job(new_id, valid.priority, valid.requests, _micros(now))
@@ -1007,16 +1061,21 @@ def submit(
             "dry_run" if dry_run else "submit",
         )
         preempted = _preempted_list(rows, decision.preempted)
-        entry = next((e for e in decision.queue if e.id == new_id), None)
-        status = "running" if new_id in decision.started else "pending"
+        subject = Planned(None if dry_run else new_id, final_name, valid.priority)
+        plan = _plan(rows, decision, new_id, subject)
         if dry_run:
             db.session.rollback()
             return SubmitResult(
                 name=final_name,
-                status=status,
-                position=entry.position if entry else None,
-                reason=entry.reason if entry else None,
+                status="running" if new_id in decision.started else "pending",
+                position=plan.subject_entry.position if plan.subject_entry else None,
+                reason=plan.subject_entry.reason if plan.subject_entry else None,
                 preempted=preempted,
+                started=plan.started,
+                waiting=plan.waiting,
+                queue_length=plan.queue_length,
+                priority=valid.priority,
+                requests=valid.requests,
             )
         _apply(cluster, rows, decision, {}, new)
         _check_org_quota(organization_id, counting_new=True)
@@ -1029,6 +1088,298 @@ def submit(
         reason=view.reason,
         preempted=preempted,
         deployment=view,
+        started=plan.started,
+        waiting=plan.waiting,
+        queue_length=plan.queue_length,
+        priority=view.priority,
+        requests=view.requests,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    started: list[Planned]
+    waiting: list[Planned]
+    queue_length: int
+    subject_entry: Planned | None  # the subject's line in `waiting`, when it waits
+
+
+def _plan(
+    rows: Mapping[int, Any], decision: scheduler.Decision, subject_id: int, subject: Planned
+) -> _Plan:
+    """What `decision` starts, and whom it leaves waiting because of the event about `subject`
+    (whose id in the decision is `subject_id`): the subject itself when it waits, and every
+    deployment sent back to the queue. Reads the decision's queue once."""
+
+    def planned(deployment_id: int, entry: scheduler.QueueEntry | None = None) -> Planned:
+        if deployment_id == subject_id:
+            line = subject
+        else:
+            row = rows[deployment_id]
+            line = Planned(row.id, row.name, row.priority)
+        if entry is None:
+            return line
+        reason = entry.reason
+        if subject.id is None:  # a dry run: the preemptor has no id yet
+            reason = reason.replace(f"deployment #{subject_id}", f"the planned {subject.name}")
+        return Planned(line.id, line.name, line.priority, entry.position, reason)
+
+    concerned = {subject_id, *decision.preempted, *decision.evicted}
+    entries = {entry.id: entry for entry in decision.queue if entry.id in concerned}
+    waiting = [planned(i, entries[i]) for i in sorted(entries, key=lambda i: entries[i].position)]
+    return _Plan(
+        started=[planned(i) for i in decision.started],
+        waiting=waiting,
+        queue_length=len(decision.queue),
+        subject_entry=planned(subject_id, entries[subject_id]) if subject_id in entries else None,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Changing a deployment's priority, cloning it
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityChange:
+    """The outcome of a priority change, or of its dry run (then `deployment` is None).
+
+    `preempted` are the deployments the changed one preempts; `preempted_by` is set when the
+    changed deployment itself is sent back to the queue (lowered below a waiting one).
+    `started` and `waiting` are as in `SubmitResult` (waiting: itself when it waits, and
+    every deployment sent back to the queue).
+    """
+
+    id: int
+    name: str
+    previous: int
+    priority: int
+    status: str
+    position: int | None
+    reason: str | None
+    preempted: list[Preempted] = field(default_factory=list)
+    preempted_by: int | None = None
+    started: list[Planned] = field(default_factory=list)
+    waiting: list[Planned] = field(default_factory=list)
+    queue_length: int = 0
+    deployment: DeploymentView | None = None
+
+    @property
+    def dry_run(self) -> bool:
+        return self.deployment is None
+
+    @property
+    def starts(self) -> bool:
+        return any(line.id == self.id for line in self.started)
+
+    @property
+    def message(self) -> str:
+        """One plain sentence for a flash, the page or the API."""
+        before, after = priority_label(self.previous), priority_label(self.priority)
+        if self.previous == self.priority:
+            return f"{self.name} already has priority {after}."
+        victims = ", ".join(p.describe() for p in self.preempted)
+        where = f"at position {self.position}: {self.reason}"
+        if self.dry_run:
+            text = f"Changing {self.name} from priority {before} to {after} would "
+            if self.preempted_by is not None:
+                text += f"let deployment #{self.preempted_by} preempt it"
+            elif self.starts:
+                text += "start it"
+            elif self.status == "running":
+                text += "keep it running"
+            else:
+                text += f"leave it waiting {where}"
+            return text + (f", preempting {victims}." if victims else ".")
+        text = f"{self.name} went from priority {before} to {after}"
+        if self.preempted_by is not None:
+            text += f"; deployment #{self.preempted_by} preempted it and it waits {where}"
+        elif self.starts:
+            text += "; it started"
+        elif self.status == "running":
+            text += "; it keeps running"
+        else:
+            text += f"; it waits {where}"
+        if victims:
+            themselves = "itself" if len(self.preempted) == 1 else "themselves"
+            text += f"; it preempted {victims}, which will restart by {themselves}"
+        return text + "."
+
+
+def change_priority(
+    user: User, deployment_id: int, priority: object, dry_run: bool = False
+) -> PriorityChange:
+    """Give a deployment a new priority and reschedule its cluster at once.
+
+    A scheduling event with the usual rules: raised, the deployment may start or preempt
+    strictly lower priorities; lowered, it may be preempted by a waiting deployment that now
+    outranks it; waiting, it takes its new place in the queue. It keeps its id, its
+    submission time (its place among equals) and its history, which records the change and
+    who made it. Its creator, owners and admins may change it. One transaction holding the
+    cluster's lock: the row's priority is updated and the scheduler reconciles the cluster
+    (`scheduler.Reconcile`), whose decision is applied like any other. `dry_run` decides from
+    an unlocked snapshot and writes nothing. The same priority is no change and writes nothing.
+    Raises NotFound, Forbidden, ValidationError (field "priority").
+    """
+    try:
+        if priority is None or (isinstance(priority, str) and not priority.strip()):
+            raise ValueError("give the new priority: " + _PRIORITY_CHOICES)
+        new_priority = parse_priority(priority)
+    except ValueError as exc:
+        raise ValidationError(_summary({"priority": str(exc)}), {"priority": str(exc)}) from None
+    organization_id = user.organization_id
+    with _rollback_on_error():
+        target = view_of(_find(user, deployment_id))
+        if not can_change_priority(user, target):
+            raise Forbidden("Only its creator, an owner or an admin can change its priority.")
+        if dry_run:
+            cluster = clusters.snapshot(target.cluster_id, organization_id)
+        else:
+            cluster = clusters.lock(target.cluster_id, organization_id)
+        rows, running, pending = _load_state(cluster.id, {deployment_id: new_priority})
+        if deployment_id not in rows:  # deleted by someone else while we waited for the lock
+            raise NotFound("No such deployment.")
+        row = rows[deployment_id]
+        previous = db.session.scalar(
+            sa.select(Deployment.priority).where(Deployment.id == deployment_id)
+        )
+        if previous == new_priority:
+            db.session.rollback()
+            current = get(user, deployment_id)
+            return PriorityChange(
+                deployment_id,
+                current.name,
+                previous,
+                new_priority,
+                current.status,
+                current.queue_position,
+                current.reason,
+                deployment=None if dry_run else current,
+            )
+        decision = scheduler.schedule(
+            scheduler.ClusterState(cluster.capacity, running, pending), scheduler.Reconcile()
+        )
+        subject = Planned(deployment_id, row.name, new_priority)
+        plan = _plan(rows, decision, deployment_id, subject)
+        preempted_by = decision.preempted.get(deployment_id)
+        preempted = _preempted_list(
+            rows, [v for v, by in decision.preempted.items() if by == deployment_id]
+        )
+        was_running = row.status == "running"
+        if deployment_id in decision.started:
+            status = "running"
+        elif preempted_by is not None or deployment_id in decision.evicted:
+            status = "pending"
+        else:
+            status = "running" if was_running else "pending"
+        result = PriorityChange(
+            deployment_id,
+            row.name,
+            previous,
+            new_priority,
+            status,
+            plan.subject_entry.position if plan.subject_entry else None,
+            plan.subject_entry.reason if plan.subject_entry else None,
+            preempted=preempted,
+            preempted_by=preempted_by,
+            started=plan.started,
+            waiting=plan.waiting,
+            queue_length=plan.queue_length,
+        )
+        if dry_run:
+            db.session.rollback()
+            return result
+        db.session.execute(
+            sa.update(Deployment)
+            .where(Deployment.id == deployment_id)
+            .values(priority=new_priority)
+            .execution_options(synchronize_session=False)
+        )
+        actor = history.actor_of(user)
+        history.record(
+            organization_id,
+            actor,
+            "deployment.reprioritized",
+            history.Subject("deployment", deployment_id, row.name),
+            f"Re-prioritized from {priority_label(previous)} to {priority_label(new_priority)} "
+            f"by {actor.name}.",
+            {"from": previous, "to": new_priority},
+            cluster_id=cluster.id,
+        )
+        _apply(cluster, rows, decision, {})
+        db.session.commit()
+    view = get(user, deployment_id)
+    return replace(
+        result,
+        status=view.status,
+        position=view.queue_position,
+        reason=view.reason,
+        deployment=view,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CloneDefaults:
+    """What a copy of a deployment starts from: the form's prefill and the API's defaults.
+
+    `requests` holds each amount as it would be typed (display units, exact: `2`, `0.5`,
+    `1.5`), so the copy asks for exactly what the source asked for.
+    """
+
+    source_id: int
+    source_name: str
+    cluster_id: int
+    image: str
+    priority: int
+    requests: dict[str, str]
+
+
+def clone_defaults(user: User, deployment_id: int) -> CloneDefaults:
+    """The values a copy of the deployment starts from (NotFound for another organization's)."""
+    source = _find(user, deployment_id)
+    return CloneDefaults(
+        source_id=source.id,
+        source_name=source.name,
+        cluster_id=source.cluster_id,
+        image=source.image,
+        priority=source.priority,
+        requests={kind: format_number(kind, amount) for kind, amount in source.requests.items()},
+    )
+
+
+def clone(
+    user: User,
+    deployment_id: int,
+    cluster_id: int | None = None,
+    image: object = None,
+    name: object = None,
+    priority: object = None,
+    requests_raw: object = None,
+    dry_run: bool = False,
+) -> SubmitResult:
+    """Submit a copy of a deployment of the user's organization, with optional overrides.
+
+    The copy is a new deployment (new id, name and submission time; the caller is its
+    creator) submitted and scheduled exactly like `submit`, on the source's cluster unless
+    `cluster_id` says otherwise. Fields left None keep the source's values, except the name,
+    which is generated (names are unique in a cluster). `requests_raw` is merged over the
+    source's requests kind by kind; a kind set to None is left out of the copy. Any member may
+    clone what they can see. Raises what `submit` raises, and NotFound for the source.
+    """
+    defaults = clone_defaults(user, deployment_id)
+    requests: object = dict(defaults.requests)
+    if isinstance(requests_raw, Mapping):
+        requests = {**defaults.requests, **requests_raw}
+    elif requests_raw is not None:
+        requests = requests_raw  # not a mapping: `submit` reports it
+    return submit(
+        user,
+        defaults.cluster_id if cluster_id is None else cluster_id,
+        defaults.image if image is None else image,
+        name=name,
+        priority=defaults.priority if priority is None else priority,
+        requests_raw=requests,
+        dry_run=dry_run,
+        cloned_from=defaults.source_id,
     )
 
 

@@ -118,7 +118,7 @@ def test_submit_beyond_the_cluster_maximum_is_422(api, owner, db):
     ("body", "field"),
     [
         ({"image": "nginx", "resource": {"cpu": 1}}, "cluster_id"),
-        ({"cluster_id": "1", "image": "nginx", "resource": {"cpu": 1}}, "cluster_id"),
+        ({"cluster_id": "one", "image": "nginx", "resource": {"cpu": 1}}, "cluster_id"),
         ({"cluster_id": 1, "resource": {"cpu": 1}}, "image"),
         ({"cluster_id": 1, "image": ["nginx"], "resource": {"cpu": 1}}, "image"),
         ({"cluster_id": 1, "image": "nginx"}, "resource"),

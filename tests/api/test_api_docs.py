@@ -136,7 +136,7 @@ def test_the_curl_walkthrough_replays(api):
             assert jq_words[:2] == ["jq", "-r"], where
             variables[name] = str(jq(response.get_json(), jq_words[2]))
         elif match := ASSIGN.match(step.command):
-            variables[match.group(1)] = match.group(2)
+            variables[match.group(1)] = substitute(match.group(2), variables)
             continue
         else:
             response = run_curl(api, step.command, variables)

@@ -149,3 +149,18 @@ def test_redeem_wrong_shape_is_400(api, owner, db):
     assert response.status_code == 400
     fields = error_of(response)["fields"]
     assert {"code", "username", "password", "display_name"} <= set(fields)
+
+
+def test_redeem_invite_takes_the_code_as_the_bearer_token(api, owner):
+    """The seed's "Use invite code" example sends the code as its bearer token."""
+    code = api.patch("/organization/invite/", token=owner.token).get_json()["code"]
+    response = api.post("/organization/invite/", json=NEWCOMER, token=code)
+    assert response.status_code == 201
+    assert response.get_json()["organization"]["id"] == owner.org.id
+
+
+def test_redeem_with_an_api_token_instead_of_a_code_is_404(api, owner, db):
+    before = users(db)
+    response = api.post("/organization/invite/", json=NEWCOMER, token=owner.token)
+    assert response.status_code == 404
+    assert users(db) == before

@@ -22,27 +22,28 @@ PREFIX = "/api/v1"
 _CONVERTER = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([a-z_]+)>")
 
 
-@cache
 def _document_json() -> str:
     from app.blueprints.api.openapi import document
 
-    return json.dumps(document())
+    return json.dumps(document(), sort_keys=True)
 
 
 def document() -> dict[str, Any]:
-    """The document as served (a fresh copy; it needs an app context for its config values)."""
+    """The document as served by the current app (a fresh copy; it needs an app context: its
+    limits come from the app's configuration, so tests with other limits get another one)."""
     return json.loads(_document_json())
+
+
+@cache
+def _validator(document_json: str, ref: str) -> Draft202012Validator:
+    doc = json.loads(document_json)
+    return Draft202012Validator({"$ref": DOCUMENT_URI + ref}, registry=registry(doc))
 
 
 def registry(doc: dict[str, Any]) -> Registry:
     return Registry().with_resource(
         DOCUMENT_URI, Resource.from_contents(doc, default_specification=DRAFT202012)
     )
-
-
-def validator_for(ref: str, doc: dict[str, Any]) -> Draft202012Validator:
-    """A validator for a `#/...` reference inside the document."""
-    return Draft202012Validator({"$ref": DOCUMENT_URI + ref}, registry=registry(doc))
 
 
 def documented_path(rule: str) -> str:
@@ -100,7 +101,8 @@ def check_response(
 def _validate(doc: dict, ref: str, body: bytes, content_type: str | None, where: str) -> None:
     assert content_type == "application/json", f"{where}: answered {content_type}"
     value = json.loads(body)
-    errors = sorted(validator_for(ref, doc).iter_errors(value), key=lambda e: list(e.path))
+    validator = _validator(json.dumps(doc, sort_keys=True), ref)
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
     assert not errors, f"{where}: does not match {ref}: " + "; ".join(
         f"{list(e.path)}: {e.message}" for e in errors[:5]
     )

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from flask import Blueprint
 
-bp = Blueprint("api", __name__)
+PREFIX = "/api/v1"
+bp = Blueprint("api", __name__, url_prefix=PREFIX)
 
 # Object ids in paths: any run of digits. The services answer 404 for an id no row can have
 # (0, or beyond the 32-bit id columns: `models.valid_id`) before it reaches the database, so
@@ -45,5 +46,6 @@ from app.blueprints.api import (  # noqa: E402,F401
     errors,
     openapi,
     organizations,
+    seed,
     users,
 )

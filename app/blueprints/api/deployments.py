@@ -1,7 +1,8 @@
-"""Deployments: submit (run now or queue, preempting lower priorities), list, show, delete.
+"""Deployments: submit (run now or queue, preempting lower priorities), plan (a dry run of a
+submission), list, show, change the priority, clone, delete.
 
-Every decision (validation, feasibility, limits, scheduling, who may delete) is taken by
-`services.deployments`; this module only maps JSON to its arguments and its views to JSON.
+Every decision (validation, feasibility, limits, scheduling, who may change or delete) is taken
+by `services.deployments`; this module only maps JSON to its arguments and its views to JSON.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from app.blueprints.api import ID, route, serialize
 from app.blueprints.api.auth import api_user, token_required
 from app.blueprints.api.pagination import page_body, page_request
 from app.blueprints.api.schema import (
-    Integer,
+    Id,
     IntegerOrString,
     Object,
     Quantities,
     String,
     json_body,
+    optional_json_body,
     query_choice,
     query_int,
 )
@@ -27,11 +29,22 @@ from app.services.errors import BadRequest
 
 SUBMIT = Object(
     {
-        "cluster_id": Integer(),
+        "cluster_id": Id(),
         "image": String(),
         "name": String(required=False),
         "priority": IntegerOrString(required=False),
         "resource": Quantities(),
+    }
+)
+
+PRIORITY = Object({"priority": IntegerOrString()})
+CLONE = Object(
+    {
+        "cluster_id": Id(required=False),
+        "image": String(required=False),
+        "name": String(required=False),
+        "priority": IntegerOrString(required=False),
+        "resource": Quantities(required=False),
     }
 )
 
@@ -57,24 +70,74 @@ def deployment_json(view: deployments.DeploymentView) -> dict[str, Any]:
     }
 
 
-@route("/deployment/", "PUT")
-@token_required
-def submit():
-    body = json_body(SUBMIT)
-    result = deployments.submit(
+def submitted_json(result: deployments.SubmitResult) -> dict[str, Any]:
+    assert result.deployment is not None  # not a dry run
+    return {
+        "deployment": deployment_json(result.deployment),
+        "preempted": [victim.id for victim in result.preempted],
+        "message": result.message,
+    }
+
+
+def preempted_json(victim: deployments.Preempted) -> dict[str, Any]:
+    return {
+        "id": victim.id,
+        "name": victim.name,
+        "priority": victim.priority,
+        "owner": victim.owner,
+    }
+
+
+def planned_json(line: deployments.Planned) -> dict[str, Any]:
+    return {
+        "id": line.id,
+        "name": line.name,
+        "priority": line.priority,
+        "queue_position": line.position,
+        "reason": line.reason,
+    }
+
+
+def submitted_body(body: dict[str, Any], dry_run: bool) -> deployments.SubmitResult:
+    """Submit (or plan) what a SUBMIT-shaped body asks for."""
+    return deployments.submit(
         api_user(),
         body["cluster_id"],
         body["image"],
         name=body.get("name"),
         priority=body.get("priority"),
         requests_raw=body["resource"],
+        dry_run=dry_run,
     )
-    assert result.deployment is not None  # not a dry run
+
+
+@route("/deployment/", "PUT")
+@token_required
+def submit():
+    return submitted_json(submitted_body(json_body(SUBMIT), dry_run=False)), 201
+
+
+@route("/deployment/plan/", "POST")
+@token_required
+def plan():
+    body = json_body(SUBMIT)
+    result = submitted_body(body, dry_run=True)
     return {
-        "deployment": deployment_json(result.deployment),
-        "preempted": [victim.id for victim in result.preempted],
+        "deployment": {
+            "name": result.name,
+            "cluster_id": body["cluster_id"],
+            "priority": result.priority,
+            "resource": serialize.amounts(result.requests),
+            "status": result.status,
+            "queue_position": result.position,
+            "reason": result.reason,
+        },
+        "start": [planned_json(line) for line in result.started],
+        "wait": [planned_json(line) for line in result.waiting],
+        "preempt": [preempted_json(victim) for victim in result.preempted],
+        "queue_length": result.queue_length,
         "message": result.message,
-    }, 201
+    }
 
 
 @route("/deployment/", "GET")
@@ -113,6 +176,38 @@ def delete_all():
 @token_required
 def show(deployment_id: int):
     return deployment_json(deployments.get(api_user(), deployment_id))
+
+
+@route(f"/deployment/<{ID}:deployment_id>/", "PATCH")
+@token_required
+def change_priority(deployment_id: int):
+    body = json_body(PRIORITY)
+    change = deployments.change_priority(api_user(), deployment_id, body["priority"])
+    assert change.deployment is not None  # not a dry run
+    return {
+        "deployment": deployment_json(change.deployment),
+        "previous_priority": change.previous,
+        "preempted": [victim.id for victim in change.preempted],
+        "preempted_by": change.preempted_by,
+        "started": [line.id for line in change.started],
+        "message": change.message,
+    }
+
+
+@route(f"/deployment/<{ID}:deployment_id>/clone/", "POST")
+@token_required
+def clone(deployment_id: int):
+    body = optional_json_body(CLONE)
+    result = deployments.clone(
+        api_user(),
+        deployment_id,
+        cluster_id=body.get("cluster_id"),
+        image=body.get("image"),
+        name=body.get("name"),
+        priority=body.get("priority"),
+        requests_raw=body.get("resource"),
+    )
+    return submitted_json(result), 201
 
 
 @route(f"/deployment/<{ID}:deployment_id>/", "DELETE")

@@ -2,8 +2,9 @@
 revoke, re-open, check, redeem) and password reset links.
 
 Checking and redeeming an invite need no token: the person holding the code has no account
-yet. Who may do what is decided by `services.accounts` (and `services.organizations` for the
-settings), exactly as for the admin pages.
+yet (the seed's example sends the code itself as the bearer token, which is accepted). Who
+may do what is decided by `services.accounts` (and `services.organizations` for the settings),
+exactly as for the admin pages.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from flask import request
 
 from app.blueprints import limits, links
 from app.blueprints.api import ID, route, serialize
-from app.blueprints.api.auth import api_user, token_required
+from app.blueprints.api.auth import api_user, bearer_token, token_required
 from app.blueprints.api.schema import (
     Boolean,
     IntegerOrString,
@@ -176,9 +177,13 @@ def invite_status():
 @limits.account_creation
 def redeem_invite():
     body = check(read_json(), REDEEM)
-    code = body.get("code") or query_text("code")
+    # The seed's example sends the code as its bearer token: the caller has no account yet.
+    code = body.get("code") or query_text("code") or bearer_token()
     if not code:
-        raise BadRequest("Give the invite code in the body or as ?code=.", {"code": "is required"})
+        raise BadRequest(
+            "Give the invite code in the body, as ?code= or as the bearer token.",
+            {"code": "is required"},
+        )
     user = accounts.redeem_invite(code, body["username"], body["password"], body["display_name"])
     return {
         "user": serialize.user(user),

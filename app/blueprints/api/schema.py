@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,11 @@ INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
 
 _MISSING = object()
+# Other spellings of query parameters, read as the parameter itself wherever it is taken: the
+# seed wrote `?clusterId=` in one place and `?cluster_id=` in another.
+QUERY_ALIASES: dict[str, tuple[str, ...]] = {"cluster_id": ("clusterId",)}
+# An integer written in decimal: an optional sign and at most 19 digits (int64 has 19).
+_DECIMAL = re.compile(r"[+-]?[0-9]{1,19}")
 
 
 class Field:
@@ -68,6 +74,25 @@ class Integer(Field):
             errors[path] = "is out of range"
             return None
         return value
+
+
+class Id(Integer):
+    """An object id: a JSON integer, or the same integer written as a decimal string ("12").
+
+    The seed's clients send ids as strings (`"cluster_id": "1"`). A string id is read exactly
+    as the integer it spells and then checked like one, so "0" and 0 get the same answer.
+    """
+
+    json_type = "an integer or a string of decimal digits"
+
+    def check(self, value: Any, path: str, errors: dict[str, str]) -> Any:
+        if isinstance(value, str):
+            digits = value.strip()
+            if not _DECIMAL.fullmatch(digits):
+                errors[path] = f"must be {self.json_type}"
+                return None
+            value = int(digits)
+        return super().check(value, path, errors)
 
 
 class Boolean(Field):
@@ -206,6 +231,14 @@ def json_body(shape: Object) -> dict[str, Any]:
     return check(read_json(), shape)
 
 
+def optional_json_body(shape: Object) -> dict[str, Any]:
+    """Like `json_body`, but a request without a body means an empty object (no options)."""
+    request.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
+    if not request.get_data(cache=True).strip():  # over the limit: 413 from werkzeug
+        return check({}, shape)
+    return json_body(shape)
+
+
 def check(value: Any, shape: Object) -> dict[str, Any]:
     errors: dict[str, str] = {}
     cleaned = shape.check(value, "", errors)
@@ -217,12 +250,15 @@ def check(value: Any, shape: Object) -> dict[str, Any]:
 def query_int(
     name: str, default: int | None = None, minimum: int | None = None, maximum: int = INT64_MAX
 ) -> int | None:
-    """An integer query parameter: 400 when it is not an integer, 422 when out of range."""
-    raw = request.args.get(name)
+    """An integer query parameter: 400 when it is not an integer, 422 when out of range.
+
+    Its `QUERY_ALIASES` are read too; two spellings with different values are a 400.
+    """
+    raw = _query_value(name)
     if raw is None or raw.strip() == "":
         return default
     text = raw.strip()
-    if not (text.isascii() and text.lstrip("-").isdigit()) or len(text) > 20:
+    if not _DECIMAL.fullmatch(text):
         raise BadRequest(f"Query parameter {name} must be an integer.", {name: "not an integer"})
     value = int(text)
     if minimum is not None and value < minimum:
@@ -232,6 +268,24 @@ def query_int(
     else:
         return value
     raise ValidationError(f"Query parameter {name} must be {bound}.", {name: f"must be {bound}"})
+
+
+def _query_value(name: str) -> str | None:
+    given = {
+        spelling: request.args[spelling]
+        for spelling in (name, *QUERY_ALIASES.get(name, ()))
+        if request.args.get(spelling, "").strip()
+    }
+    if len({value.strip() for value in given.values()}) > 1:
+        spellings = " and ".join(given)
+        raise BadRequest(
+            f"Query parameters {spellings} name the same thing; give one of them.",
+            {
+                spelling: "conflicts with " + " and ".join(set(given) - {spelling})
+                for spelling in given
+            },
+        )
+    return next(iter(given.values()), request.args.get(name))
 
 
 def query_choice(name: str, choices: tuple[str, ...]) -> str | None:
