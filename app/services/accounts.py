@@ -135,7 +135,6 @@ INVITE_PROBLEMS = {
         410,
     ),
 }
-InviteProblem = LinkProblem  # the name the invite pages have used
 
 # What a person opening an unusable password reset link is told, per state.
 RESET_PROBLEMS = {
