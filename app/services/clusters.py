@@ -60,12 +60,37 @@ from app import quantities
 from app.extensions import db
 from app.models import Cluster, ClusterResource, User, valid_id
 from app.services import history, transactions
-from app.services.errors import BadRequest, Conflict, DomainError, NotFound, ValidationError
+from app.services.errors import (
+    BadRequest,
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    QuotaExceeded,
+    ValidationError,
+)
 
 # A DNS label: what a cluster name may later become in a hostname.
 NAME_MAX = 63
 NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-MAX_DEPLOYMENTS_LIMIT = 100_000
+MANAGER_ROLES = ("owner", "admin")
+
+
+def can_create_cluster(actor: User) -> bool:
+    """Owners and admins create clusters; members too when their organization allows it."""
+    if not actor.active:
+        return False
+    return actor.role in MANAGER_ROLES or bool(actor.organization.members_can_create_clusters)
+
+
+def can_delete_cluster(actor: User) -> bool:
+    """Only owners and admins delete clusters (an empty one: see `delete_cluster`)."""
+    return actor.active and actor.role in MANAGER_ROLES
+
+
+def deployments_ceiling() -> int:
+    """The operator's ceiling on a cluster's maximum deployments (MAX_DEPLOYMENTS_PER_CLUSTER)."""
+    return current_app.config["MAX_DEPLOYMENTS_PER_CLUSTER"]
 
 
 class CapacityError(DomainError):
@@ -286,8 +311,15 @@ def create_cluster(
     `resources` maps kind -> raw quantity (as typed or as JSON); it may also be a sequence of
     (kind, quantity) pairs, so that a kind given twice is reported rather than silently merged.
     A blank standard kind (cpu, gpu, ram) is simply left out: a cluster may lack gpu.
-    Every problem is collected into one ValidationError and nothing is written.
+    Every problem is collected into one ValidationError and nothing is written. Who may create
+    clusters is `can_create_cluster`; how many an organization may have is the operator's
+    MAX_CLUSTERS_PER_ORGANIZATION, counted under the organization's lock (QuotaExceeded).
     """
+    if not can_create_cluster(actor):
+        raise Forbidden(
+            "Only an owner or an admin can create clusters in your organization.",
+            code="cluster_creation_forbidden",
+        )
     errors: dict[str, str] = {}
     clean_name = _clean_name(name, errors)
     capacities = _clean_resources(resources, errors)
@@ -300,6 +332,18 @@ def create_cluster(
 
     creator_id = actor.id
     transactions.begin_write()
+    transactions.lock_organization(organization_id)
+    ceiling = current_app.config["MAX_CLUSTERS_PER_ORGANIZATION"]
+    existing = db.session.scalar(
+        sa.select(sa.func.count(Cluster.id)).where(Cluster.organization_id == organization_id)
+    )
+    if existing >= ceiling:
+        db.session.rollback()
+        raise QuotaExceeded(
+            f"Your organization already has {existing} clusters, the most this Kargo allows "
+            f"({ceiling}). Delete an unused cluster first.",
+            fields={"name": f"at most {ceiling} clusters per organization"},
+        )
     cluster = Cluster(
         organization_id=organization_id,
         name=clean_name,
@@ -529,14 +573,19 @@ def _clean_resources(
     return capacities
 
 
+def default_max_deployments() -> int:
+    return min(current_app.config["DEFAULT_MAX_DEPLOYMENTS"], deployments_ceiling())
+
+
 def _clean_max_deployments(value: object, errors: dict[str, str]) -> int:
     if value is None or (isinstance(value, str) and not value.strip()):
-        return current_app.config["DEFAULT_MAX_DEPLOYMENTS"]
+        return default_max_deployments()
     if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 9:
         value = int(value.strip())
-    if not _valid_int(value) or not 1 <= value <= MAX_DEPLOYMENTS_LIMIT:
+    ceiling = deployments_ceiling()
+    if not _valid_int(value) or not 1 <= value <= ceiling:
         errors["max_deployments"] = (
-            f"maximum deployments must be a whole number from 1 to {MAX_DEPLOYMENTS_LIMIT:,}"
+            f"maximum deployments must be a whole number from 1 to {ceiling:,}"
         )
         return 0
     return value
