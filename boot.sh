@@ -16,10 +16,6 @@ export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${TMPDIR:-/tmp}/kar
 mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 rm -f "$PROMETHEUS_MULTIPROC_DIR"/*.db
 
-# No control socket: Kargo does not use `gunicornc`, and the default socket under $HOME would
-# need a writable home directory and collide between instances sharing one.
-exec gunicorn \
-    --no-control-socket \
-    --bind "0.0.0.0:${PORT:-8001}" \
-    --workers "${WEB_CONCURRENCY:-4}" \
-    wsgi:app
+# Gunicorn's settings live in gunicorn.conf.py: gevent workers (so slow clients cannot hold
+# every worker), the bind address, worker count and timeouts from the environment.
+exec gunicorn --config gunicorn.conf.py wsgi:app

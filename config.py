@@ -23,6 +23,12 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"environment variable {name} must be an integer, got {raw!r}") from exc
 
 
+def _list(name: str) -> list[str] | None:
+    """A comma-separated environment variable as a list; None when unset or empty."""
+    items = [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+    return items or None
+
+
 def _default_database_url() -> str:
     return f"sqlite:///{BASE_DIR / 'instance' / 'kargo.db'}"
 
@@ -32,30 +38,61 @@ class Config:
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", _default_database_url())
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
 
-    # Accounts and invites.
+    # Accounts, login sessions, invites and password reset links.
     INVITE_TTL_SECONDS = _int("INVITE_TTL_SECONDS", 72 * 3600)
+    PASSWORD_RESET_TTL_SECONDS = _int("PASSWORD_RESET_TTL_SECONDS", 24 * 3600)
+    # A login session (a row; the cookie holds its key) ends after this long, or at logout.
+    SESSION_LIFETIME_SECONDS = _int("SESSION_LIFETIME_SECONDS", 14 * 24 * 3600)
+    # Flask refuses a signed cookie older than this too.
+    PERMANENT_SESSION_LIFETIME = SESSION_LIFETIME_SECONDS
     PASSWORD_MIN_LENGTH = _int("PASSWORD_MIN_LENGTH", 10)
+    # Failed logins (pages and API count together; see app/blueprints/limits.py).
     LOGIN_RATE_LIMIT_PER_CLIENT = os.environ.get("LOGIN_RATE_LIMIT_PER_CLIENT", "20 per minute")
-    LOGIN_RATE_LIMIT_PER_USERNAME = os.environ.get("LOGIN_RATE_LIMIT_PER_USERNAME", "5 per minute")
+    LOGIN_RATE_LIMIT_PER_CLIENT_USERNAME = os.environ.get(
+        "LOGIN_RATE_LIMIT_PER_CLIENT_USERNAME", "5 per minute"
+    )
+    # The ceiling per username from every client together; reaching it is logged.
+    LOGIN_RATE_LIMIT_PER_USERNAME = os.environ.get("LOGIN_RATE_LIMIT_PER_USERNAME", "100 per hour")
     # Accounts created (sign-ups and invite redemptions, pages and API) per client address.
     SIGNUP_RATE_LIMIT_PER_CLIENT = os.environ.get("SIGNUP_RATE_LIMIT_PER_CLIENT", "20 per hour")
+    # Where the counters live: redis://host:6379/0 shares them between workers and instances
+    # (production); memory:// counts per worker process.
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "kargo")
     RATELIMIT_HEADERS_ENABLED = True
+    # If Redis goes away, count per worker in memory until it is back, rather than fail.
+    RATELIMIT_SWALLOW_ERRORS = True
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+
+    # Request bodies. Werkzeug refuses a larger body from its Content-Length, before reading
+    # it (413); the API sets its own, smaller limit per request (API_MAX_BODY_BYTES).
+    FORM_MAX_BODY_BYTES = _int("FORM_MAX_BODY_BYTES", 256 * 1024)
+    MAX_CONTENT_LENGTH = FORM_MAX_BODY_BYTES
 
     # API tokens.
     API_TOKEN_TTL_SECONDS = _int("API_TOKEN_TTL_SECONDS", 24 * 3600)
+    # Personal tokens (the tokens page) live from 1 day to this many days.
+    API_TOKEN_MAX_TTL_DAYS = _int("API_TOKEN_MAX_TTL_DAYS", 365)
+    # A token's "last used" time is written at most this often.
+    TOKEN_LAST_USED_INTERVAL_SECONDS = _int("TOKEN_LAST_USED_INTERVAL_SECONDS", 60)
     API_MAX_BODY_BYTES = _int("API_MAX_BODY_BYTES", 64 * 1024)
     API_MAX_PAGE_SIZE = _int("API_MAX_PAGE_SIZE", 100)
 
-    # Clusters and deployments.
+    # Clusters and deployments. The MAX_ values are the operator's ceilings: what an
+    # organization may set for itself stays within them.
     DEFAULT_MAX_DEPLOYMENTS = _int("DEFAULT_MAX_DEPLOYMENTS", 100)
     DEFAULT_DEPLOYMENT_QUOTA = _int("DEFAULT_DEPLOYMENT_QUOTA", 1000)
+    MAX_CLUSTERS_PER_ORGANIZATION = _int("MAX_CLUSTERS_PER_ORGANIZATION", 100)
+    MAX_DEPLOYMENTS_PER_CLUSTER = _int("MAX_DEPLOYMENTS_PER_CLUSTER", 1000)
+    MAX_ORGANIZATION_QUOTA = _int("MAX_ORGANIZATION_QUOTA", 5000)
     MAX_RESOURCE_KINDS = _int("MAX_RESOURCE_KINDS", 16)
     POLL_INTERVAL_SECONDS = _int("POLL_INTERVAL_SECONDS", 3)
     # Rows of the running list and of the queue shown on a cluster's live dashboard.
     DASHBOARD_LIST_LIMIT = _int("DASHBOARD_LIST_LIMIT", 50)
     PAGE_SIZE = _int("PAGE_SIZE", 20)
     SQLITE_BUSY_TIMEOUT_SECONDS = _int("SQLITE_BUSY_TIMEOUT_SECONDS", 30)
+    # Retry-After of the 503 answered when the database is unreachable for a moment.
+    RETRY_AFTER_SECONDS = _int("RETRY_AFTER_SECONDS", 5)
 
     # Scheduling. The admission search's work budget per decision, in counted steps (about
     # 1-4 us each; docs/scheduling.md, "Exactness and the budget"), and how many of the
@@ -75,7 +112,13 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None
-    PUBLIC_URL = os.environ.get("PUBLIC_URL", "")
+    # The address people open (https://kargo.example.com): invite and reset links are built on
+    # it. Production needs it, or TRUSTED_HOSTS, so a forged Host header cannot steer them.
+    PUBLIC_URL = os.environ.get("PUBLIC_URL", "").strip()
+    # Host names Kargo answers to (comma-separated); any other Host header gets 400.
+    TRUSTED_HOSTS = _list("TRUSTED_HOSTS")
+    # Strict-Transport-Security max-age sent in production (0: no header).
+    HSTS_SECONDS = 0
 
     # Telemetry. LOG_FORMAT: json (one object per line), text, or off (leave logging alone).
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
@@ -106,14 +149,25 @@ class ProductionConfig(Config):
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "1") != "0"
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    HSTS_SECONDS = _int("HSTS_SECONDS", 365 * 24 * 3600)
 
     @classmethod
     def validate(cls) -> None:
-        """Refuse to start production with a missing or known-insecure secret key."""
+        """Refuse to start production with a missing or known-insecure secret key, or with
+        links that would be built from whatever Host header a request sends."""
         key = os.environ.get("SECRET_KEY", "")
         if not key or key == INSECURE_SECRET or len(key) < 16:
             raise RuntimeError(
                 "SECRET_KEY must be set to a random value of at least 16 characters in production"
+            )
+        public_url = os.environ.get("PUBLIC_URL", "").strip()
+        if public_url and not public_url.startswith(("https://", "http://")):
+            raise RuntimeError(f"PUBLIC_URL must start with https:// (got {public_url!r})")
+        if not public_url and not _list("TRUSTED_HOSTS"):
+            raise RuntimeError(
+                "set PUBLIC_URL (the address people open, such as https://kargo.example.com) "
+                "or TRUSTED_HOSTS in production: invite and reset links must not be built from "
+                "the request's Host header"
             )
 
 

@@ -134,6 +134,8 @@ def register_security_headers(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if hsts_seconds := app.config.get("HSTS_SECONDS"):
+            response.headers.setdefault("Strict-Transport-Security", f"max-age={hsts_seconds}")
         if request.headers.get("HX-Request"):
             response.headers.add("Vary", "HX-Request")
         return response
@@ -147,7 +149,18 @@ def register_telemetry(app: Flask) -> None:
 
 def register_template_helpers(app: Flask) -> None:
     from app import quantities
+    from app.services import accounts, clusters, deployments
 
+    # What the viewer may do, from the same functions the services enforce: templates offer
+    # an action only when these say so, and never check roles themselves.
+    app.jinja_env.globals.update(
+        can_see_admin=accounts.can_see_admin,
+        can_manage_members=accounts.can_manage_members,
+        can_create_cluster=clusters.can_create_cluster,
+        can_delete_cluster=clusters.can_delete_cluster,
+        can_change_repack=clusters.can_change_repack,
+        can_delete_all_deployments=deployments.can_delete_all,
+    )
     app.jinja_env.globals.update(
         format_amount=quantities.format_amount,
         format_number=quantities.format_number,

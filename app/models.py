@@ -7,6 +7,7 @@ Quantities are exact integers in base units (see `app.quantities`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What authenticated a request: a login session (cookie) or an API token, by row id.
+
+    `secret` is the session key kept in the signed cookie (Flask-Login's user id); it is never
+    stored, only its SHA-256. Services read `User.credential` to spare the caller's own
+    session or token when they end the others (a password change).
+    """
+
+    kind: str  # "session" | "token"
+    id: int
+    secret: str | None = None
+
+
 class Organization(db.Model):
     __tablename__ = "organizations"
 
@@ -47,6 +62,10 @@ class Organization(db.Model):
     name: Mapped[str] = mapped_column(sa.String(100))
     deployment_quota: Mapped[int] = mapped_column(sa.Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Owners and admins create clusters; owners may open creation to every member.
+    members_can_create_clusters: Mapped[bool] = mapped_column(
+        default=False, server_default=sa.false()
+    )
 
     members: Mapped[list[User]] = relationship(back_populates="organization")
 
@@ -71,8 +90,6 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     role: Mapped[str] = mapped_column(sa.String(10), default="member")
     active: Mapped[bool] = mapped_column(default=True)
-    # Bumped to invalidate every session of a user (deactivation, password change).
-    session_version: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
 
@@ -83,13 +100,35 @@ class User(UserMixin, db.Model):
         NEVER_REUSE_IDS,
     )
 
+    # Set on the loaded user by the session and token loaders (`services.accounts`); never
+    # stored in this table.
+    credential = None  # a Credential, per loaded instance (not annotated: not a column)
+
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
         return self.active
 
     def get_id(self) -> str:
-        # The session carries the version, so bumping it logs every session out.
-        return f"{self.id}:{self.session_version}"
+        """Flask-Login keeps this in the cookie: the key of the user's server-side session,
+        so ending the session row ends the cookie, whatever its signature says."""
+        if self.credential is None or self.credential.kind != "session":
+            raise RuntimeError("log in through services.accounts.open_session")
+        return self.credential.secret or ""
+
+
+class LoginSession(db.Model):
+    """One logged-in browser. Logging out, a password change and deactivation delete rows."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # SHA-256 of the session key; the key itself lives only in the signed cookie.
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+    __table_args__ = (NEVER_REUSE_IDS,)
 
 
 class Invite(db.Model):
@@ -102,6 +141,9 @@ class Invite(db.Model):
     # SHA-256 of the code; the code itself is shown once and never stored.
     code_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    # Who it is for, in the inviter's words, and the role the invitee will get.
+    label: Mapped[str] = mapped_column(sa.String(80), default="", server_default="")
+    role: Mapped[str] = mapped_column(sa.String(10), default="member", server_default="member")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
@@ -110,6 +152,35 @@ class Invite(db.Model):
 
     created_by: Mapped[User] = relationship(foreign_keys=[created_by_id])
     used_by: Mapped[User | None] = relationship(foreign_keys=[used_by_id])
+
+    __table_args__ = (
+        sa.CheckConstraint("role IN ('owner', 'admin', 'member')", name="role_known"),
+        NEVER_REUSE_IDS,
+    )
+
+
+class PasswordReset(db.Model):
+    """A single-use link an owner gives a member who forgot their password (no email here)."""
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # SHA-256 of the code; the code itself is shown once and never stored.
+    code_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    used_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
 
     __table_args__ = (NEVER_REUSE_IDS,)
 
@@ -120,9 +191,15 @@ class ApiToken(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # Named by its owner on the tokens page; tokens from the API login are "API login".
+    name: Mapped[str] = mapped_column(
+        sa.String(80), default="API login", server_default="API login"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # Updated at most once per TOKEN_LAST_USED_INTERVAL_SECONDS, so use costs few writes.
+    last_used_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
 

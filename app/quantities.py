@@ -78,6 +78,10 @@ def parse(kind: str, value: object) -> int:
     number, suffix = _decimal(kind, value)
     if number < 0:
         raise QuantityError(f"{kind} must be greater than zero")
+    if number > MAX_BASE_UNITS:
+        # Every unit is at least one base unit, so this is too large in any unit; checked
+        # before any arithmetic, which would overflow Decimal's 28 digits for huge numbers.
+        raise _too_large(kind)
     if kind == "cpu":
         # Only a lowercase m: "500M" would mean mega-cores elsewhere, never read it as milli.
         if suffix not in ("", "m"):
@@ -102,8 +106,12 @@ def parse(kind: str, value: object) -> int:
     if base <= 0:
         raise QuantityError(f"{kind} must be greater than zero")
     if base > MAX_BASE_UNITS:
-        raise QuantityError(f"{kind} is too large (at most {format_amount(kind, MAX_BASE_UNITS)})")
+        raise _too_large(kind)
     return int(base)
+
+
+def _too_large(kind: str) -> QuantityError:
+    return QuantityError(f"{kind} is too large (at most {format_amount(kind, MAX_BASE_UNITS)})")
 
 
 def parse_requests(raw: dict[str, object]) -> tuple[dict[str, int], dict[str, str]]:

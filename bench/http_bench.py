@@ -57,6 +57,10 @@ REQUEST_TIMEOUT = 30
 # --------------------------------------------------------------------------- seeding
 
 
+# The bench fills clusters far beyond the default operator ceilings, on purpose.
+CEILINGS = {"MAX_DEPLOYMENTS_PER_CLUSTER": 10_000, "MAX_ORGANIZATION_QUOTA": 1_000_000}
+
+
 def seed(database_url: str, clusters: int, deployments: int) -> dict:
     """Create the organization, clusters and deployments through the real services."""
     from app import create_app
@@ -65,7 +69,7 @@ def seed(database_url: str, clusters: int, deployments: int) -> dict:
     from app.services import clusters as clusters_service
     from app.services import deployments as deploy_service
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": False})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": False, **CEILINGS})
     rng = random.Random(7)
     with app.app_context():
         owner = accounts.signup(
@@ -346,7 +350,12 @@ def bench_database(kind: str, args) -> dict:
         "--backlog",
         "2048",
     ]
-    with database(kind) as url, running_gunicorn(url, args.workers, extra) as base:
+    with (
+        database(kind) as url,
+        running_gunicorn(
+            url, args.workers, extra, **{name: str(value) for name, value in CEILINGS.items()}
+        ) as base,
+    ):
         # The server migrated the database; seed it through the services meanwhile.
         started = time.perf_counter()
         seeded = seed(url, args.clusters, args.deployments)

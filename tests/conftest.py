@@ -88,15 +88,22 @@ def db(app: Flask):
 
 
 def login(client: FlaskClient, user: User) -> FlaskClient:
-    """Log `user` in on `client` without going through the login form (and its rate limit)."""
+    """Log `user` in on `client` without going through the login form (and its rate limit).
+
+    The session is a real server-side one (`accounts.open_session`); its key goes into the
+    cookie exactly where a login puts it.
+    """
     from flask_login.utils import _create_identifier
+
+    from app.services import accounts
 
     # Strong session protection drops a session whose client identifier (address and user
     # agent) differs from the one recorded at login: record the test client's.
     with client.application.test_request_context(environ_base=client.environ_base):
         identifier = _create_identifier()
+    key = accounts.open_session(user)
     with client.session_transaction() as session:
-        session["_user_id"] = user.get_id()
+        session["_user_id"] = key
         session["_fresh"] = True
         session["_id"] = identifier
     return client

@@ -164,6 +164,7 @@ def test_concurrent_upgrades_on_postgresql_apply_once(tmp_path) -> None:
 # Ids are never reused (SQLite AUTOINCREMENT; PostgreSQL sequences).
 
 PREVIOUS_REVISION = "c8241a9172f9"  # the head before ids became never-reused
+IDS_REVISION = "5b7e2d9c4a10"  # the revision that made them so (rows below are of its schema)
 
 
 def integer_keyed_tables() -> list[sa.Table]:
@@ -278,7 +279,7 @@ def test_upgrade_keeps_every_row_and_key_on_sqlite(migration_app: Flask) -> None
             table: connection.execute(sa.text(f"SELECT * FROM {table} ORDER BY 1")).mappings().all()
             for table in (*first, "cluster_resources")
         }
-    flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
+    flask_migrate.upgrade(directory=str(MIGRATIONS_DIR), revision=IDS_REVISION)
     with db.engine.begin() as connection:
         # Later migrations may add columns: compare the columns the rows had before.
         after = {
@@ -310,8 +311,11 @@ def delete_newest_and_insert(connection, ids: dict[str, int]) -> None:
 
 
 def test_ids_are_never_reused_after_the_newest_row_is_deleted(migration_app: Flask) -> None:
-    """On both databases: delete the newest row of each table; the next id is larger."""
-    flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
+    """On both databases: delete the newest row of each table; the next id is larger.
+
+    At the revision that made it so; later revisions keep AUTOINCREMENT on every table they
+    recreate (test_upgrade_declares_autoincrement_on_sqlite checks the head)."""
+    flask_migrate.upgrade(directory=str(MIGRATIONS_DIR), revision=IDS_REVISION)
     with db.engine.begin() as connection:
         insert_rows(connection, "a")
         newest = insert_rows(connection, "b")

@@ -147,7 +147,7 @@ def boot_environment(**overrides: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"SECRET_KEY", "DATABASE_URL", "FLASK_APP", "FLASK_DEBUG"}
+        if key not in {"SECRET_KEY", "DATABASE_URL", "FLASK_APP", "FLASK_DEBUG", "PUBLIC_URL"}
     }
     # The image has gunicorn and flask on PATH; here they live in the virtualenv.
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
@@ -173,6 +173,7 @@ def test_boot_sh_migrates_and_serves(boot_database_url: str, tmp_path) -> None:
         KARGO_ENV="production",
         SECRET_KEY=secrets.token_urlsafe(32),
         DATABASE_URL=boot_database_url,
+        PUBLIC_URL=f"http://127.0.0.1:{port}",
         PORT=str(port),
         WEB_CONCURRENCY="2",
     )
@@ -210,6 +211,7 @@ def test_boot_sh_migrates_and_serves(boot_database_url: str, tmp_path) -> None:
     log = log_path.read_text()
     assert "Running upgrade" in log or "Context impl" in log, log
     assert "Booting worker" in log, log
+    assert "gevent" in log.lower(), log  # the worker class of gunicorn.conf.py
 
 
 def test_boot_sh_refuses_production_without_a_secret_key(tmp_path) -> None:
@@ -266,7 +268,7 @@ def test_compose_runs_kargo_on_postgresql() -> None:
     tree = yaml_key_tree(text)
     services = tree["services"]
 
-    assert {"db", "kargo"} <= set(services)
+    assert {"db", "kargo", "redis"} <= set(services)
     database, kargo = services["db"], services["kargo"]
     assert database["image"]["="].startswith("postgres:16")
     assert "healthcheck" in database
@@ -276,6 +278,11 @@ def test_compose_runs_kargo_on_postgresql() -> None:
     environment = kargo["environment"]
     assert environment["DATABASE_URL"]["="].startswith("postgresql+psycopg://")
     assert environment["SECRET_KEY"]["="].startswith("${SECRET_KEY:?")
+    assert environment["PUBLIC_URL"]["="].startswith("${PUBLIC_URL:?")
+    # Rate limits are shared by every worker only in Redis (one counter across instances).
+    assert environment["RATELIMIT_STORAGE_URI"]["="].startswith("redis://redis:6379")
+    assert services["redis"]["image"]["="].startswith("redis:")
+    assert kargo["depends_on"]["redis"]["condition"]["="] == "service_healthy"
     assert "8001:8001" in text
     assert "volumes" in tree
 

@@ -70,14 +70,36 @@ from app.services.errors import (
     DomainError,
     Forbidden,
     NotFound,
+    QuotaExceeded,
     ValidationError,
 )
 
 # A DNS label: what a cluster name may later become in a hostname.
 NAME_MAX = 63
 NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-MAX_DEPLOYMENTS_LIMIT = 100_000
 MANAGER_ROLES = ("owner", "admin")
+
+
+def can_create_cluster(actor: User) -> bool:
+    """Owners and admins create clusters; members too when their organization allows it."""
+    if not actor.active:
+        return False
+    return actor.role in MANAGER_ROLES or bool(actor.organization.members_can_create_clusters)
+
+
+def can_delete_cluster(actor: User) -> bool:
+    """Only owners and admins delete clusters (an empty one: see `delete_cluster`)."""
+    return actor.active and actor.role in MANAGER_ROLES
+
+
+def can_change_repack(actor: User) -> bool:
+    """Only owners and admins turn on or change a cluster's repack (docs/scheduling.md)."""
+    return actor.active and actor.role in MANAGER_ROLES
+
+
+def deployments_ceiling() -> int:
+    """The operator's ceiling on a cluster's maximum deployments (MAX_DEPLOYMENTS_PER_CLUSTER)."""
+    return current_app.config["MAX_DEPLOYMENTS_PER_CLUSTER"]
 
 
 class CapacityError(DomainError):
@@ -342,14 +364,21 @@ def create_cluster(
     A blank standard kind (cpu, gpu, ram) is simply left out: a cluster may lack gpu.
     `repack` (optional) holds raw repack settings (see `update_repack`); turning it on is for
     owners and admins (Forbidden otherwise). Every problem is collected into one
-    ValidationError and nothing is written.
+    ValidationError and nothing is written. Who may create clusters is `can_create_cluster`;
+    how many an organization may have is the operator's MAX_CLUSTERS_PER_ORGANIZATION, counted
+    under the organization's lock (QuotaExceeded).
     """
+    if not can_create_cluster(actor):
+        raise Forbidden(
+            "Only an owner or an admin can create clusters in your organization.",
+            code="cluster_creation_forbidden",
+        )
     errors: dict[str, str] = {}
     clean_name = _clean_name(name, errors)
     capacities = _clean_resources(resources, errors)
     limit = _clean_max_deployments(max_deployments, errors)
     settings = _clean_repack(repack or {}, default_repack(), errors)
-    if settings.enabled and actor.role not in MANAGER_ROLES:
+    if settings.enabled and not can_change_repack(actor):
         raise Forbidden("Only owners and admins can turn on a cluster's repack.")
     organization_id = actor.organization_id
     if clean_name and "name" not in errors and _name_taken(organization_id, clean_name):
@@ -359,6 +388,18 @@ def create_cluster(
 
     creator_id = actor.id
     transactions.begin_write()
+    transactions.lock_organization(organization_id)
+    ceiling = current_app.config["MAX_CLUSTERS_PER_ORGANIZATION"]
+    existing = db.session.scalar(
+        sa.select(sa.func.count(Cluster.id)).where(Cluster.organization_id == organization_id)
+    )
+    if existing >= ceiling:
+        db.session.rollback()
+        raise QuotaExceeded(
+            f"Your organization already has {existing} clusters, the most this Kargo allows "
+            f"({ceiling}). Delete an unused cluster first.",
+            fields={"name": f"at most {ceiling} clusters per organization"},
+        )
     cluster = Cluster(
         organization_id=organization_id,
         name=clean_name,
@@ -513,7 +554,7 @@ def update_repack(actor: User, cluster_id: int, raw: Mapping[str, object]) -> Cl
     member), ValidationError (fields keyed `repack.<name>`); nothing is written then.
     """
     cluster = _load_cluster(cluster_id, actor.organization_id)
-    if actor.role not in MANAGER_ROLES:
+    if not can_change_repack(actor):
         raise Forbidden("Only owners and admins can change a cluster's repack settings.")
     errors: dict[str, str] = {}
     before = _snapshot_of(cluster, []).repack
@@ -655,14 +696,19 @@ def _clean_resources(
     return capacities
 
 
+def default_max_deployments() -> int:
+    return min(current_app.config["DEFAULT_MAX_DEPLOYMENTS"], deployments_ceiling())
+
+
 def _clean_max_deployments(value: object, errors: dict[str, str]) -> int:
     if value is None or (isinstance(value, str) and not value.strip()):
-        return current_app.config["DEFAULT_MAX_DEPLOYMENTS"]
+        return default_max_deployments()
     if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 9:
         value = int(value.strip())
-    if not _valid_int(value) or not 1 <= value <= MAX_DEPLOYMENTS_LIMIT:
+    ceiling = deployments_ceiling()
+    if not _valid_int(value) or not 1 <= value <= ceiling:
         errors["max_deployments"] = (
-            f"maximum deployments must be a whole number from 1 to {MAX_DEPLOYMENTS_LIMIT:,}"
+            f"maximum deployments must be a whole number from 1 to {ceiling:,}"
         )
         return 0
     return value

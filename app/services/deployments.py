@@ -47,8 +47,6 @@ PRIORITY_PRESETS: dict[str, int] = {"low": 100, "normal": 500, "high": 800, "cri
 DEFAULT_PRIORITY = PRIORITY_PRESETS["normal"]
 MIN_PRIORITY, MAX_PRIORITY = 0, 1000
 MANAGER_ROLES = ("owner", "admin")
-# Selects and filters list at most this many clusters of an organization.
-CLUSTER_CHOICES_MAX = 1000
 
 # A dry run needs an id for the deployment that does not exist yet; real ids are positive.
 _PREVIEW_ID = -1
@@ -374,10 +372,35 @@ def max_page_size() -> int:
     return max(config["API_MAX_PAGE_SIZE"], config["PAGE_SIZE"])
 
 
-def cluster_choices(user: User) -> list[clusters.ClusterSnapshot]:
-    """Every cluster of the user's organization, by name (for selects and filters)."""
-    snapshots, _ = clusters.list_clusters(user.organization_id, 1, CLUSTER_CHOICES_MAX)
-    return snapshots
+def organization_count(organization_id: int) -> int:
+    """Deployments (running and queued) the organization has, for the quota's explanation."""
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Deployment)
+        .where(Deployment.organization_id == organization_id)
+    )
+
+
+class ClusterChoice(NamedTuple):
+    id: int
+    name: str
+
+
+def cluster_choices(user: User) -> list[ClusterChoice]:
+    """Every cluster of the user's organization by name, for pickers and filters: one light
+    query (ids and names, no capacities), however many clusters there are (the operator's
+    MAX_CLUSTERS_PER_ORGANIZATION bounds them)."""
+    names = clusters.names(user.organization_id)
+    return sorted(
+        (ClusterChoice(cluster_id, name) for cluster_id, name in names.items()),
+        key=lambda choice: (choice.name, choice.id),
+    )
+
+
+def deploy_target(user: User, cluster_id: int) -> clusters.ClusterSnapshot:
+    """The cluster the deploy form is for, with its kinds and free resources (NotFound for
+    another organization's cluster, like any id)."""
+    return clusters.snapshot(cluster_id, user.organization_id)
 
 
 def cluster_names(user: User) -> dict[int, str]:
@@ -642,9 +665,11 @@ def _check_cluster_limit(cluster: clusters.ClusterSnapshot) -> None:
         .select_from(Deployment)
         .where(Deployment.cluster_id == cluster.id)
     )
-    if in_cluster >= cluster.max_deployments:
+    # The operator's ceiling also caps clusters made before it was lowered.
+    maximum = min(cluster.max_deployments, clusters.deployments_ceiling())
+    if in_cluster >= maximum:
         raise QuotaExceeded(
-            f"Cluster {cluster.name} already holds its maximum of {cluster.max_deployments} "
+            f"Cluster {cluster.name} already holds its maximum of {maximum} "
             "deployments (running and queued). Delete one first.",
             fields={"cluster_id": "cluster is at its maximum number of deployments"},
         )
@@ -1554,9 +1579,12 @@ def delete_cluster(user: User, cluster_id: int) -> None:
     """Delete an empty cluster: lock it, count its deployments under the lock, then delete.
 
     Counting under the cluster's lock closes the race with a submission landing between the
-    count and the delete. Raises NotFound (another organization) or Conflict (not empty).
+    count and the delete. Owners and admins only (`clusters.can_delete_cluster`). Raises
+    NotFound (another organization), Forbidden or Conflict (not empty).
     """
     with _rollback_on_error():
         clusters.lock(cluster_id, user.organization_id)
+        if not clusters.can_delete_cluster(user):
+            raise Forbidden("Only an owner or an admin can delete a cluster.")
         counts = counts_by_cluster([cluster_id])[cluster_id]
         clusters.delete_cluster(user, user.organization_id, cluster_id, counts)

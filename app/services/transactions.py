@@ -10,7 +10,10 @@ row locks (`SELECT ... FOR UPDATE`) taken by the callers serialize what must be 
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from app.extensions import db
+from app.models import Organization
 
 
 def begin_write() -> None:
@@ -26,3 +29,18 @@ def begin_write() -> None:
         session.commit()  # ends the read-only transaction (loading the user, say)
     if db.engine.dialect.name == "sqlite":
         session.connection(execution_options={"kargo_immediate": True})
+
+
+def lock_organization(organization_id: int) -> None:
+    """Serialize read-then-write rules of one organization (the last owner, cluster counts).
+
+    PostgreSQL: lock the organization row FOR NO KEY UPDATE, which does not conflict with the
+    KEY SHARE locks that inserting rows referencing it takes. SQLite: `begin_write` already
+    took the database's write lock. Call it right after `begin_write`.
+    """
+    if db.engine.dialect.name != "sqlite":
+        db.session.execute(
+            sa.select(Organization.id)
+            .where(Organization.id == organization_id)
+            .with_for_update(key_share=True)
+        )

@@ -1,7 +1,7 @@
 """Deployment wait reason as data
 
 Revision ID: 3c8e1f0a9b27
-Revises: 5b7e2d9c4a10
+Revises: e5c1e47a7eff
 Create Date: 2026-11-30 10:40:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '3c8e1f0a9b27'
-down_revision = '5b7e2d9c4a10'
+down_revision = 'e5c1e47a7eff'
 branch_labels = None
 depends_on = None
 

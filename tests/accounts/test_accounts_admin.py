@@ -210,7 +210,7 @@ def test_an_owner_can_step_down_when_another_owner_exists(client, login_as, team
 
 def test_deactivated_owner_does_not_count_as_an_owner(team, db):
     second = make_user(team["org"], "second", role="owner")
-    accounts.set_active(team["owner"], second.id, False)
+    accounts.deactivate(team["owner"], second.id)
     with pytest.raises(Conflict):
         accounts.change_role(team["owner"], team["owner"].id, "admin")
 
@@ -219,11 +219,11 @@ def test_service_role_rules(team):
     with pytest.raises(Forbidden):
         accounts.change_role(team["admin"], team["member"].id, "admin")
     with pytest.raises(Forbidden):
-        accounts.set_active(team["member"], team["admin"].id, False)
+        accounts.deactivate(team["member"], team["admin"].id)
     with pytest.raises(ValidationError):
         accounts.change_role(team["owner"], team["member"].id, "root")
     with pytest.raises(NotFound):
-        accounts.set_active(team["owner"], 10**9, False)
+        accounts.deactivate(team["owner"], 10**9)
 
 
 # --- deactivation ----------------------------------------------------------------------------
@@ -268,7 +268,7 @@ def test_deactivation_ends_sessions_and_keeps_deployments(app, client, login_as,
 
 
 def test_deactivated_member_is_shown_and_can_be_reactivated(client, login_as, team):
-    accounts.set_active(team["owner"], team["member"].id, False)
+    accounts.deactivate(team["owner"], team["member"].id)
     login_as(client, team["owner"])
     page = client.get("/admin/members").get_data(as_text=True)
     assert "Deactivated" in page
@@ -319,7 +319,10 @@ def test_bad_settings_get_field_messages_and_change_nothing(
 
 def test_update_settings_service_accepts_bounds_and_rejects_booleans(team):
     assert accounts.update_settings(team["owner"], "Acme", 0).deployment_quota == 0
-    assert accounts.update_settings(team["owner"], "Acme", 1_000_000).deployment_quota == 1_000_000
+    ceiling = accounts.quota_maximum()
+    assert accounts.update_settings(team["owner"], "Acme", ceiling).deployment_quota == ceiling
+    with pytest.raises(ValidationError) as caught:
+        accounts.update_settings(team["owner"], "Acme", ceiling + 1)
     with pytest.raises(ValidationError) as caught:
         accounts.update_settings(team["owner"], "Acme", True)
     assert "deployment_quota" in caught.value.fields

@@ -105,13 +105,15 @@ def test_expired_token_and_deactivated_user_are_refused(app, db):
     user = make_user(owner.organization, username="bot", role="member")
     api_token, token = accounts.issue_token(user)
     assert api_token.expires_at - api_token.created_at == timedelta(seconds=60)
-    accounts.set_active(owner, user.id, False)
+    accounts.deactivate(owner, user.id)
     assert accounts.user_for_token(token) is None
-    accounts.set_active(owner, user.id, True)
-    assert accounts.user_for_token(token) is not None
+    accounts.reactivate(owner, user.id)
+    assert accounts.user_for_token(token) is None  # reactivation brings no token back
+    _, fresh = accounts.issue_token(db.session.get(User, user.id))
+    assert accounts.user_for_token(fresh) is not None
     db.session.execute(sa.update(ApiToken).values(expires_at=utcnow() - timedelta(seconds=1)))
     db.session.commit()
-    assert accounts.user_for_token(token) is None
+    assert accounts.user_for_token(fresh) is None
 
 
 def test_authenticate_service(db):

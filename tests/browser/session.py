@@ -14,12 +14,14 @@ def sign_in(page, live_server, user) -> None:
     still in flight from an earlier page (a favicon's 404 sets an anonymous session cookie)
     would overwrite the cookie.
     """
+    from app.services import accounts
+
     app: Flask = live_server.app
     user_agent = page.evaluate("navigator.userAgent")
     environ = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": user_agent}
     with app.test_request_context(environ_base=environ):
         identifier = _create_identifier()
-    session = {"_user_id": user.get_id(), "_fresh": True, "_id": identifier}
+    session = {"_user_id": accounts.open_session(user), "_fresh": True, "_id": identifier}
     cookie = app.session_interface.get_signing_serializer(app).dumps(session)
     page.context.add_cookies(
         [{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": live_server.url}]

@@ -91,6 +91,8 @@ def test_bad_settings_are_refused_and_nothing_changes(db, owner, cluster, raw, f
 
 
 def test_members_cannot_turn_it_on_and_others_see_no_cluster(db, owner, cluster):
+    owner.organization.members_can_create_clusters = True  # members may create clusters
+    db.session.commit()
     member = make_user(owner.organization, role="member")
     with pytest.raises(Forbidden):
         clusters.update_repack(member, cluster.id, {"enabled": True})
@@ -98,7 +100,7 @@ def test_members_cannot_turn_it_on_and_others_see_no_cluster(db, owner, cluster)
         clusters.create_cluster(member, "mine", {"cpu": "2"}, None, {"enabled": True})
     with pytest.raises(NotFound):
         clusters.update_repack(make_user(make_org()), cluster.id, {"enabled": True})
-    # A member may still create a cluster (repack off).
+    # The member may still create a cluster (repack off).
     assert clusters.create_cluster(member, "plain", {"cpu": "2"}).repack.enabled is False
 
 

@@ -14,7 +14,7 @@ from tests.factories import make_cluster, make_deployment, make_org, make_user
 
 @pytest.fixture
 def user(app):
-    return make_user(role="member")
+    return make_user(role="owner")
 
 
 @pytest.fixture
@@ -192,9 +192,9 @@ def test_create_a_cluster_with_custom_kinds(signed_in, db, user):
         ({"cpu": "1", "name": ""}, "name", "give the cluster a name"),
         ({"cpu": "1", "name": "-bad-"}, "name", "lowercase letters"),
         ({"cpu": "1", "name": "x" * 64}, "name", "at most 63"),
-        ({"cpu": "1", "max_deployments": "0"}, "max_deployments", "from 1 to 100,000"),
-        ({"cpu": "1", "max_deployments": "abc"}, "max_deployments", "from 1 to 100,000"),
-        ({"cpu": "1", "max_deployments": "100001"}, "max_deployments", "from 1 to 100,000"),
+        ({"cpu": "1", "max_deployments": "0"}, "max_deployments", "from 1 to 1,000"),
+        ({"cpu": "1", "max_deployments": "abc"}, "max_deployments", "from 1 to 1,000"),
+        ({"cpu": "1", "max_deployments": "1001"}, "max_deployments", "from 1 to 1,000"),
         (
             {"cpu": "1", "custom-0-kind": "tpu", "custom-0-amount": "-1"},
             "custom-0-amount",

@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +38,8 @@ def running_boot_sh(
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"SECRET_KEY", "DATABASE_URL", "FLASK_APP", "FLASK_DEBUG"}
+        if key not in {"SECRET_KEY", "DATABASE_URL", "FLASK_APP", "FLASK_DEBUG", "TRUSTED_HOSTS"}
+        and not key.startswith("RATELIMIT_")
     }
     env.update(
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",  # the image has them on PATH
@@ -44,6 +47,7 @@ def running_boot_sh(
         SECRET_KEY=secrets.token_urlsafe(32),
         SESSION_COOKIE_SECURE="0",
         DATABASE_URL=database_url,
+        PUBLIC_URL=f"http://127.0.0.1:{port}",  # production requires it (or TRUSTED_HOSTS)
         PORT=str(port),
         WEB_CONCURRENCY=str(workers),
         TMPDIR=str(folder),  # its own metrics folder: parallel servers never share one
@@ -90,3 +94,12 @@ def stop_group(process: subprocess.Popen) -> None:
         process.wait(timeout=STOP_TIMEOUT_SECONDS)
     except ProcessLookupError:
         pass
+
+
+def get(url: str, timeout: float = 5) -> tuple[int, str]:
+    """Status and text of a GET, with no retries and a hard timeout (raises OSError on it)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()

@@ -42,6 +42,7 @@ def production_environment(database_url: str, **overrides: str) -> dict[str, str
             "SECRET_KEY": secrets.token_urlsafe(32),
             "SESSION_COOKIE_SECURE": "0",  # plain http on loopback
             "DATABASE_URL": database_url,
+            "PUBLIC_URL": "http://127.0.0.1",
             "FLASK_APP": "wsgi.py",
             "PYTHONUNBUFFERED": "1",
         }
@@ -83,6 +84,9 @@ def running_gunicorn(
                 sys.executable,
                 "-m",
                 "gunicorn",
+                # The shipped settings (gevent workers); the flags below override a few.
+                "--config",
+                str(ROOT / "gunicorn.conf.py"),
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",

@@ -1,4 +1,4 @@
-"""Sign-up, login, profile, organization and invite pages."""
+"""Sign-up, login, profile, API tokens, organization, invite and password reset pages."""
 
 from flask import Blueprint
 
@@ -16,5 +16,6 @@ login_manager.session_protection = "strong"
 
 
 @login_manager.user_loader
-def load_user(session_id: str):
-    return accounts_service.load_session_user(session_id)
+def load_user(session_key: str):
+    """The cookie holds the key of a server-side session; an ended session loads nobody."""
+    return accounts_service.load_session_user(session_key)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, StringField, SubmitField
+from wtforms import HiddenField, PasswordField, SelectField, StringField, SubmitField
 from wtforms import ValidationError as FieldError
 from wtforms.validators import EqualTo, InputRequired
 
@@ -61,6 +61,60 @@ class SignupForm(_NewAccountFields):
 
 class InviteSignupForm(_NewAccountFields):
     submit = SubmitField("Join organization")
+
+
+class ProfileForm(FlaskForm):
+    display_name = StringField("Display name", filters=[_strip])
+    submit = SubmitField("Save display name")
+
+    def validate_display_name(self, field) -> None:
+        _check(accounts_service.display_name_problem(field.data))
+
+
+class _NewPasswordFields(FlaskForm):
+    """A new password typed twice; `username` is the account's, for the password rules."""
+
+    password = PasswordField("New password")
+    confirm = PasswordField(
+        "Confirm new password",
+        validators=[
+            InputRequired(message="Type the new password again."),
+            EqualTo("password", message="The two passwords do not match."),
+        ],
+    )
+    username = ""
+
+    def validate_password(self, field) -> None:
+        _check(accounts_service.password_problem(field.data, self.username))
+
+
+class PasswordForm(_NewPasswordFields):
+    current_password = PasswordField(
+        "Current password", validators=[InputRequired(message="Enter your current password.")]
+    )
+    submit = SubmitField("Change password")
+
+
+class ResetPasswordForm(_NewPasswordFields):
+    submit = SubmitField("Set new password")
+
+
+# Lifetimes offered on the tokens page, in days (the service accepts any from 1 to the maximum).
+TOKEN_LIFETIMES = (7, 30, 90, 365)
+
+
+class TokenForm(FlaskForm):
+    name = StringField("Token name", filters=[_strip])
+    expires_in_days = SelectField("Expires after", default="30")
+    submit = SubmitField("Create token")
+
+    def __init__(self, *args, longest: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        days = [d for d in TOKEN_LIFETIMES if d <= longest] or [longest]
+        self.expires_in_days.choices = [(str(d), f"{d} days") for d in days]
+
+    def validate_name(self, field) -> None:
+        _check(accounts_service.token_name_problem(field.data))
 
 
 class LoginForm(FlaskForm):

@@ -1,13 +1,13 @@
-"""Forms of the admin pages: a member's role and the organization's settings.
+"""Forms of the admin pages: a member's role, a new invite and the organization's settings.
 
-Row actions (deactivate, reactivate, revoke, re-open, create invite) carry no fields: their CSRF
+Row actions (deactivate, reactivate, revoke, re-open, reset link) carry no fields: their CSRF
 token is checked by CSRFProtect for every POST, so they need no form class.
 """
 
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import StringField, SubmitField
+from wtforms import BooleanField, SelectField, StringField, SubmitField
 from wtforms import ValidationError as FieldError
 
 from app.models import ROLES
@@ -16,17 +16,34 @@ from app.services import accounts as accounts_service
 ROLE_CHOICES = [(role, role.title()) for role in ROLES]
 
 
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
 class RoleForm(FlaskForm):
     # A plain string: the service refuses an unknown role with its own message.
     role = StringField("Role")
     submit = SubmitField("Change role")
 
 
+class InviteForm(FlaskForm):
+    label = StringField("Who is it for? (optional)", filters=[_strip])
+    role = SelectField("Role", default="member")
+    submit = SubmitField("Create invite link")
+
+    def __init__(self, *args, roles: list[tuple[str, str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.role.choices = roles
+
+    def validate_label(self, field) -> None:
+        if message := accounts_service.label_problem(field.data):
+            raise FieldError(message)
+
+
 class SettingsForm(FlaskForm):
-    name = StringField(
-        "Organization name", filters=[lambda v: v.strip() if isinstance(v, str) else v]
-    )
+    name = StringField("Organization name", filters=[_strip])
     deployment_quota = StringField("Deployment quota")
+    members_can_create_clusters = BooleanField("Members may create clusters")
     submit = SubmitField("Save settings")
 
     def validate_name(self, field) -> None:

@@ -1,8 +1,10 @@
-"""Routes of the admin blueprint: members and roles, invites, organization settings.
+"""Routes of the admin blueprint: members and roles, password reset links, invites, settings.
 
 Owners and admins see members and invites and manage invites; only owners change roles,
-deactivate or reactivate members and edit the settings. The service enforces all of it
-(Forbidden -> 403 page); refused changes (the last owner) come back as a flashed message.
+deactivate or reactivate members, issue password reset links and edit the settings. The
+service enforces all of it (Forbidden -> 403 page) and says what the viewer may do; refused
+changes (the last owner, an invite redeemed meanwhile) come back as a flashed message. Every
+POST redirects (POST/redirect/GET); a link made by a POST is shown once after the redirect.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from app.blueprints import links
+from app.blueprints import links, once
 from app.blueprints.accounts.forms import show_domain_error
 from app.blueprints.admin import bp
-from app.blueprints.admin.forms import ROLE_CHOICES, RoleForm, SettingsForm
+from app.blueprints.admin.forms import ROLE_CHOICES, InviteForm, RoleForm, SettingsForm
 from app.services import accounts as accounts_service
+from app.services import organizations
 from app.services.errors import Conflict, DomainError, ValidationError
+
+# Ids in paths: digits; the services answer 404 for an id no row can have (models.valid_id).
+ID = "int"
 
 
 @bp.before_request
@@ -26,7 +32,7 @@ def require_login() -> None:
 
 def _back_to_members():
     # An owner who just demoted or deactivated themselves can no longer see the admin pages.
-    if current_user.is_authenticated and current_user.role in ("owner", "admin"):
+    if current_user.is_authenticated and accounts_service.can_see_admin(current_user):
         return redirect(url_for("admin.members"))
     return redirect(url_for("accounts.organization"))
 
@@ -39,10 +45,15 @@ def index():
 @bp.get("/members")
 def members():
     overview = accounts_service.members_admin(current_user)
-    return render_template("admin/members.html", organization=overview, roles=ROLE_CHOICES)
+    return render_template(
+        "admin/members.html",
+        organization=overview,
+        roles=ROLE_CHOICES,
+        reset_link=once.take("reset"),
+    )
 
 
-@bp.post("/members/<int:user_id>/role")
+@bp.post(f"/members/<{ID}:user_id>/role")
 def change_role(user_id: int):
     form = RoleForm()
     try:
@@ -54,44 +65,81 @@ def change_role(user_id: int):
     return _back_to_members()
 
 
-@bp.post("/members/<int:user_id>/deactivate")
+@bp.post(f"/members/<{ID}:user_id>/deactivate")
 def deactivate(user_id: int):
     try:
-        member = accounts_service.set_active(current_user, user_id, False)
+        member, ended = accounts_service.deactivate(current_user, user_id)
     except Conflict as exc:
         flash(exc.message, "error")
     else:
-        flash(f"{member.display_name} was deactivated and logged out everywhere.", "success")
+        done = f"{member.display_name} was deactivated and logged out everywhere."
+        if ended.tokens:
+            done += f" {ended.tokens} API token{'s' * (ended.tokens > 1)} revoked."
+        flash(done, "success")
     return _back_to_members()
 
 
-@bp.post("/members/<int:user_id>/reactivate")
+@bp.post(f"/members/<{ID}:user_id>/reactivate")
 def reactivate(user_id: int):
-    member = accounts_service.set_active(current_user, user_id, True)
-    flash(f"{member.display_name} can log in again.", "success")
+    member = accounts_service.reactivate(current_user, user_id)
+    flash(f"{member.display_name} can log in again (their old API tokens stay revoked).", "success")
     return _back_to_members()
 
 
-@bp.get("/invites")
+@bp.post(f"/members/<{ID}:user_id>/password-reset")
+def password_reset(user_id: int):
+    """A single-use reset link for a member, shown once on the members page."""
+    try:
+        reset, code = accounts_service.create_password_reset(current_user, user_id)
+    except Conflict as exc:
+        flash(exc.message, "error")
+    else:
+        once.keep(
+            "reset",
+            link=links.password_reset_link(code),
+            name=reset.user.display_name,
+            expires_at=reset.expires_at.isoformat(),
+        )
+    return _back_to_members()
+
+
+def _roles_for_invites() -> list[tuple[str, str]]:
+    return [
+        (v, label) for v, label in ROLE_CHOICES if accounts_service.can_invite_as(current_user, v)
+    ]
+
+
+@bp.route("/invites", methods=["GET", "POST"])
 def invites():
-    return render_template(
-        "admin/invites.html", invites=accounts_service.list_invites(current_user)
-    )
-
-
-@bp.post("/invites")
-def create_invite():
-    """Shows the new link once, on this response: the code itself is never stored."""
-    invite, code = accounts_service.create_invite(current_user)
-    return render_template(
+    """The invites list and the form that makes one: a POST redirects here, showing the new
+    link once, so a reload never makes another invite."""
+    form = InviteForm(roles=_roles_for_invites())
+    if form.validate_on_submit():
+        try:
+            invite, code = accounts_service.create_invite(
+                current_user, form.label.data, form.role.data
+            )
+        except DomainError as exc:
+            show_domain_error(form, exc)
+        else:
+            once.keep(
+                "invite",
+                link=links.invite_link(code),
+                label=invite.label,
+                role=invite.role,
+                expires_at=invite.expires_at.isoformat(),
+            )
+            return redirect(url_for("admin.invites"))
+    page = render_template(
         "admin/invites.html",
+        form=form,
         invites=accounts_service.list_invites(current_user),
-        new_invite_link=links.invite_link(code),
-        new_invite_expires_at=invite.expires_at,
-    ), 201
+        new_invite=None if form.is_submitted() else once.take("invite"),
+    )
+    return page, 422 if form.is_submitted() else 200
 
 
-@bp.post("/invites/<int:invite_id>/revoke")
+@bp.post(f"/invites/<{ID}:invite_id>/revoke")
 def revoke_invite(invite_id: int):
     return _change_invite(
         accounts_service.revoke_invite,
@@ -100,7 +148,7 @@ def revoke_invite(invite_id: int):
     )
 
 
-@bp.post("/invites/<int:invite_id>/reopen")
+@bp.post(f"/invites/<{ID}:invite_id>/reopen")
 def reopen_invite(invite_id: int):
     return _change_invite(
         accounts_service.reopen_invite,
@@ -123,15 +171,27 @@ def _change_invite(change, invite_id: int, done: str):
 @bp.route("/settings", methods=["GET", "POST"])
 def settings():
     current = accounts_service.organization_settings(current_user)
-    form = SettingsForm(data={"name": current.name, "deployment_quota": current.deployment_quota})
+    form = SettingsForm(
+        data={
+            "name": current.name,
+            "deployment_quota": current.deployment_quota,
+            "members_can_create_clusters": current.members_can_create_clusters,
+        }
+    )
     if form.validate_on_submit():
         try:
-            accounts_service.update_settings(
-                current_user, form.name.data, form.deployment_quota.data
+            saved = organizations.update_settings(
+                current_user,
+                form.name.data,
+                form.deployment_quota.data,
+                form.members_can_create_clusters.data,
             )
         except DomainError as exc:
             show_domain_error(form, exc)
         else:
-            flash("Organization settings saved.", "success")
+            flash(saved.message, "warning" if saved.quota_reached else "success")
             return redirect(url_for("admin.settings"))
-    return render_template("admin/settings.html", form=form), 422 if form.is_submitted() else 200
+    page = render_template(
+        "admin/settings.html", form=form, quota_maximum=accounts_service.quota_maximum()
+    )
+    return page, 422 if form.is_submitted() else 200

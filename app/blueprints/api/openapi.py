@@ -124,6 +124,25 @@ def account_request(config: Config) -> dict[str, Any]:
     }
 
 
+def member_properties(role: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": ID,
+        "username": text(accounts.USERNAME_MAX_LENGTH),
+        "display_name": text(accounts.DISPLAY_NAME_MAX_LENGTH),
+        "role": role,
+        "active": BOOLEAN,
+        "last_login_at": nullable(TIMESTAMP),
+    }
+
+
+def settings_properties(config: Config) -> dict[str, Any]:
+    return {
+        "name": text(accounts.ORGANIZATION_NAME_MAX_LENGTH),
+        "deployment_quota": between(0, config["MAX_ORGANIZATION_QUOTA"]),
+        "members_can_create_clusters": BOOLEAN,
+    }
+
+
 def schemas(config: Config) -> dict[str, Any]:
     role = enum(ROLES)
     return {
@@ -178,20 +197,107 @@ def schemas(config: Config) -> dict[str, Any]:
         ),
         "Account": obj({"user": ref("User"), "organization": ref("OrganizationSummary")}),
         "Token": obj({"token": STRING, "expires_at": TIMESTAMP}),
-        "Member": obj(
+        "Member": obj(member_properties(role)),
+        "MemberList": obj({"items": {"type": "array", "items": ref("Member")}}),
+        "Deactivated": obj(
+            {**member_properties(role), "ended_sessions": COUNT, "ended_tokens": COUNT}
+        ),
+        "RoleRequest": obj({"role": role}),
+        "PasswordReset": obj(
+            {
+                "reset_url": {**STRING, "format": "uri", "description": "shown once; works once"},
+                "expires_at": {
+                    **TIMESTAMP,
+                    "description": f"{config['PASSWORD_RESET_TTL_SECONDS']} seconds after creation",
+                },
+            }
+        ),
+        "InviteRow": obj(
             {
                 "id": ID,
-                "username": text(accounts.USERNAME_MAX_LENGTH),
-                "display_name": text(accounts.DISPLAY_NAME_MAX_LENGTH),
+                "label": {
+                    **text(accounts.LABEL_MAX_LENGTH, 0),
+                    "description": "who it is for, in the inviter's words",
+                },
                 "role": role,
-                "active": BOOLEAN,
+                "state": enum(s for s in accounts.INVITE_STATES if s != "invalid"),
+                "created_by": {**STRING, "description": "display name of the inviter"},
+                "created_at": TIMESTAMP,
+                "expires_at": TIMESTAMP,
+                "used_by": nullable(STRING),
+                "used_at": nullable(TIMESTAMP),
+                "revoked_at": nullable(TIMESTAMP),
             }
+        ),
+        "InviteList": obj({"items": {"type": "array", "items": ref("InviteRow")}}),
+        "InviteRequest": obj(
+            {
+                "label": text(accounts.LABEL_MAX_LENGTH, 0),
+                "role": {**role, "description": "default member; only owners invite owners"},
+            },
+            required=[],
+        ),
+        "Settings": obj(settings_properties(config)),
+        "SettingsRequest": obj(
+            {
+                "name": text(accounts.ORGANIZATION_NAME_MAX_LENGTH),
+                "deployment_quota": {
+                    "anyOf": [
+                        between(0, config["MAX_ORGANIZATION_QUOTA"]),
+                        {"type": "string", "pattern": "^ *[0-9]{1,9} *$"},
+                    ],
+                    "description": "at most the operator's MAX_ORGANIZATION_QUOTA",
+                },
+                "members_can_create_clusters": BOOLEAN,
+            },
+            required=[],
+        ),
+        "SettingsSaved": obj(
+            {
+                **settings_properties(config),
+                "deployments": {**COUNT, "description": "deployments the organization has now"},
+                "message": {**STRING, "description": "what a quota at or below use means"},
+            }
+        ),
+        "ProfileRequest": obj({"display_name": text(accounts.DISPLAY_NAME_MAX_LENGTH)}),
+        "PasswordRequest": obj(
+            {
+                "current_password": STRING,
+                "new_password": text(accounts.PASSWORD_MAX_LENGTH, config["PASSWORD_MIN_LENGTH"]),
+            }
+        ),
+        "PasswordChanged": obj({"ended_sessions": COUNT, "ended_tokens": COUNT}),
+        "ApiToken": obj(
+            {
+                "id": ID,
+                "name": text(accounts.TOKEN_NAME_MAX_LENGTH),
+                "created_at": TIMESTAMP,
+                "expires_at": TIMESTAMP,
+                "last_used_at": nullable(TIMESTAMP),
+                "current": {**BOOLEAN, "description": "the token of this request"},
+            }
+        ),
+        "ApiTokenList": obj({"items": {"type": "array", "items": ref("ApiToken")}}),
+        "NewTokenRequest": obj(
+            {
+                "name": text(accounts.TOKEN_NAME_MAX_LENGTH),
+                "expires_in_days": {
+                    "anyOf": [
+                        between(1, config["API_TOKEN_MAX_TTL_DAYS"]),
+                        {"type": "string", "pattern": "^ *[0-9]{1,5} *$"},
+                    ],
+                    "description": "at most the operator's API_TOKEN_MAX_TTL_DAYS",
+                },
+            }
+        ),
+        "NewToken": obj(
+            {"token": ref("ApiToken"), "secret": {**STRING, "description": "shown only now"}}
         ),
         "Organization": obj(
             {
                 "id": ID,
                 "name": text(accounts.ORGANIZATION_NAME_MAX_LENGTH),
-                "deployment_quota": between(0, accounts.QUOTA_MAX),
+                "deployment_quota": between(0, config["MAX_ORGANIZATION_QUOTA"]),
                 "members": {"type": "array", "items": ref("Member")},
             }
         ),
@@ -203,6 +309,7 @@ def schemas(config: Config) -> dict[str, Any]:
                     **TIMESTAMP,
                     "description": f"{config['INVITE_TTL_SECONDS']} seconds after creation",
                 },
+                "invite": ref("InviteRow"),
             }
         ),
         "InviteStatus": obj(
@@ -222,7 +329,7 @@ def schemas(config: Config) -> dict[str, Any]:
             {
                 "id": ID,
                 "name": text(clusters.NAME_MAX),
-                "max_deployments": between(1, clusters.MAX_DEPLOYMENTS_LIMIT),
+                "max_deployments": between(1, config["MAX_DEPLOYMENTS_PER_CLUSTER"]),
                 "created_at": TIMESTAMP,
                 "resources": ref("Resources"),
             }
@@ -231,7 +338,7 @@ def schemas(config: Config) -> dict[str, Any]:
             {
                 "id": ID,
                 "name": text(clusters.NAME_MAX),
-                "max_deployments": between(1, clusters.MAX_DEPLOYMENTS_LIMIT),
+                "max_deployments": between(1, config["MAX_DEPLOYMENTS_PER_CLUSTER"]),
                 "created_by": {**nullable(STRING), "description": "display name of the creator"},
                 "created_at": TIMESTAMP,
                 "resources": ref("Resources"),
@@ -476,9 +583,12 @@ def schemas(config: Config) -> dict[str, Any]:
                     f"{config['MAX_RESOURCE_KINDS']} kinds",
                 },
                 "max_deployments": {
-                    **nullable(between(1, clusters.MAX_DEPLOYMENTS_LIMIT)),
-                    "description": "running plus pending",
-                    "default": config["DEFAULT_MAX_DEPLOYMENTS"],
+                    **nullable(between(1, config["MAX_DEPLOYMENTS_PER_CLUSTER"])),
+                    "description": "running plus pending; at most the operator's "
+                    "MAX_DEPLOYMENTS_PER_CLUSTER",
+                    "default": min(
+                        config["DEFAULT_MAX_DEPLOYMENTS"], config["MAX_DEPLOYMENTS_PER_CLUSTER"]
+                    ),
                 },
                 "repack": {
                     **nullable(ref("RepackIn")),
@@ -519,8 +629,13 @@ def errors(config: Config) -> dict[str, str]:
         "422": "Well-formed but invalid values, limits, quotas or infeasible requests",
         "429": "Too many attempts: failed logins "
         f"({config['LOGIN_RATE_LIMIT_PER_CLIENT']} per client address, "
-        f"{config['LOGIN_RATE_LIMIT_PER_USERNAME']} per username) or accounts created "
-        f"({config['SIGNUP_RATE_LIMIT_PER_CLIENT']} per client address)",
+        f"{config['LOGIN_RATE_LIMIT_PER_CLIENT_USERNAME']} per client address and username, "
+        f"{config['LOGIN_RATE_LIMIT_PER_USERNAME']} per username), wrong current passwords "
+        f"({config['LOGIN_RATE_LIMIT_PER_CLIENT_USERNAME']} per user) or accounts created "
+        f"({config['SIGNUP_RATE_LIMIT_PER_CLIENT']} per client address); Retry-After says when "
+        "to try again",
+        "503": "The database is unreachable for a moment; try again after Retry-After "
+        f"({config['RETRY_AFTER_SECONDS']}) seconds",
     }
 
 
@@ -600,6 +715,7 @@ def operation(
     optional_body: bool = False,
 ) -> dict[str, Any]:
     status, response = ok
+    errors = [*errors, "503"]
     if secured and "401" not in errors:
         errors = ["401", *errors]
     if request and "400" not in errors:
@@ -649,7 +765,40 @@ def paths(config: Config) -> dict[str, Any]:
             "post": operation("Log out: revoke the token of this request", ("204", NO_CONTENT), [])
         },
         "/user/": {
-            "get": operation("Who am I", ("200", json_response("The token's user", "User")), [])
+            "get": operation("Who am I", ("200", json_response("The token's user", "User")), []),
+            "patch": operation(
+                "Change your display name",
+                ("200", json_response("You", "User")),
+                ["422"],
+                request="ProfileRequest",
+            ),
+        },
+        "/user/password/": {
+            "post": operation(
+                "Change your password (the current one is required)",
+                ("200", json_response("What ended", "PasswordChanged")),
+                ["422", "429"],
+                request="PasswordRequest",
+                description="Every other login session and API token of yours ends; the token "
+                "of this request stays valid.",
+            )
+        },
+        "/user/tokens/": {
+            "get": operation(
+                "Your live API tokens (never their secrets)",
+                ("200", json_response("Tokens", "ApiTokenList")),
+                [],
+            ),
+            "post": operation(
+                "Create a named personal token for a pipeline",
+                ("201", json_response("The token and its secret, shown only now", "NewToken")),
+                ["422"],
+                request="NewTokenRequest",
+            ),
+        },
+        "/user/tokens/{token_id}/": {
+            "parameters": [path_id("token_id")],
+            "delete": operation("Revoke one of your tokens", ("204", NO_CONTENT), ["404"]),
         },
         "/organization/": {
             "get": operation(
@@ -658,11 +807,93 @@ def paths(config: Config) -> dict[str, Any]:
                 [],
             )
         },
+        "/organization/members/": {
+            "get": operation(
+                "The organization's members", ("200", json_response("Members", "MemberList")), []
+            )
+        },
+        "/organization/members/{user_id}/role/": {
+            "parameters": [path_id("user_id")],
+            "put": operation(
+                "Change a member's role (owners; never the last owner)",
+                ("200", json_response("The member", "Member")),
+                ["403", "404", "409", "422"],
+                request="RoleRequest",
+            ),
+        },
+        "/organization/members/{user_id}/deactivate/": {
+            "parameters": [path_id("user_id")],
+            "post": operation(
+                "Deactivate a member: every session ends, every API token is revoked for good",
+                ("200", json_response("The member and what ended", "Deactivated")),
+                ["403", "404", "409"],
+            ),
+        },
+        "/organization/members/{user_id}/reactivate/": {
+            "parameters": [path_id("user_id")],
+            "post": operation(
+                "Let a deactivated member log in again (old tokens stay revoked)",
+                ("200", json_response("The member", "Member")),
+                ["403", "404"],
+            ),
+        },
+        "/organization/members/{user_id}/password-reset/": {
+            "parameters": [path_id("user_id")],
+            "post": operation(
+                "A single-use password reset link for a member (owners)",
+                ("201", json_response("The link, shown only now", "PasswordReset")),
+                ["403", "404", "409"],
+                description="An earlier unused link for the same member stops working. Using "
+                "the link ends every session and API token of the member.",
+            ),
+        },
+        "/organization/settings/": {
+            "get": operation(
+                "The organization's settings (owners)",
+                ("200", json_response("The settings", "Settings")),
+                ["403"],
+            ),
+            "patch": operation(
+                "Change the organization's settings (owners); fields left out are kept",
+                ("200", json_response("The settings and the quota against use", "SettingsSaved")),
+                ["403", "422"],
+                request="SettingsRequest",
+            ),
+        },
+        "/organization/invites/": {
+            "get": operation(
+                "Every invite, newest first, with its label, role, state and times",
+                ("200", json_response("Invites", "InviteList")),
+                ["403"],
+            )
+        },
+        "/organization/invites/{invite_id}/revoke/": {
+            "parameters": [path_id("invite_id")],
+            "post": operation(
+                "Revoke an active invite (owners and admins)",
+                ("200", json_response("The invite", "InviteRow")),
+                ["403", "404", "409"],
+                description="409 names what happened instead, e.g. it was redeemed by someone "
+                "just now.",
+            ),
+        },
+        "/organization/invites/{invite_id}/reopen/": {
+            "parameters": [path_id("invite_id")],
+            "post": operation(
+                "Give an unused, expired invite a fresh expiry (owners and admins)",
+                ("200", json_response("The invite", "InviteRow")),
+                ["403", "404", "409"],
+            ),
+        },
         "/organization/invite/": {
             "patch": operation(
-                "Create a single-use invite (owners and admins)",
+                "Create a single-use invite (owners and admins; only owners invite owners)",
                 ("201", json_response("The invite; its code is shown only now", "Invite")),
-                ["403"],
+                ["403", "422"],
+                request="InviteRequest",
+                optional_body=True,
+                description='An optional JSON body {"label", "role"} says who it is for and the '
+                "role the invitee gets (default member).",
             ),
             "get": operation(
                 "Check an invite code",
@@ -695,6 +926,9 @@ def paths(config: Config) -> dict[str, Any]:
                 ("201", json_response("The cluster", "Cluster")),
                 ["403", "422"],
                 request="ClusterRequest",
+                description="Owners and admins (members too when the organization allows it); "
+                "422 quota_exceeded beyond the operator's MAX_CLUSTERS_PER_ORGANIZATION "
+                f"({config['MAX_CLUSTERS_PER_ORGANIZATION']}).",
             ),
         },
         "/cluster/{cluster_id}/": {
@@ -713,9 +947,9 @@ def paths(config: Config) -> dict[str, Any]:
                 '"Repack".',
             ),
             "delete": operation(
-                "Delete an empty cluster",
+                "Delete an empty cluster (owners and admins)",
                 ("204", NO_CONTENT),
-                ["404", "409"],
+                ["403", "404", "409"],
                 description="409 (the message gives the running and pending counts) while the "
                 "cluster has deployments.",
             ),

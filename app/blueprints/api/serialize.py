@@ -60,3 +60,52 @@ def wait(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if kind is not None and isinstance(amount, int):
             out[field] = quantities.to_display(kind, amount)
     return out
+
+
+def member(account: Any) -> dict[str, Any]:
+    """A member of the organization (a User or the accounts service's MemberView)."""
+    return {
+        "id": account.id,
+        "username": account.username,
+        "display_name": account.display_name,
+        "role": account.role,
+        "active": account.active,
+        "last_login_at": timestamp(account.last_login_at),
+    }
+
+
+def invite(view: Any) -> dict[str, Any]:
+    """A row of the invites list (the accounts service's InviteView)."""
+    return {
+        "id": view.id,
+        "label": view.label,
+        "role": view.role,
+        "state": view.state,
+        "created_by": view.created_by,
+        "created_at": timestamp(view.created_at),
+        "expires_at": timestamp(view.expires_at),
+        "used_by": view.used_by,
+        "used_at": timestamp(view.used_at),
+        "revoked_at": timestamp(view.revoked_at),
+    }
+
+
+def api_token(view: Any) -> dict[str, Any]:
+    """A personal API token, never its secret (the accounts service's TokenView)."""
+    return {
+        "id": view.id,
+        "name": view.name,
+        "created_at": timestamp(view.created_at),
+        "expires_at": timestamp(view.expires_at),
+        "last_used_at": timestamp(view.last_used_at),
+        "current": view.is_current,
+    }
+
+
+def settings(saved: Any) -> dict[str, Any]:
+    """Organization settings (the accounts service's OrganizationSettings)."""
+    return {
+        "name": saved.name,
+        "deployment_quota": saved.deployment_quota,
+        "members_can_create_clusters": saved.members_can_create_clusters,
+    }

@@ -1,20 +1,17 @@
-"""Users: sign-up, login (a bearer token), logout and who am I.
+"""Users: sign-up, login (a bearer token), logout, who am I, the profile (display name,
+password) and personal API tokens.
 
 `PUT /user/create/` creates an organization with its first user (its owner), like the sign-up
-page; both call `services.accounts.signup`. Logins are rate-limited per client address and per
-username, counting failed attempts only, with the same limits as the login page.
+page; both call `services.accounts.signup`. Logins are rate-limited like the login page, on the
+same counters (`app.blueprints.limits.login`), counting failed attempts only.
 """
 
 from __future__ import annotations
 
-from flask import current_app
-from flask_limiter.util import get_remote_address
-
 from app.blueprints import limits
-from app.blueprints.api import route, serialize
+from app.blueprints.api import ID, route, serialize
 from app.blueprints.api.auth import api_token, api_user, token_required
-from app.blueprints.api.schema import Object, String, json_body, read_json
-from app.extensions import limiter
+from app.blueprints.api.schema import IntegerOrString, Object, String, json_body
 from app.services import accounts
 from app.services.errors import DomainError
 
@@ -25,6 +22,9 @@ SIGNUP = Object(
     }
 )
 LOGIN = Object({"username": String(), "password": String()})
+PROFILE = Object({"display_name": String()})
+PASSWORD = Object({"current_password": String(), "new_password": String()})
+NEW_TOKEN = Object({"name": String(), "expires_in_days": IntegerOrString()})
 
 # The service names fields after its arguments; the client knows them by their body paths.
 SIGNUP_FIELDS = {
@@ -59,34 +59,8 @@ def create_user():
     }, 201
 
 
-def _login_client_key() -> str:
-    return f"api-login-client:{get_remote_address()}"
-
-
-def _login_username_key() -> str:
-    try:
-        body = read_json()
-    except DomainError:
-        body = None
-    username = body.get("username") if isinstance(body, dict) else None
-    return "api-login-user:" + (username.strip().lower()[:64] if isinstance(username, str) else "")
-
-
-def _login_failed(response) -> bool:
-    return response.status_code != 200
-
-
 @route("/user/login/", "POST")
-@limiter.limit(
-    lambda: current_app.config["LOGIN_RATE_LIMIT_PER_CLIENT"],
-    key_func=_login_client_key,
-    deduct_when=_login_failed,
-)
-@limiter.limit(
-    lambda: current_app.config["LOGIN_RATE_LIMIT_PER_USERNAME"],
-    key_func=_login_username_key,
-    deduct_when=_login_failed,
-)
+@limits.login
 def login():
     body = json_body(LOGIN)
     token, secret = accounts.login_token(body["username"], body["password"])
@@ -104,3 +78,45 @@ def logout():
 @token_required
 def current_account():
     return serialize.user(api_user())
+
+
+@route("/user/", "PATCH")
+@token_required
+def update_profile():
+    body = json_body(PROFILE)
+    return serialize.user(accounts.update_profile(api_user(), body["display_name"]))
+
+
+@route("/user/password/", "POST")
+@token_required
+@limits.password_change
+def change_password():
+    """Every other session and token of the user ends; the token of this request stays."""
+    body = json_body(PASSWORD)
+    try:
+        ended = accounts.change_password(api_user(), body["current_password"], body["new_password"])
+    except DomainError as error:
+        raise body_paths(error, {"password": "new_password"}) from None
+    return {"ended_sessions": ended.sessions, "ended_tokens": ended.tokens}
+
+
+@route("/user/tokens/", "GET")
+@token_required
+def list_tokens():
+    return {"items": [serialize.api_token(token) for token in accounts.list_tokens(api_user())]}
+
+
+@route("/user/tokens/", "POST")
+@token_required
+def create_token():
+    """A named personal token; its secret is in this answer only."""
+    body = json_body(NEW_TOKEN)
+    token, secret = accounts.create_token(api_user(), body["name"], body["expires_in_days"])
+    return {"token": serialize.api_token(token), "secret": secret}, 201
+
+
+@route(f"/user/tokens/<{ID}:token_id>/", "DELETE")
+@token_required
+def revoke_token(token_id: int):
+    accounts.revoke_api_token(api_user(), token_id)
+    return "", 204

@@ -38,8 +38,10 @@ def index():
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 def create():
+    if not clusters.can_create_cluster(current_user):
+        abort(403, "Only an owner or an admin can create clusters in your organization.")
     form = ClusterForm(
-        max_deployments=str(current_app.config["DEFAULT_MAX_DEPLOYMENTS"]),
+        max_deployments=str(clusters.default_max_deployments()),
         repack=repack_data(clusters.default_repack()),
     )
     if form.validate_on_submit():

@@ -165,11 +165,11 @@ def _deploy_form():
     selected = None
     if raw.strip():
         wanted = positive_int(raw)
-        selected = next((c for c in choices if c.id == wanted), None)
-        if selected is None:
+        if wanted is None:
             raise NotFound("No such cluster.")
+        selected = deployments.deploy_target(current_user, wanted)
     elif choices:
-        selected = choices[0]
+        selected = deployments.deploy_target(current_user, choices[0].id)
     kinds = [r.kind for r in selected.resources] if selected else []
     form = DeployForm.with_kinds(
         kinds, formdata=request.form if request.method == "POST" else request.args or None

@@ -24,7 +24,10 @@ def index():
 @limiter.exempt
 def healthz():
     ok, detail = health.check_database()
-    return {"status": "ok" if ok else "unavailable", "database": detail}, 200 if ok else 503
+    body = {"status": "ok" if ok else "unavailable", "database": detail}
+    if ok:
+        return body, 200
+    return body, 503, {"Retry-After": str(current_app.config["RETRY_AFTER_SECONDS"])}
 
 
 @bp.get("/metrics")
