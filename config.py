@@ -94,6 +94,18 @@ class Config:
     # Retry-After of the 503 answered when the database is unreachable for a moment.
     RETRY_AFTER_SECONDS = _int("RETRY_AFTER_SECONDS", 5)
 
+    # Scheduling. The admission search's work budget per decision, in counted steps (about
+    # 1-4 us each; docs/scheduling.md, "Exactness and the budget"), and how many of the
+    # deployments holding what a queued one waits for its reason names.
+    SCHEDULER_WORK_BUDGET = _int("SCHEDULER_WORK_BUDGET", 12_000)
+    SCHEDULER_BLOCKERS_LISTED = _int("SCHEDULER_BLOCKERS_LISTED", 5)
+    # Defaults of a new cluster's repack settings (off by default; owners and admins turn it
+    # on per cluster): the gain each move must bring, in percent of mean utilization, the
+    # moves allowed per hour, and the minutes before the same deployment may move again.
+    REPACK_THRESHOLD_PERCENT = os.environ.get("REPACK_THRESHOLD_PERCENT", "2")
+    REPACK_MAX_PER_HOUR = _int("REPACK_MAX_PER_HOUR", 6)
+    REPACK_COOLDOWN_MINUTES = _int("REPACK_COOLDOWN_MINUTES", 60)
+
     # Cookies and CSRF. The CSRF token must outlive a dashboard left open all day.
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -158,6 +158,7 @@ def register_template_helpers(app: Flask) -> None:
         can_manage_members=accounts.can_manage_members,
         can_create_cluster=clusters.can_create_cluster,
         can_delete_cluster=clusters.can_delete_cluster,
+        can_change_repack=clusters.can_change_repack,
         can_delete_all_deployments=deployments.can_delete_all,
     )
     app.jinja_env.globals.update(

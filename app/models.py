@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from flask_login import UserMixin
@@ -221,6 +222,14 @@ class Cluster(db.Model):
     # Bumped by every scheduling transaction: the live dashboard's ETag, so an unchanged
     # cluster is answered 304 without loading or rendering its deployments.
     state_version: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # Opt-in repack (docs/scheduling.md, "Repack"): running work may be moved back to the queue
+    # for queued work of the same priority when each move raises utilization by at least the
+    # threshold (basis points of mean utilization), at most so many moves an hour, never the
+    # same deployment twice within the cooldown.
+    repack_enabled: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    repack_threshold_bp: Mapped[int] = mapped_column(default=200, server_default="200")
+    repack_max_per_hour: Mapped[int] = mapped_column(default=6, server_default="6")
+    repack_cooldown_minutes: Mapped[int] = mapped_column(default=60, server_default="60")
 
     resources: Mapped[list[ClusterResource]] = relationship(
         back_populates="cluster",
@@ -232,6 +241,12 @@ class Cluster(db.Model):
     __table_args__ = (
         sa.UniqueConstraint("organization_id", "name", name="uq_clusters_org_name"),
         sa.CheckConstraint("max_deployments > 0", name="max_deployments_positive"),
+        sa.CheckConstraint(
+            "repack_threshold_bp > 0 AND repack_threshold_bp <= 10000",
+            name="repack_threshold_range",
+        ),
+        sa.CheckConstraint("repack_max_per_hour > 0", name="repack_max_per_hour_positive"),
+        sa.CheckConstraint("repack_cooldown_minutes >= 0", name="repack_cooldown_not_negative"),
         NEVER_REUSE_IDS,
     )
 
@@ -283,6 +298,9 @@ class Deployment(db.Model):
     started_at: Mapped[datetime | None]
     queue_position: Mapped[int | None]
     reason: Mapped[str | None] = mapped_column(sa.String(300))
+    # The same reason as data (`app.scheduler.Wait.to_dict()`): cause, kind, amounts, the
+    # deployments holding the room; null while running.
+    wait: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     preemptions: Mapped[int] = mapped_column(default=0)
     preempted_by_id: Mapped[int | None]
     last_event: Mapped[str | None] = mapped_column(sa.String(300))
@@ -338,6 +356,8 @@ class Event(db.Model):
     __table_args__ = (
         sa.Index("ix_events_org_id", "organization_id", "id"),
         sa.Index("ix_events_subject", "subject_kind", "subject_id", "id"),
+        # Recent events of one kind on a cluster (the repack's hourly budget and cooldown).
+        sa.Index("ix_events_cluster_action_at", "cluster_id", "action", "at"),
         sa.CheckConstraint(
             "actor_kind IN ('user', 'scheduler', 'reconciler', 'system')", name="actor_kind_known"
         ),

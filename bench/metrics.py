@@ -82,13 +82,26 @@ def check_transition(
     after_running: Mapping[int, Job],
     preempted: Mapping[int, int],
     deleted: int | None,
+    repacked: Mapping[int, int] | None = None,
 ) -> tuple[int, int]:
-    """(evictions, bad evictions) across one decision; see the module docstring."""
+    """(evictions, bad evictions) across one decision; see the module docstring. With
+    `repacked` (a cluster's opt-in repack: moved -> the job started for it), a move is not bad
+    when that job runs afterwards and has exactly the moved one's priority."""
+    moved = repacked or {}
     evictions = bad = 0
     for job_id, job in before_running.items():
         if job_id == deleted or job_id in after_running:
             continue
         evictions += 1
+        if job_id in moved:
+            partner = after_running.get(moved[job_id])
+            if (
+                partner is None
+                or partner.priority != job.priority
+                or moved[job_id] in (before_running)
+            ):
+                bad += 1
+            continue
         preemptor = after_running.get(preempted.get(job_id, -1))
         if preemptor is None or preemptor.priority <= job.priority:
             bad += 1

@@ -68,7 +68,11 @@ def solve(
     max_deployments: int | None = None,
     time_limit: float = 1.0,
     workers: int = 2,
+    capacity_only: bool = False,
 ) -> Reference:
+    """The best state (see the module docstring). `capacity_only`: the repack-everything
+    bound, which drops no-inversion and work conservation and keeps capacity (and the count
+    limit) alone: what any placement of the deployments present could use at most."""
     kinds = sorted(capacity)
     cap = {k: capacity[k] for k in kinds}
     weight, scale = weights(cap)
@@ -107,6 +111,8 @@ def solve(
         model.Add(sum(count.values()) <= max_deployments)
 
     for (prio, vec), members in classes.items():
+        if capacity_only:
+            break
         n = count[(prio, vec)]
         excluded = model.NewBoolVar("")
         model.Add(n >= len(members)).OnlyEnforceIf(excluded.Not())

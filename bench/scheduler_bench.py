@@ -1,46 +1,46 @@
 """Scheduler benchmark: Kargo's scheduler against its peers and exact CP-SAT references.
 
-    .venv/bin/python bench/scheduler_bench.py                 # default, under a minute on 2 cores
-    .venv/bin/python bench/scheduler_bench.py --full          # longer traces, more references
+    .venv/bin/python bench/scheduler_bench.py                 # default: 5 seeds, a few minutes
+    .venv/bin/python bench/scheduler_bench.py --quick         # seconds: a smoke run for tests
+    .venv/bin/python bench/scheduler_bench.py --seeds 1 2 3   # other seeds
     .venv/bin/python bench/scheduler_bench.py --export-traces # also write the traces (JSON lines)
     .venv/bin/python bench/scheduler_bench.py --replay bench/results/traces.jsonl
 
 Every policy replays the same traces (bench/workloads.py) in the same simulator
 (bench/policies.py); after every event the independent checker (bench/metrics.py) counts
 inversions, work-conservation misses, capacity violations and evictions; on a sample of
-decision points the CP-SAT references (bench/reference.py) give OPT_NI and OPT_stable:
+decision points the CP-SAT references (bench/reference.py) give:
 
   * OPT_NI(t): max U over every inversion-free state of the deployments present after event t
     (capacity, count limit, no inversion, work conservation), free to evict anything. It depends
     only on the trace, so every policy is divided by the same number.
-  * OPT_stable(t): the same, but keeping P(t) = Kargo's running set before event t, minus the
+  * OPT_cap(t): max U by capacity (and the count limit) alone, the repack-everything bound: what
+    any placement of the deployments present could use, inversions allowed.
+  * OPT_stable(t): OPT_NI keeping P(t) = Kargo's running set before event t, minus the
     deployment event t deletes, minus the victims Kargo's decision preempts (each checked by the
     independent checker to be preempted by a strictly higher-priority deployment that starts).
     This is exactly the freedom rule 7 leaves Kargo once rules 4 and 5 are applied, so it is
-    reported for Kargo only (a peer's own running set can make it infeasible: FIFO keeps
-    inversions that no admission can repair).
+    reported for Kargo only.
 
-Time-averaged utilization is taken over [first event, last submission]: the drain after the
-last arrival is the same for every policy and would only dilute the differences. Queue wait is
-first start minus submission; a deployment that never started counts with its whole life
-(censored) and is also counted as "never started".
+Each scenario runs on several seeds (5 by default); tables give, per scenario and policy, the
+mean over seeds and the worst seed, and targets are judged on every seed. Time-averaged
+utilization is taken over [first event, last submission]. Queue wait is first start minus
+submission; a deployment that never started counts with its whole life.
 
-Decision latency is measured separately on synthetic single-cluster states of 10 to 10,000
-deployments (see `measure_latency`). Writes scheduler.json and PNG plots to --out (default
-bench/results/) and copies the two plots to docs/img/.
+Decision latency (bench/latency.py) is measured on synthetic single-cluster states of 10 to
+10,000 deployments and on adversarial cases. Writes scheduler.json and PNG plots to --out
+(default bench/results/) and copies the plots to docs/img/.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import gc
 import json
 import math
+import os
 import platform
-import random
 import shutil
-import subprocess
 import sys
 import time
 import traceback
@@ -52,8 +52,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.scheduler import ClusterState, Delete, Job, Submit, schedule  # noqa: E402
-from bench import reference  # noqa: E402
+from app.scheduler import Job  # noqa: E402
+from bench import latency, reference  # noqa: E402
 from bench.metrics import (  # noqa: E402
     TimeAverage,
     check_snapshot,
@@ -62,20 +62,15 @@ from bench.metrics import (  # noqa: E402
     quantile,
     summary,
 )
-from bench.policies import ClusterSim, all_policies  # noqa: E402
-from bench.workloads import (  # noqa: E402
-    RESOURCE_CLASSES,
-    Trace,
-    draw_requests,
-    read_traces,
-    scenarios,
-    tiered_priority,
-    write_traces,
-)
+from bench.policies import BENCH_REPACK, DEFAULT_REPACK, ClusterSim, all_policies  # noqa: E402
+from bench.workloads import SCENARIOS, Trace, read_traces, scenarios, write_traces  # noqa: E402
 
 KARGO = "kargo"
+REPACK = "kargo-repack"
 PLOT_TRACE = "load-1.5"
 LATENCY_SIZES = (10, 100, 1_000, 10_000)
+ADVERSARIAL_SIZES = (1_000, 10_000)
+QUICK_SCENARIOS = ("load-1.5", "distinct", "knapsack", "8-kinds")
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,14 +86,17 @@ class PolicyRun:
         self.usage = TimeAverage(len(kinds))
         self.timeline: list[tuple[float, float]] = []
         self.first_start: dict[int, float] = {}
+        self.decisions = 0
         self.inversions = 0  # summed over decisions: pending jobs inverted after the decision
         self.decisions_with_inversion = 0
         self.first_inversion: dict[str, object] | None = None
         self.work_misses = 0
         self.capacity_violations = 0
         self.evictions = 0
+        self.repacks = 0
         self.bad_evictions = 0
         self.ratio_ni: list[float] = []
+        self.ratio_cap: list[float] = []
         self.ratio_stable: list[float] = []
         self.greedy_matches = 0
         self.greedy_checked = 0
@@ -109,8 +107,8 @@ def replay(trace: Trace, ref_every: int, time_limit: float, workers: int) -> dic
     """Run every policy over `trace`; solve the references every `ref_every` decisions."""
     kinds = sorted(trace.capacity)
     policies = all_policies()
-    sims = {p.name: ClusterSim(trace.capacity, trace.max_deployments) for p in policies}
-    runs = {p.name: PolicyRun(p.name, kinds) for p in policies}
+    sims = {p.name: ClusterSim(trace.capacity, trace.max_deployments) for p in policies}  # type: ignore[attr-defined]
+    runs = {p.name: PolicyRun(p.name, kinds) for p in policies}  # type: ignore[attr-defined]
     present: dict[int, Job] = {}
     submitted_at: dict[int, float] = {}
     deleted_at: dict[int, float] = {}
@@ -118,7 +116,7 @@ def replay(trace: Trace, ref_every: int, time_limit: float, workers: int) -> dic
     submit_times = [e.time for e in trace.events if e.op == "submit"]
     window_end = max(submit_times) if submit_times else 0.0
     distinct = len({e.priority for e in trace.events if e.op == "submit"}) > 10
-    refs: dict[str, list[dict[str, object]]] = {"ni": [], "stable": []}
+    refs: dict[str, list[dict[str, object]]] = {"ni": [], "cap": [], "stable": []}
     decisions = 0
 
     for index, event in enumerate(trace.events):
@@ -139,17 +137,19 @@ def replay(trace: Trace, ref_every: int, time_limit: float, workers: int) -> dic
         protected: set[int] | None = None
 
         for policy in policies:
-            run, sim = runs[policy.name], sims[policy.name]
+            run, sim = runs[policy.name], sims[policy.name]  # type: ignore[attr-defined]
             if run.error:
                 continue
             deleted = sim.remove(event.id) if job is None else None
             before = dict(sim.running)
+            sim.now = event.time
             try:
-                outcome = policy.decide(sim, job, deleted)
+                outcome = policy.decide(sim, job, deleted)  # type: ignore[attr-defined]
                 sim.apply(outcome, job)
             except Exception:  # a crash of the policy under test is a result, not an abort
                 run.error = f"event {index} ({event.op} #{event.id}): {traceback.format_exc()}"
                 continue
+            run.decisions += 1
             snap = check_snapshot(trace.capacity, sim.running.values(), sim.pending.values())
             run.capacity_violations += snap.capacity_violations
             run.work_misses += snap.work_conservation_misses
@@ -159,9 +159,14 @@ def replay(trace: Trace, ref_every: int, time_limit: float, workers: int) -> dic
                 if run.first_inversion is None:
                     run.first_inversion = {"event": index, "ids": snap.inverted_ids[:10]}
             evictions, bad = check_transition(
-                before, sim.running, outcome.preempted, event.id if job is None else None
+                before,
+                sim.running,
+                outcome.preempted,
+                event.id if job is None else None,
+                outcome.repacked,
             )
             run.evictions += evictions
+            run.repacks += len(outcome.repacked)
             run.bad_evictions += bad
             for started in outcome.started:
                 run.first_start.setdefault(started, event.time)
@@ -169,7 +174,7 @@ def replay(trace: Trace, ref_every: int, time_limit: float, workers: int) -> dic
             if event.time <= window_end:
                 run.usage.observe(event.time, [u / c for u, c in zip(used, sim.cap, strict=True)])
             run.timeline.append((event.time, sim.utilization() / len(kinds)))
-            if policy.name == KARGO:
+            if policy.name == KARGO:  # type: ignore[attr-defined]
                 protected = set(before) - set(outcome.preempted)
             if distinct:
                 run.greedy_checked += 1
@@ -178,16 +183,20 @@ def replay(trace: Trace, ref_every: int, time_limit: float, workers: int) -> dic
 
         if ref_every and decisions % ref_every == 0 and present:
             jobs = list(present.values())
-            ni = reference.solve(
-                trace.capacity, jobs, (), trace.max_deployments, time_limit, workers
-            )
+            solve = reference.solve
+            ni = solve(trace.capacity, jobs, (), trace.max_deployments, time_limit, workers)
+            cap = solve(trace.capacity, jobs, (), trace.max_deployments, time_limit, workers, True)
             refs["ni"].append(_ref_row(index, ni))
-            if ni.value > 0:
-                for run in runs.values():
-                    if not run.error:
-                        run.ratio_ni.append(sims[run.name].utilization() / ni.value)
+            refs["cap"].append(_ref_row(index, cap))
+            for run in runs.values():
+                if run.error:
+                    continue
+                if ni.value > 0:
+                    run.ratio_ni.append(sims[run.name].utilization() / ni.value)
+                if cap.value > 0:
+                    run.ratio_cap.append(sims[run.name].utilization() / cap.value)
             if protected is not None and not runs[KARGO].error:
-                stable = reference.solve(
+                stable = solve(
                     trace.capacity, jobs, protected, trace.max_deployments, time_limit, workers
                 )
                 row = _ref_row(index, stable)
@@ -196,10 +205,13 @@ def replay(trace: Trace, ref_every: int, time_limit: float, workers: int) -> dic
                 if stable.value > 0:
                     runs[KARGO].ratio_stable.append(sims[KARGO].utilization() / stable.value)
 
-    end = window_end
     results: dict[str, object] = {}
-    for run in runs.values():
-        results[run.name] = _policy_result(run, trace, submitted_at, deleted_at, distinct, end)
+    for policy in policies:
+        run = runs[policy.name]  # type: ignore[attr-defined]
+        result = _policy_result(run, trace, submitted_at, deleted_at, distinct, window_end)
+        if hasattr(policy, "inexact"):
+            result["inexact_decisions"] = policy.inexact
+        results[run.name] = result
     return {
         "description": trace.description,
         "params": trace.params,
@@ -276,9 +288,11 @@ def _policy_result(
     }
     result: dict[str, object] = {
         "error": run.error,
+        "decisions": run.decisions,
         "utilization": {k: a for k, a in zip(run.kinds, averages, strict=True)},
         "utilization_mean": sum(averages) / len(averages),
         "u_over_opt_ni": summary(run.ratio_ni),
+        "u_over_opt_cap": summary(run.ratio_cap),
         "u_over_opt_stable": summary(run.ratio_stable) if run.name == KARGO else None,
         "inversions": run.inversions,
         "decisions_with_inversion": run.decisions_with_inversion,
@@ -286,6 +300,8 @@ def _policy_result(
         "work_conservation_misses": run.work_misses,
         "capacity_violations": run.capacity_violations,
         "evictions": run.evictions,
+        "repacks": run.repacks,
+        "evictions_per_decision": run.evictions / run.decisions if run.decisions else 0.0,
         "same_or_lower_priority_evictions": run.bad_evictions,
         "queue_wait": wait_rows,
         "ratios_ni": run.ratio_ni,
@@ -301,92 +317,64 @@ def _tier_sort(tier: str) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# Decision latency of Kargo's scheduler on one big cluster.
+# Seeds: per scenario and policy, the mean over seeds and the worst seed.
+
+SEED_METRICS = (
+    "utilization_mean",
+    "u_over_opt_ni.mean",
+    "u_over_opt_ni.min",
+    "u_over_opt_cap.mean",
+    "u_over_opt_stable.mean",
+    "u_over_opt_stable.min",
+    "evictions_per_decision",
+)
 
 
-def synthetic_state(n: int, rng: random.Random) -> ClusterState:
-    """n deployments, ~70% running: a valid state (rules 1-3) built by a priority greedy.
-
-    Capacity is the sum of the first 70% of the requests, and at least the largest size any
-    resource class can ask for (so new submissions are never rejected as infeasible).
-    """
-    jobs = [Job(i, tiered_priority(rng), draw_requests(rng), i) for i in range(1, n + 1)]
-    share = jobs[: max(1, int(n * 0.7))]
-    largest: dict[str, int] = defaultdict(int)
-    for _, _, menus in RESOURCE_CLASSES:
-        for kind, menu in menus.items():
-            largest[kind] = max(largest[kind], max(menu))
-    capacity = {
-        k: max(largest[k], sum(j.requests.get(k, 0) for j in share)) for k in ("cpu", "gpu", "ram")
-    }
-    chosen = priority_greedy(capacity, jobs)
-    running = [
-        Job(j.id, j.priority, j.requests, j.submitted, order)
-        for order, j in enumerate((j for j in jobs if j.id in chosen), 1)
-    ]
-    pending = [j for j in jobs if j.id not in chosen]
-    snap = check_snapshot(capacity, running, pending)
-    assert not (snap.inversions or snap.capacity_violations or snap.work_conservation_misses)
-    return ClusterState(capacity, running, pending)
+def _get(result: dict[str, object], path: str) -> float:
+    value: object = result
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return math.nan
+        value = value.get(part)
+    return float(value) if isinstance(value, int | float) else math.nan
 
 
-def default_trials(n: int, full: bool) -> int:
-    """Decisions timed per size: many where they are cheap, fewer where one can take 100 ms."""
-    trials = 200 if n <= 100 else 60 if n <= 1_000 else 15
-    return trials * 4 if full else trials
-
-
-def measure_latency(
-    sizes: Sequence[int], trials: int | None, seed: int, full: bool = False
-) -> dict[str, object]:
-    """p50/p99 of schedule() for a submit, a delete of a running and of a pending deployment.
-
-    Only the schedule() call is timed (perf_counter_ns), on a state built beforehand. The lazy
-    queue (ordering the pending list and writing every reason) is not built inside schedule();
-    it is timed separately ("... +queue": schedule() plus materializing decision.queue).
-    During timing the garbage collector is frozen and disabled (gc.freeze(), gc.disable()), as a
-    long-lived service holding its state would mostly see; it is re-enabled between sizes.
-    """
-    rng = random.Random(f"latency-{seed}")
-    out: dict[str, object] = {}
-    for n in sizes:
-        state = synthetic_state(n, rng)
-        count = trials or default_trials(n, full)
-        samples: dict[str, list[float]] = defaultdict(list)
-        gc.collect()
-        gc.freeze()
-        gc.disable()
-        try:
-            for t in range(count):
-                new = Job(n + 1 + t, tiered_priority(rng), draw_requests(rng), n + 1 + t)
-                events = {
-                    "submit": Submit(new),
-                    "delete running": Delete(frozenset({rng.choice(state.running).id})),
+def across_seeds(by_seed: dict[str, dict[str, object]]) -> dict[str, object]:
+    """Per scenario and policy: each metric's mean over seeds and worst (lowest) seed, and the
+    sums of inversions, misses, evictions and bad evictions over seeds."""
+    table: dict[str, object] = {}
+    first = next(iter(by_seed.values()))
+    for name in first["scenarios"]:  # type: ignore[union-attr]
+        rows: dict[str, object] = {}
+        policies = first["scenarios"][name]["policies"]  # type: ignore[index]
+        for policy in policies:
+            per_seed = [
+                seed_results["scenarios"][name]["policies"][policy]  # type: ignore[index]
+                for seed_results in by_seed.values()
+            ]
+            row: dict[str, object] = {"seeds": len(per_seed)}
+            for metric in SEED_METRICS:
+                values = [v for v in (_get(r, metric) for r in per_seed) if not math.isnan(v)]
+                row[metric] = {
+                    "mean": sum(values) / len(values) if values else math.nan,
+                    "worst": min(values) if values else math.nan,
+                    "best": max(values) if values else math.nan,
                 }
-                if state.pending:
-                    events["delete pending"] = Delete(frozenset({rng.choice(state.pending).id}))
-                for name, event in events.items():
-                    begin = time.perf_counter_ns()
-                    schedule(state, event)
-                    samples[name].append((time.perf_counter_ns() - begin) / 1e6)
-                for name in ("submit", "delete running"):
-                    begin = time.perf_counter_ns()
-                    decision = schedule(state, events[name])
-                    len(decision.queue)  # materializes the lazy queue with every reason
-                    samples[f"{name} +queue"].append((time.perf_counter_ns() - begin) / 1e6)
-        finally:
-            gc.enable()
-            gc.unfreeze()
-        out[str(n)] = {
-            "running": len(state.running),
-            "pending": len(state.pending),
-            "trials": count,
-            **{
-                name: {"p50": quantile(s, 0.5), "p99": quantile(s, 0.99), "max": max(s)}
-                for name, s in samples.items()
-            },
-        }
-    return out
+            for total in ("inversions", "work_conservation_misses", "capacity_violations",
+                          "evictions", "repacks", "same_or_lower_priority_evictions",
+                          "decisions"):  # fmt: skip
+                row[total] = sum(int(r[total]) for r in per_seed)  # type: ignore[call-overload]
+            row["errors"] = [r["error"] for r in per_seed if r["error"]]
+            if "inexact_decisions" in per_seed[0]:
+                row["inexact_decisions"] = sum(int(r["inexact_decisions"]) for r in per_seed)  # type: ignore[call-overload]
+            if "greedy_match" in per_seed[0]:
+                row["greedy_match"] = {
+                    "matches": sum(r["greedy_match"]["matches"] for r in per_seed),  # type: ignore[index]
+                    "checked": sum(r["greedy_match"]["checked"] for r in per_seed),  # type: ignore[index]
+                }
+            rows[policy] = row
+        table[name] = rows
+    return table
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,123 +387,101 @@ def evaluate_targets(results: dict[str, object]) -> list[dict[str, object]]:
     def add(name: str, value: object, target: str, ok: bool) -> None:
         rows.append({"target": name, "value": value, "goal": target, "pass": bool(ok)})
 
-    scen = results["scenarios"]
-    for name, sc in scen.items():  # type: ignore[union-attr]
-        kargo = sc["policies"][KARGO]
-        if kargo["error"]:
-            add(f"{name}: kargo runs without error", "crashed", "no crash", False)
-        add(f"{name}: kargo inversions", kargo["inversions"], "0", kargo["inversions"] == 0)
-        st, ni = kargo["u_over_opt_stable"], kargo["u_over_opt_ni"]
-        if st["n"]:
-            add(
-                f"{name}: kargo mean U/OPT_stable",
-                round(st["mean"], 4),
-                ">= 0.99",
-                st["mean"] >= 0.99,
-            )
-            add(
-                f"{name}: kargo min U/OPT_stable", round(st["min"], 4), ">= 0.97", st["min"] >= 0.97
-            )
-        if ni["n"]:
-            add(f"{name}: kargo mean U/OPT_NI", round(ni["mean"], 4), ">= 0.93", ni["mean"] >= 0.93)
+    by_seed = results["by_seed"]
+    seeds = list(by_seed)  # type: ignore[arg-type]
+    table = results["across_seeds"]
+    for name, policies in table.items():  # type: ignore[union-attr]
+        kargo = policies[KARGO]
+        per_seed = [by_seed[s]["scenarios"][name]["policies"][KARGO] for s in seeds]  # type: ignore[index]
+        add(f"{name}: kargo runs without error", len(kargo["errors"]), "0", not kargo["errors"])
+        add(f"{name}: kargo inversions, all seeds", kargo["inversions"], "0",
+            kargo["inversions"] == 0)  # fmt: skip
         bad = kargo["same_or_lower_priority_evictions"]
         add(f"{name}: kargo same-or-lower-priority evictions", bad, "0", bad == 0)
-        kube = sc["policies"]["kube"]
-        versus = f"{kargo['utilization_mean']:.4f} vs {kube['utilization_mean']:.4f}"
-        if "greedy_match" in kargo:
-            # All priorities distinct: both correct policies must reach the same greedy state,
-            # so "above" is impossible by construction; equality is what correctness means.
-            same = math.isclose(kargo["utilization_mean"], kube["utilization_mean"])
-            add(f"{name}: kargo time-avg U = kube's (forced)", versus, "=", same)
-        else:
-            add(
-                f"{name}: kargo time-avg U > kube's",
-                versus,
-                ">",
-                kargo["utilization_mean"] > kube["utilization_mean"],
-            )
-        if "greedy_match" in kargo:
-            for policy, pr in sc["policies"].items():
-                gm = pr["greedy_match"]
-                if policy in (KARGO, "kube"):
-                    add(
-                        f"{name}: {policy} == priority greedy",
-                        f"{gm['matches']}/{gm['checked']}",
-                        "all",
-                        gm["matches"] == gm["checked"],
-                    )
-    latency = results.get("latency") or {}
+        stable = [r["u_over_opt_stable"] for r in per_seed if r["u_over_opt_stable"]["n"]]
+        if stable:
+            worst_mean = min(s["mean"] for s in stable)
+            worst_min = min(s["min"] for s in stable)
+            add(f"{name}: kargo mean U/OPT_stable, worst seed", round(worst_mean, 4), ">= 0.99",
+                worst_mean >= 0.99)  # fmt: skip
+            add(f"{name}: kargo min U/OPT_stable, worst seed", round(worst_min, 4), ">= 0.97",
+                worst_min >= 0.97)  # fmt: skip
+        if REPACK in policies:
+            repack = policies[REPACK]
+            per_repack = [by_seed[s]["scenarios"][name]["policies"][REPACK] for s in seeds]  # type: ignore[index]
+            ni = [r["u_over_opt_ni"]["mean"] for r in per_repack if r["u_over_opt_ni"]["n"]]
+            if ni:
+                worst = min(ni)
+                add(f"{name}: kargo-repack mean U/OPT_NI, worst seed", round(worst, 4), ">= 0.98",
+                    worst >= 0.98)  # fmt: skip
+            add(f"{name}: kargo-repack inversions", repack["inversions"], "0",
+                repack["inversions"] == 0)  # fmt: skip
+            bad = repack["same_or_lower_priority_evictions"]
+            add(f"{name}: kargo-repack evictions outside the rules", bad, "0", bad == 0)
+    typical = results.get("latency") or {}
     for size, limit in (("1000", 1.0), ("10000", 10.0)):
-        if size in latency:
-            for op in ("submit", "delete running"):
-                p99 = latency[size][op]["p99"]
-                add(f"latency p99 {op} at {size}", f"{p99:.3f} ms", f"< {limit} ms", p99 < limit)
+        if size in typical:
+            for op, dist in typical[size]["cpu"].items():  # type: ignore[index]
+                p99 = dist["p99"]
+                add(f"latency p99 {op} at {size} (CPU, queue built)", f"{p99:.3f} ms",
+                    f"< {limit} ms", p99 < limit)  # fmt: skip
+    adversarial = results.get("adversarial") or {}
+    if adversarial:
+        worst = max(case["cpu"]["max"] for case in adversarial.values())  # type: ignore[union-attr]
+        which = max(adversarial, key=lambda c: adversarial[c]["cpu"]["max"])  # type: ignore[index]
+        add(f"slowest adversarial decision ({which}, CPU)", f"{worst:.1f} ms", "< 50 ms",
+            worst < 50)  # fmt: skip
     return rows
 
 
-def _fmt(value: float, digits: int = 3) -> str:
-    return (
-        "-"
-        if value is None or (isinstance(value, float) and math.isnan(value))
-        else (f"{value:.{digits}f}")
-    )
+def _fmt(value: object, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def print_tables(results: dict[str, object]) -> None:
-    for name, sc in results["scenarios"].items():  # type: ignore[union-attr]
-        refs = sc["references"]
-        print(
-            f"\n== {name}: {sc['description']} ({sc['submissions']} submissions, "
-            f"{sc['rejected']} rejected, {sc['decisions']} decisions; references: "
-            f"OPT_NI {refs['ni']['optimal']}/{refs['ni']['solved']} optimal, "
-            f"OPT_stable {refs['stable']['optimal']}/{refs['stable']['solved']} optimal)"
-        )
-        print(
-            f"{'policy':<13}{'U avg':>7}{'cpu':>7}{'ram':>7}{'gpu':>7}"
-            f"{'U/NI mean':>10}{'p10':>7}{'min':>7}{'U/ST mean':>10}{'min':>7}"
-            f"{'inv':>6}{'wc':>6}{'evict':>7}{'bad':>5}"
-        )
-        for policy, pr in sc["policies"].items():
-            ni, st = pr["u_over_opt_ni"], pr["u_over_opt_stable"] or {}
-            util = pr["utilization"]
+    seeds = list(results["by_seed"])  # type: ignore[arg-type]
+    print(f"\n== quality over seeds {', '.join(seeds)}: mean over seeds / worst seed")
+    header = (
+        f"{'scenario':<13}{'policy':<18}{'U avg':>13}{'U/NI mean':>13}{'U/NI min':>9}"
+        f"{'U/cap':>7}{'U/ST mean':>13}{'U/ST min':>9}{'inv':>6}{'evict/dec':>10}{'bad':>5}"
+    )
+    print(header)
+    for name, policies in results["across_seeds"].items():  # type: ignore[union-attr]
+        for policy, row in policies.items():
+
+            def pair(metric: str, row: dict = row) -> str:
+                return f"{_fmt(row[metric]['mean'])}/{_fmt(row[metric]['worst'])}"
+
             print(
-                f"{policy:<13}{_fmt(pr['utilization_mean']):>7}{_fmt(util.get('cpu')):>7}"
-                f"{_fmt(util.get('ram')):>7}{_fmt(util.get('gpu')):>7}"
-                f"{_fmt(ni['mean']):>10}{_fmt(ni['p10']):>7}{_fmt(ni['min']):>7}"
-                f"{_fmt(st.get('mean', math.nan)):>10}{_fmt(st.get('min', math.nan)):>7}"
-                f"{pr['inversions']:>6}{pr['work_conservation_misses']:>6}"
-                f"{pr['evictions']:>7}{pr['same_or_lower_priority_evictions']:>5}"
-                + (f"  ERROR: {pr['error'].splitlines()[0]}" if pr["error"] else "")
+                f"{name:<13}{policy:<18}{pair('utilization_mean'):>13}"
+                f"{pair('u_over_opt_ni.mean'):>13}{_fmt(row['u_over_opt_ni.min']['worst']):>9}"
+                f"{_fmt(row['u_over_opt_cap.mean']['mean']):>7}"
+                f"{pair('u_over_opt_stable.mean'):>13}"
+                f"{_fmt(row['u_over_opt_stable.min']['worst']):>9}"
+                f"{row['inversions']:>6}{_fmt(row['evictions_per_decision']['mean'], 4):>10}"
+                f"{row['same_or_lower_priority_evictions']:>5}"
+                + (f"  ERRORS: {len(row['errors'])}" if row["errors"] else "")
             )
-            if "greedy_match" in pr:
-                gm = pr["greedy_match"]
-                print(
-                    f"{'':<13}state == priority greedy after {gm['matches']}/{gm['checked']}"
-                    " decisions"
-                )
-    print("\n== queue wait by priority tier (time units; p50 / p99 / max; never started)")
-    for name, sc in results["scenarios"].items():  # type: ignore[union-attr]
-        print(f"-- {name}")
-        for policy, pr in sc["policies"].items():
+    typical = results.get("latency")
+    if typical:
+        print("\n== Kargo decision latency, ms of CPU (p50 / p99 / max), queue built")
+        for size, row in typical.items():  # type: ignore[union-attr]
             cells = "  ".join(
-                f"{tier}: {_fmt(w['p50'], 1)}/{_fmt(w['p99'], 1)}/{_fmt(w['max'], 1)}"
-                f" ({w['never_started']})"
-                for tier, w in pr["queue_wait"].items()
+                f"{op}: {_fmt(d['p50'])}/{_fmt(d['p99'])}/{_fmt(d['max'])}"
+                for op, d in row["cpu"].items()
             )
-            print(f"   {policy:<13}{cells}")
-    latency = results.get("latency")
-    if latency:
-        print("\n== Kargo decision latency, ms (p50 / p99), schedule() only; +queue builds it")
-        for size, row in latency.items():
-            cells = "  ".join(
-                f"{op}: {_fmt(v['p50'])}/{_fmt(v['p99'])}"
-                for op, v in row.items()
-                if isinstance(v, dict)
-            )
-            print(
-                f"n={size:>6} (run {row['running']}, pend {row['pending']}, "
-                f"{row['trials']} trials)  {cells}"
-            )
+            print(f"n={size:>6} (run {row['running']}, pend {row['pending']}, "
+                  f"{row['trials']} trials)  {cells}")  # fmt: skip
+    adversarial = results.get("adversarial")
+    if adversarial:
+        print("\n== adversarial decisions, ms (CPU p50 / p99 / max; wall max)")
+        for name, row in adversarial.items():  # type: ignore[union-attr]
+            cpu, wall = row["cpu"], row["wall"]
+            print(f"{name:<28}{row['deployments']:>7} jobs {row['kinds']:>3} kinds  "
+                  f"{_fmt(cpu['p50'], 2)} / {_fmt(cpu['p99'], 2)} / {_fmt(cpu['max'], 2)}; "
+                  f"wall {_fmt(wall['max'], 2)}; not exact {row['inexact']}")  # fmt: skip
     print("\n== targets")
     for row in results["targets"]:  # type: ignore[union-attr]
         mark = "PASS" if row["pass"] else "FAIL"
@@ -529,31 +495,26 @@ def plot(results: dict[str, object], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     paths = []
-    scen = results["scenarios"]
-    name = PLOT_TRACE if PLOT_TRACE in scen else next(iter(scen))  # type: ignore[arg-type]
-    sc = scen[name]  # type: ignore[index]
+    first = next(iter(results["by_seed"].values()))  # type: ignore[union-attr]
+    scen = first["scenarios"]
+    name = PLOT_TRACE if PLOT_TRACE in scen else next(iter(scen))
+    sc = scen[name]
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for policy, line in sc["timelines"].items():
         if line:
             times, values = zip(*line, strict=True)
-            ax.step(times, values, where="post", label=policy, linewidth=1.1)
+            ax.step(times, values, where="post", label=policy, linewidth=1.0)
     points = [r for r in sc["reference_points"]["ni"] if not math.isnan(r["value"])]
     if points:
         kinds = len(sc["capacity"])
-        times = [_event_time(sc, r["event"]) for r in points]
-        ax.scatter(
-            times,
-            [r["value"] / kinds for r in points],
-            s=12,
-            c="black",
-            label="OPT_NI (sampled)",
-            zorder=5,
-        )
+        times = [sc["event_times"][r["event"]] for r in points]
+        ax.scatter(times, [r["value"] / kinds for r in points], s=12, c="black",
+                   label="OPT_NI (sampled)", zorder=5)  # fmt: skip
     ax.set_xlabel("time")
-    ax.set_ylabel("utilization (mean over cpu, ram, gpu)")
-    ax.set_title(f"Utilization over time, trace {name}")
+    ax.set_ylabel("utilization (mean over kinds)")
+    ax.set_title(f"Utilization over time, trace {name}, seed {next(iter(results['by_seed']))}")
     ax.set_ylim(0, 1.05)
-    ax.set_xlim(0, sc["window_end"])  # the drain after the last arrival says nothing
+    ax.set_xlim(0, sc["window_end"])
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     path = out / "scheduler_utilization.png"
@@ -562,32 +523,38 @@ def plot(results: dict[str, object], out: Path) -> list[Path]:
     paths.append(path)
 
     labels, data = [], []
-    policies = list(next(iter(scen.values()))["policies"])  # type: ignore[union-attr]
+    policies = list(sc["policies"])
     for policy in policies:
-        pooled = [r for s in scen.values() for r in s["policies"][policy]["ratios_ni"]]  # type: ignore[union-attr]
+        pooled = [
+            r
+            for seed in results["by_seed"].values()  # type: ignore[union-attr]
+            for s in seed["scenarios"].values()
+            for r in s["policies"][policy]["ratios_ni"]
+        ]
         if pooled:
             labels.append(f"{policy}\n/ OPT_NI")
             data.append(pooled)
-    pooled = [r for s in scen.values() for r in s["policies"][KARGO]["ratios_stable"]]  # type: ignore[union-attr]
+    pooled = [
+        r
+        for seed in results["by_seed"].values()  # type: ignore[union-attr]
+        for s in seed["scenarios"].values()
+        for r in s["policies"][KARGO]["ratios_stable"]
+    ]
     if pooled:
         labels.insert(1, "kargo\n/ OPT_stable")
         data.insert(1, pooled)
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 4.5))
     ax.boxplot(data, whis=(5, 95), showmeans=True)
-    ax.set_xticks(range(1, len(labels) + 1), labels)
+    ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     ax.set_ylabel("U / OPT per sampled decision")
-    ax.set_title("U / OPT, all scenarios pooled (whiskers 5-95%, triangle = mean)")
+    ax.set_title("U / OPT, all scenarios and seeds pooled (whiskers 5-95%, triangle = mean)")
     fig.tight_layout()
     path = out / "scheduler_u_over_opt.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     paths.append(path)
     return paths
-
-
-def _event_time(sc: dict[str, object], event_index: int) -> float:
-    return sc["event_times"][event_index]  # type: ignore[index]
 
 
 def _strict_json(value: object) -> object:
@@ -602,31 +569,32 @@ def _strict_json(value: object) -> object:
 
 
 def machine() -> dict[str, object]:
-    def run(*cmd: str) -> str:
-        try:
-            return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
-        except OSError:
-            return ""
-
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in run("lscpu").splitlines() if "Model name" in ln),
-        platform.processor(),
-    )
+    """The machine, from /proc/cpuinfo where there is one, and the moment of the run."""
+    model = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
     import ortools
 
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (math.nan,) * 3
     return {
-        "nproc": run("nproc").strip(),
+        "cpus": os.cpu_count(),
         "cpu": model,
         "python": platform.python_version(),
         "ortools": ortools.__version__,
+        "load_average_at_start": [round(x, 2) for x in load],
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="longer traces, every 2nd reference")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: seconds, not minutes")
+    parser.add_argument("--seeds", type=int, nargs="+", help="trace seeds (default 1 2 3 4 5)")
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, help="a subset to run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--export-traces", action="store_true", help="write OUT/traces.jsonl")
     parser.add_argument("--replay", type=Path, help="replay traces from a JSON-lines file")
@@ -636,46 +604,75 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     )
     parser.add_argument("--ref-time", type=float, default=1.0, help="CP-SAT limit per solve (s)")
     parser.add_argument("--workers", type=int, default=2, help="CP-SAT workers")
-    parser.add_argument("--latency-trials", type=int)
-    parser.add_argument("--latency-sizes", type=int, nargs="*", default=list(LATENCY_SIZES))
+    parser.add_argument("--latency-trials", type=int, help="decisions timed per size and kind")
+    parser.add_argument("--latency-sizes", type=int, nargs="*")
+    parser.add_argument("--adversarial-sizes", type=int, nargs="*")
     parser.add_argument("--no-docs-img", action="store_true", help="do not copy plots to docs/")
     args = parser.parse_args(argv)
-    arrivals = args.arrivals or (1200 if args.full else 240)
-    ref_every = args.ref_every if args.ref_every is not None else (2 if args.full else 8)
-    trials = args.latency_trials  # None: per-size defaults (see default_trials)
+    quick = args.quick
+    seeds = args.seeds or ([1, 2] if quick else [1, 2, 3, 4, 5])
+    names = args.scenarios or (QUICK_SCENARIOS if quick else None)
+    arrivals = args.arrivals or (40 if quick else 160)
+    ref_every = args.ref_every if args.ref_every is not None else (5 if quick else 8)
+    sizes = args.latency_sizes if args.latency_sizes is not None else (
+        [10, 100] if quick else list(LATENCY_SIZES)
+    )  # fmt: skip
+    adversarial_sizes = args.adversarial_sizes if args.adversarial_sizes is not None else (
+        [200] if quick else list(ADVERSARIAL_SIZES)
+    )  # fmt: skip
+
+    def trials(n: int) -> int:
+        if args.latency_trials:
+            return args.latency_trials
+        if quick:
+            return 5
+        return 200 if n <= 100 else 100 if n <= 1_000 else 15
+
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-
-    traces = read_traces(args.replay) if args.replay else scenarios(arrivals, args.seed)
-    if args.export_traces:
-        write_traces(traces, args.out / "traces.jsonl")
-        print(f"traces written to {args.out / 'traces.jsonl'}")
-
     results: dict[str, object] = {
         "machine": machine(),
         "settings": {
-            "seed": args.seed,
-            "full": args.full,
+            "seeds": seeds,
+            "quick": quick,
             "replay": str(args.replay) if args.replay else None,
             "arrivals": arrivals,
             "ref_every": ref_every,
             "ref_time_limit_s": args.ref_time,
             "cpsat_workers": args.workers,
-            "latency_trials": trials,
+            "repack": dict(
+                zip(("threshold_bp", "max_per_hour", "cooldown"), BENCH_REPACK, strict=True)
+            ),
+            "repack_default": dict(
+                zip(("threshold_bp", "max_per_hour", "cooldown"), DEFAULT_REPACK, strict=True)
+            ),
         },
-        "scenarios": {},
+        "by_seed": {},
     }
-    for trace in traces:
-        begin = time.perf_counter()
-        sc = replay(trace, ref_every, args.ref_time, args.workers)
-        sc["event_times"] = [e.time for e in trace.events]
-        sc["seconds"] = round(time.perf_counter() - begin, 2)
-        results["scenarios"][trace.name] = sc  # type: ignore[index]
-        print(f"replayed {trace.name} in {sc['seconds']} s", file=sys.stderr)
+    all_traces: list[Trace] = []
+    for seed in seeds:
+        traces = read_traces(args.replay) if args.replay else scenarios(arrivals, seed, names)
+        all_traces += traces
+        seed_results: dict[str, object] = {"scenarios": {}}
+        for trace in traces:
+            begin = time.perf_counter()
+            sc = replay(trace, ref_every, args.ref_time, args.workers)
+            sc["event_times"] = [e.time for e in trace.events]
+            sc["seconds"] = round(time.perf_counter() - begin, 2)
+            seed_results["scenarios"][trace.name] = sc  # type: ignore[index]
+            print(f"seed {seed}: replayed {trace.name} in {sc['seconds']} s", file=sys.stderr)
+        results["by_seed"][str(seed)] = seed_results  # type: ignore[index]
+        if args.replay:
+            break
+    if args.export_traces:
+        write_traces(all_traces, args.out / "traces.jsonl")
+        print(f"traces written to {args.out / 'traces.jsonl'}")
+    results["across_seeds"] = across_seeds(results["by_seed"])  # type: ignore[arg-type]
     begin = time.perf_counter()
-    results["latency"] = (
-        measure_latency(args.latency_sizes, trials, args.seed, args.full)
-        if args.latency_sizes
+    results["latency"] = latency.typical(sizes, trials, seeds[0]) if sizes else {}
+    results["adversarial"] = (
+        latency.adversarial(adversarial_sizes, 1 if quick else 2, seeds[0])
+        if adversarial_sizes
         else {}
     )
     print(f"latency measured in {time.perf_counter() - begin:.1f} s", file=sys.stderr)
@@ -684,15 +681,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
 
     print_tables(results)
     paths = plot(results, args.out)
-    if not args.no_docs_img and not args.replay:
+    if not args.no_docs_img and not args.replay and not quick:
         img = ROOT / "docs" / "img"
         img.mkdir(parents=True, exist_ok=True)
         for path in paths:
             shutil.copy(path, img / path.name)
-    for name, sc in results["scenarios"].items():  # type: ignore[union-attr]
-        sc.pop("event_times")
-        if name != PLOT_TRACE:
-            sc["timelines"] = {}  # keep the JSON small: the plotted trace's timeline only
+    for seed_key, seed_results in results["by_seed"].items():  # type: ignore[union-attr]
+        for name, sc in seed_results["scenarios"].items():
+            sc.pop("event_times")
+            if name != PLOT_TRACE or seed_key != str(seeds[0]):
+                sc["timelines"] = {}  # keep the JSON small: one plotted timeline
     (args.out / "scheduler.json").write_text(
         json.dumps(_strict_json(results), indent=1) + "\n", encoding="utf-8"
     )

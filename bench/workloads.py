@@ -73,16 +73,21 @@ def _pick(rng: random.Random, weighted: Iterable[tuple[object, float]]) -> objec
     return rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
 
 
-def draw_requests(rng: random.Random) -> dict[str, int]:
+Classes = tuple[tuple[str, float, dict[str, tuple[int, ...]]], ...]
+
+
+def draw_requests(rng: random.Random, classes: Classes = RESOURCE_CLASSES) -> dict[str, int]:
     """Requests of one deployment from a resource class's menus."""
-    _, _, menus = _pick(rng, ((c, c[1]) for c in RESOURCE_CLASSES))  # type: ignore[misc]
+    _, _, menus = _pick(rng, ((c, c[1]) for c in classes))  # type: ignore[misc]
     return {kind: rng.choice(menu) for kind, menu in menus.items()}
 
 
-def expected_requests() -> dict[str, float]:
+def expected_requests(
+    classes: Classes = RESOURCE_CLASSES, capacity: dict[str, int] = CAPACITY
+) -> dict[str, float]:
     """Mean request per kind of `draw_requests` (exact, from the menus)."""
-    mean = dict.fromkeys(CAPACITY, 0.0)
-    for _, weight, menus in RESOURCE_CLASSES:
+    mean = dict.fromkeys(capacity, 0.0)
+    for _, weight, menus in classes:
         for kind, menu in menus.items():
             mean[kind] += weight * sum(menu) / len(menu)
     return mean
@@ -92,18 +97,22 @@ def mean_lifetime() -> float:
     return LIFETIME_MEDIAN * math.exp(LIFETIME_SIGMA**2 / 2)
 
 
-def arrival_rate(load: float, capacity: dict[str, int] = CAPACITY) -> float:
+def arrival_rate(
+    load: float, capacity: dict[str, int] = CAPACITY, classes: Classes = RESOURCE_CLASSES
+) -> float:
     """Arrivals per time unit so that the most demanded kind is offered `load` x its capacity.
 
     Offered load of kind k = rate * E[lifetime] * E[request_k] / capacity_k (Little's law).
     """
-    mean = expected_requests()
+    mean = expected_requests(classes, capacity)
     bottleneck = max(mean[k] / capacity[k] for k in capacity)
     return load / (mean_lifetime() * bottleneck)
 
 
-def offered_loads(rate: float, capacity: dict[str, int] = CAPACITY) -> dict[str, float]:
-    mean = expected_requests()
+def offered_loads(
+    rate: float, capacity: dict[str, int] = CAPACITY, classes: Classes = RESOURCE_CLASSES
+) -> dict[str, float]:
+    mean = expected_requests(classes, capacity)
     return {k: round(rate * mean_lifetime() * mean[k] / capacity[k], 3) for k in capacity}
 
 
@@ -128,10 +137,10 @@ class _Builder:
             time += self.rng.expovariate(rate)
             yield time
 
-    def trace(self, name: str, **kwargs: object) -> Trace:
+    def trace(self, name: str, capacity: dict[str, int] | None = None, **kwargs: object) -> Trace:
         # Submits before deletes at equal times; ids break the remaining ties.
         self.events.sort(key=lambda e: (e.time, e.op != "submit", e.id))
-        return Trace(name, dict(CAPACITY), self.events, **kwargs)  # type: ignore[arg-type]
+        return Trace(name, dict(capacity or CAPACITY), self.events, **kwargs)  # type: ignore[arg-type]
 
 
 def tiered_priority(rng: random.Random) -> int:
@@ -216,14 +225,121 @@ def limit_trace(arrivals: int, seed: int, limit: int = 40) -> Trace:
     )
 
 
-def scenarios(arrivals: int, seed: int) -> list[Trace]:
-    """Every scenario of the benchmark, `arrivals` submissions each (the burst adds more)."""
-    traces = [load_trace(load, arrivals, seed) for load in LOADS]
-    traces.append(burst_trace(arrivals, seed))
-    traces.append(whales_trace(arrivals, seed))
-    traces.append(distinct_trace(arrivals, seed))
-    traces.append(limit_trace(arrivals, seed))
-    return traces
+# GPU-bimodal: a 16-GPU cluster where GPU work asks for one GPU or for a whole 8-GPU node.
+GPU_CLUSTER = {"cpu": 128_000, "ram": 524_288, "gpu": 16}
+GPU_BIMODAL = (
+    ("small", 0.55, {"cpu": (500, 1000, 2000), "ram": (1024, 2048)}),
+    ("one-gpu", 0.30, {"cpu": (4000, 8000), "ram": (16384, 32768), "gpu": (1,)}),
+    ("eight-gpu", 0.15, {"cpu": (32000, 48000), "ram": (131072,), "gpu": (8,)}),
+)
+# Awkward GPU sizes: 3, 5 and 6 of 8 GPUs, which no two of a kind pair up to fill.
+AWKWARD_GPU = (
+    ("small", 0.50, {"cpu": (500, 1000), "ram": (512, 1024)}),
+    ("gpu", 0.50, {"cpu": (4000, 8000, 12000), "ram": (16384, 32768), "gpu": (3, 5, 6)}),
+)
+# Eight kinds: cpu, ram, gpu and five custom ones, each job asking for a few of them.
+EIGHT_KINDS_CLUSTER = {
+    "cpu": 64_000, "ram": 262_144, "gpu": 8, "disk_gb": 4000, "iops": 100_000,
+    "net_mbps": 40_000, "fpga": 4, "licenses": 20,
+}  # fmt: skip
+EIGHT_KINDS = (
+    ("web", 0.40, {"cpu": (500, 1000), "ram": (512, 1024), "net_mbps": (500, 1000, 2000)}),
+    ("db", 0.20, {"cpu": (2000, 4000), "ram": (8192, 16384), "disk_gb": (100, 250, 500),
+                  "iops": (5000, 10000, 20000)}),
+    ("ml", 0.15, {"cpu": (4000, 8000), "ram": (16384, 32768), "gpu": (1, 2), "disk_gb": (200,)}),
+    ("hw", 0.10, {"cpu": (2000,), "ram": (4096,), "fpga": (1, 2), "licenses": (1, 2, 4)}),
+    ("batch", 0.15, {"cpu": (8000, 16000), "ram": (4096, 8192), "licenses": (1,),
+                     "iops": (2000,)}),
+)  # fmt: skip
+# Adversarial knapsack: one tier, sizes near a third and a half of the cluster in cpu and ram,
+# with small fillers: first-fit strands room that a better set would use.
+KNAPSACK = (
+    ("third", 0.35, {"cpu": (20_000, 21_000, 22_000), "ram": (90_000, 86_000)}),
+    ("half", 0.25, {"cpu": (31_000, 33_000, 34_000), "ram": (120_000, 135_000)}),
+    ("quarter", 0.25, {"cpu": (15_000, 17_000), "ram": (60_000, 70_000)}),
+    ("filler", 0.15, {"cpu": (1000, 3000), "ram": (4096, 8192)}),
+)
+
+
+def menu_trace(
+    name: str,
+    description: str,
+    classes: Classes,
+    capacity: dict[str, int],
+    load: float,
+    arrivals: int,
+    seed: int,
+    tiers: tuple[tuple[int, float], ...] = TIERS,
+) -> Trace:
+    """Poisson arrivals at `load` on `capacity`, requests from `classes`, priority tiers."""
+    rng = random.Random(f"{name}-{seed}")
+    build = _Builder(rng)
+    rate = arrival_rate(load, capacity, classes)
+    for time in build.poisson(rate, arrivals):
+        build.submit(time, _pick(rng, tiers), draw_requests(rng, classes))  # type: ignore[arg-type]
+    return build.trace(
+        name,
+        capacity,
+        description=description,
+        params={"load": load, "rate": rate, "offered": offered_loads(rate, capacity, classes)},
+    )
+
+
+def gpu_bimodal_trace(arrivals: int, seed: int) -> Trace:
+    return menu_trace(
+        "gpu-bimodal",
+        "load 1.5 on a 16-GPU cluster; GPU work asks for 1 GPU or a whole 8-GPU node",
+        GPU_BIMODAL, GPU_CLUSTER, 1.5, arrivals, seed,
+    )  # fmt: skip
+
+
+def awkward_gpu_trace(arrivals: int, seed: int) -> Trace:
+    return menu_trace(
+        "awkward-gpu",
+        "load 1.5; half the work asks for 3, 5 or 6 of the 8 GPUs",
+        AWKWARD_GPU, CAPACITY, 1.5, arrivals, seed,
+    )  # fmt: skip
+
+
+def eight_kinds_trace(arrivals: int, seed: int) -> Trace:
+    return menu_trace(
+        "8-kinds",
+        "load 1.5 on a cluster of 8 resource kinds, each job asking for a few of them",
+        EIGHT_KINDS, EIGHT_KINDS_CLUSTER, 1.5, arrivals, seed,
+    )  # fmt: skip
+
+
+def knapsack_trace(arrivals: int, seed: int) -> Trace:
+    return menu_trace(
+        "knapsack",
+        "load 1.5, two tiers, sizes near 1/4, 1/3 and 1/2 of the cluster (adversarial packing)",
+        KNAPSACK, {"cpu": 64_000, "ram": 262_144}, 1.5, arrivals, seed, ((0, 0.7), (100, 0.3)),
+    )  # fmt: skip
+
+
+def scenarios(arrivals: int, seed: int, names: Iterable[str] | None = None) -> list[Trace]:
+    """Every scenario of the benchmark (or those named), `arrivals` submissions each (the
+    burst adds more)."""
+    makers = {
+        **{f"load-{load}": (lambda load=load: load_trace(load, arrivals, seed)) for load in LOADS},
+        "burst": lambda: burst_trace(arrivals, seed),
+        "whales": lambda: whales_trace(arrivals, seed),
+        "distinct": lambda: distinct_trace(arrivals, seed),
+        "count-limit": lambda: limit_trace(arrivals, seed),
+        "gpu-bimodal": lambda: gpu_bimodal_trace(arrivals, seed),
+        "awkward-gpu": lambda: awkward_gpu_trace(arrivals, seed),
+        "8-kinds": lambda: eight_kinds_trace(arrivals, seed),
+        "knapsack": lambda: knapsack_trace(arrivals, seed),
+    }
+    wanted = list(makers) if names is None else list(names)
+    return [makers[name]() for name in wanted]
+
+
+SCENARIOS = (
+    *(f"load-{load}" for load in LOADS),
+    "burst", "whales", "distinct", "count-limit",
+    "gpu-bimodal", "awkward-gpu", "8-kinds", "knapsack",
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------

@@ -121,10 +121,29 @@ RULES = (
     ),
 )
 
-PURE_MODULES = {
-    "app.scheduler": "the scheduler is deterministic and testable without Flask or a database",
-    "app.quantities": "quantities are parsed and formatted the same way in every layer",
-}
+
+@dataclass(frozen=True)
+class Pure:
+    """Modules matching `modules` import only the standard library and the app modules
+    matching `allowed` (each of those itself pure)."""
+
+    modules: tuple[str, ...]
+    allowed: tuple[str, ...]
+    why: str
+
+
+PURE = (
+    Pure(
+        ("app.scheduler", "app.scheduler.*"),
+        ("app.scheduler", "app.scheduler.*", "app.quantities"),
+        "the scheduler is deterministic and testable without Flask or a database",
+    ),
+    Pure(
+        ("app.quantities",),
+        (),
+        "quantities are parsed and formatted the same way in every layer",
+    ),
+)
 
 
 @dataclass
@@ -239,14 +258,33 @@ def test_layer_rule(rule: Rule) -> None:
     assert violations == [], f"{rule.name}: {rule.why}.\n" + "\n".join(violations)
 
 
-@pytest.mark.parametrize("module", sorted(PURE_MODULES))
-def test_pure_modules_import_only_the_standard_library(module: str) -> None:
+def pure_modules() -> list[tuple[str, Pure]]:
+    return [
+        (module, rule) for rule in PURE for module in app_modules() if matches(module, rule.modules)
+    ]
+
+
+def test_every_module_of_the_scheduler_package_is_checked() -> None:
+    checked = {module for module, _ in pure_modules()}
+    assert {"app.scheduler", "app.scheduler.search", "app.scheduler.decide"} <= checked
+    assert len([m for m in checked if m.startswith("app.scheduler")]) >= 8
+
+
+@pytest.mark.parametrize(("module", "rule"), pure_modules(), ids=lambda x: getattr(x, "why", x))
+def test_pure_modules_import_only_the_standard_library(module: str, rule: Pure) -> None:
+    found = imports_of(module)
     outside = {
         package
-        for package in imports_of(module).top_level_packages
-        if package != "__future__" and package not in sys.stdlib_module_names
+        for package in found.top_level_packages
+        if package not in ("__future__", "app") and package not in sys.stdlib_module_names
     }
-    assert outside == set(), f"{module}: {PURE_MODULES[module]}"
+    app_used = {
+        used.partition(":")[0]
+        for used in found.used
+        if used == "app" or used.startswith(("app.", "app:"))
+    }
+    not_allowed = {used for used in app_used if not matches(used, rule.allowed)}
+    assert outside == set() and not_allowed == set(), f"{module}: {rule.why}"
 
 
 def test_nothing_in_app_imports_the_application_factory() -> None:

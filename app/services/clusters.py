@@ -39,6 +39,9 @@ User-facing interface (pages and the API):
     One page (1-based) ordered by name, in three statements whatever the page size.
 ``get_cluster(organization_id, cluster_id) -> ClusterSnapshot``
     One cluster with its creator's name; `NotFound` for another organization's cluster.
+``update_repack(actor, cluster_id, raw) -> ClusterSnapshot``
+    Change the cluster's opt-in repack settings (owners and admins); `ClusterSnapshot.repack`
+    carries them to the scheduler through the deployments service.
 ``delete_cluster(actor, organization_id, cluster_id, counts)``
     The caller holds the cluster's lock and counted its deployments under it (see
     ``services.deployments.delete_cluster``); `Conflict` with the counts while any remain.
@@ -48,8 +51,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -88,6 +92,11 @@ def can_delete_cluster(actor: User) -> bool:
     return actor.active and actor.role in MANAGER_ROLES
 
 
+def can_change_repack(actor: User) -> bool:
+    """Only owners and admins turn on or change a cluster's repack (docs/scheduling.md)."""
+    return actor.active and actor.role in MANAGER_ROLES
+
+
 def deployments_ceiling() -> int:
     """The operator's ceiling on a cluster's maximum deployments (MAX_DEPLOYMENTS_PER_CLUSTER)."""
     return current_app.config["MAX_DEPLOYMENTS_PER_CLUSTER"]
@@ -112,6 +121,40 @@ class ResourceUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class RepackSettings:
+    """A cluster's opt-in repack (docs/scheduling.md, "Repack"): off by default.
+
+    When on, the scheduler may move running deployments back to the queue to start queued
+    ones of the same priority, each move raising the cluster's mean utilization by at least
+    `threshold_bp` basis points (200 = 2%), at most `max_per_hour` moves an hour, never the
+    same deployment twice within `cooldown_minutes`.
+    """
+
+    enabled: bool = False
+    threshold_bp: int = 200
+    max_per_hour: int = 6
+    cooldown_minutes: int = 60
+
+    @property
+    def threshold_percent(self) -> str:
+        """The threshold as people write it: "2", "0.5", "1.25"."""
+        whole, rest = divmod(self.threshold_bp, 100)
+        return str(whole) if rest == 0 else f"{whole}.{rest:02d}".rstrip("0")
+
+    def describe(self) -> str:
+        """One sentence for the cluster page."""
+        if not self.enabled:
+            return "Repack is off: running deployments are never moved for equal priority."
+        moves = "move" if self.max_per_hour == 1 else "moves"
+        return (
+            f"Repack is on: a running deployment may be moved back to the queue for queued "
+            f"work of its own priority when each move raises utilization by at least "
+            f"{self.threshold_percent}%, at most {self.max_per_hour} {moves} an hour, never "
+            f"the same deployment twice within {self.cooldown_minutes} minutes."
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterSnapshot:
     id: int
     organization_id: int
@@ -121,6 +164,7 @@ class ClusterSnapshot:
     created_at: datetime | None = None
     created_by_id: int | None = None
     created_by_name: str | None = None  # filled by get_cluster only
+    repack: RepackSettings = field(default_factory=RepackSettings)
 
     @property
     def capacity(self) -> dict[str, int]:
@@ -279,6 +323,12 @@ def _snapshot_of(cluster: Cluster, resources: list[ClusterResource]) -> ClusterS
         resources=tuple(ResourceUsage(r.kind, r.capacity, r.used) for r in resources),
         created_at=cluster.created_at,
         created_by_id=cluster.created_by_id,
+        repack=RepackSettings(
+            cluster.repack_enabled,
+            cluster.repack_threshold_bp,
+            cluster.repack_max_per_hour,
+            cluster.repack_cooldown_minutes,
+        ),
     )
 
 
@@ -305,15 +355,18 @@ def create_cluster(
     name: object,
     resources: Mapping[str, object] | Iterable[tuple[str, object]],
     max_deployments: object = None,
+    repack: Mapping[str, object] | None = None,
 ) -> ClusterSnapshot:
     """Create a cluster of `actor`'s organization with a fixed capacity per resource kind.
 
     `resources` maps kind -> raw quantity (as typed or as JSON); it may also be a sequence of
     (kind, quantity) pairs, so that a kind given twice is reported rather than silently merged.
     A blank standard kind (cpu, gpu, ram) is simply left out: a cluster may lack gpu.
-    Every problem is collected into one ValidationError and nothing is written. Who may create
-    clusters is `can_create_cluster`; how many an organization may have is the operator's
-    MAX_CLUSTERS_PER_ORGANIZATION, counted under the organization's lock (QuotaExceeded).
+    `repack` (optional) holds raw repack settings (see `update_repack`); turning it on is for
+    owners and admins (Forbidden otherwise). Every problem is collected into one
+    ValidationError and nothing is written. Who may create clusters is `can_create_cluster`;
+    how many an organization may have is the operator's MAX_CLUSTERS_PER_ORGANIZATION, counted
+    under the organization's lock (QuotaExceeded).
     """
     if not can_create_cluster(actor):
         raise Forbidden(
@@ -324,6 +377,9 @@ def create_cluster(
     clean_name = _clean_name(name, errors)
     capacities = _clean_resources(resources, errors)
     limit = _clean_max_deployments(max_deployments, errors)
+    settings = _clean_repack(repack or {}, default_repack(), errors)
+    if settings.enabled and not can_change_repack(actor):
+        raise Forbidden("Only owners and admins can turn on a cluster's repack.")
     organization_id = actor.organization_id
     if clean_name and "name" not in errors and _name_taken(organization_id, clean_name):
         errors["name"] = f"a cluster named {clean_name} already exists"
@@ -349,6 +405,10 @@ def create_cluster(
         name=clean_name,
         max_deployments=limit,
         created_by_id=creator_id,
+        repack_enabled=settings.enabled,
+        repack_threshold_bp=settings.threshold_bp,
+        repack_max_per_hour=settings.max_per_hour,
+        repack_cooldown_minutes=settings.cooldown_minutes,
     )
     cluster.resources = [
         ClusterResource(kind=kind, capacity=amount, used=0, position=position)
@@ -461,7 +521,70 @@ def get_cluster(organization_id: int, cluster_id: int) -> ClusterSnapshot:
         created_at=snap.created_at,
         created_by_id=snap.created_by_id,
         created_by_name=creator_name,
+        repack=snap.repack,
     )
+
+
+def default_repack() -> RepackSettings:
+    """A new cluster's repack settings: off, with the configured defaults."""
+    errors: dict[str, str] = {}
+    config = current_app.config
+    settings = _clean_repack(
+        {
+            "threshold": config["REPACK_THRESHOLD_PERCENT"],
+            "max_per_hour": config["REPACK_MAX_PER_HOUR"],
+            "cooldown_minutes": config["REPACK_COOLDOWN_MINUTES"],
+        },
+        RepackSettings(),
+        errors,
+    )
+    if errors:  # a configuration mistake, not a user's
+        raise RuntimeError(f"invalid REPACK_* configuration: {errors}")
+    return settings
+
+
+def update_repack(actor: User, cluster_id: int, raw: Mapping[str, object]) -> ClusterSnapshot:
+    """Change a cluster's repack settings (owners and admins) and commit, with an entry in
+    the organization's history.
+
+    `raw` may hold any of: `enabled` (true/false, or "on"/"off" as forms send), `threshold`
+    (percent of mean utilization each move must bring, 0.01 to 100, such as "2" or 0.5),
+    `max_per_hour` (1 to 1,000 moves an hour) and `cooldown_minutes` (0 to 10,080); the others
+    keep their values. Raises NotFound (another organization's cluster), Forbidden (a
+    member), ValidationError (fields keyed `repack.<name>`); nothing is written then.
+    """
+    cluster = _load_cluster(cluster_id, actor.organization_id)
+    if not can_change_repack(actor):
+        raise Forbidden("Only owners and admins can change a cluster's repack settings.")
+    errors: dict[str, str] = {}
+    before = _snapshot_of(cluster, []).repack
+    settings = _clean_repack(raw, before, errors)
+    if errors:
+        raise ValidationError("The repack settings were not changed: please correct them.", errors)
+    transactions.begin_write()
+    db.session.execute(
+        sa.update(Cluster)
+        .where(Cluster.id == cluster.id)
+        .values(
+            repack_enabled=settings.enabled,
+            repack_threshold_bp=settings.threshold_bp,
+            repack_max_per_hour=settings.max_per_hour,
+            repack_cooldown_minutes=settings.cooldown_minutes,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if settings != before:
+        history.record(
+            actor.organization_id,
+            history.actor_of(actor),
+            "cluster.repack_changed",
+            history.Subject("cluster", cluster.id, cluster.name),
+            settings.describe(),
+            {"before": asdict(before), "after": asdict(settings)},
+            cluster_id=cluster.id,
+        )
+    db.session.commit()
+    return get_cluster(actor.organization_id, cluster.id)
 
 
 def delete_cluster(
@@ -593,3 +716,77 @@ def _clean_max_deployments(value: object, errors: dict[str, str]) -> int:
 
 def _add_error(errors: dict[str, str], key: str, message: str) -> None:
     errors[key] = f"{errors[key]}; {message}" if key in errors else message
+
+
+REPACK_FIELDS = ("enabled", "threshold", "max_per_hour", "cooldown_minutes")
+MAX_REPACK_PER_HOUR = 1000
+MAX_REPACK_COOLDOWN_MINUTES = 7 * 24 * 60
+
+
+def _clean_repack(
+    raw: Mapping[str, object], base: RepackSettings, errors: dict[str, str]
+) -> RepackSettings:
+    """`base` with the settings in `raw` applied; problems go to `errors` as repack.<name>."""
+    for key in raw:
+        if key not in REPACK_FIELDS:
+            errors[f"repack.{key}"] = "is not a repack setting"
+    enabled = base.enabled
+    if "enabled" in raw:
+        value = raw["enabled"]
+        word = value.strip().lower() if isinstance(value, str) else None
+        if isinstance(value, bool):
+            enabled = value
+        elif word in ("on", "true", "yes", "1"):
+            enabled = True
+        elif word in ("", "off", "false", "no", "0"):
+            enabled = False
+        else:
+            errors["repack.enabled"] = "must be on or off"
+    threshold = base.threshold_bp
+    if "threshold" in raw:
+        threshold = _percent_bp(raw["threshold"], errors)
+    max_per_hour = base.max_per_hour
+    if "max_per_hour" in raw:
+        max_per_hour = _bounded(
+            raw["max_per_hour"], 1, MAX_REPACK_PER_HOUR, "repack.max_per_hour", errors
+        )
+    cooldown = base.cooldown_minutes
+    if "cooldown_minutes" in raw:
+        cooldown = _bounded(
+            raw["cooldown_minutes"],
+            0,
+            MAX_REPACK_COOLDOWN_MINUTES,
+            "repack.cooldown_minutes",
+            errors,
+        )
+    return RepackSettings(enabled, threshold, max_per_hour, cooldown)
+
+
+def _percent_bp(value: object, errors: dict[str, str]) -> int:
+    """A percent (0.01 to 100, at most two decimals) as basis points."""
+    message = "must be a percent from 0.01 to 100, such as 2 or 0.5"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        errors["repack.threshold"] = message
+        return 0
+    text = str(value).strip().removesuffix("%").strip()
+    try:
+        number = Decimal(text) if len(text) <= 12 else Decimal("NaN")
+    except InvalidOperation:
+        number = Decimal("NaN")
+    if not number.is_finite() or not Decimal("0.01") <= number <= 100:
+        errors["repack.threshold"] = message
+        return 0
+    basis = number * 100
+    if basis != basis.to_integral_value():
+        errors["repack.threshold"] = "is precise to 0.01 percent"
+        return 0
+    return int(basis)
+
+
+def _bounded(value: object, low: int, high: int, key: str, errors: dict[str, str]) -> int:
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 9:
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        errors[key] = f"must be a whole number from {low} to {high:,}"
+        return 0
+    return value

@@ -94,6 +94,7 @@ class ClusterDetail:
     created_at: datetime | None
     created_by_name: str | None
     live: Utilization
+    repack: clusters.RepackSettings
 
 
 def cluster_list(user: User, page: int) -> ClusterList:
@@ -131,6 +132,7 @@ def cluster_detail(user: User, cluster_id: int) -> ClusterDetail:
         created_at=snap.created_at,
         created_by_name=snap.created_by_name,
         live=_utilization_of(snap),
+        repack=snap.repack,
     )
 
 

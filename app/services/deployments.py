@@ -81,6 +81,8 @@ class DeploymentView:
     requests: dict[str, int]
     queue_position: int | None
     reason: str | None
+    # The reason as data, for pages to word (see `app.scheduler.Wait`); None while running.
+    wait: dict[str, Any] | None
     preemptions: int
     created_by_id: int | None
     created_by_name: str | None
@@ -142,6 +144,7 @@ class SubmitResult:
     queue_length: int = 0
     priority: int | None = None
     requests: dict[str, int] = field(default_factory=dict)
+    repacked: list[Preempted] = field(default_factory=list)  # moved by the cluster's repack
 
     @property
     def dry_run(self) -> bool:
@@ -158,6 +161,9 @@ class SubmitResult:
             )
             if self.preempted:
                 text += " Would preempt " + ", ".join(p.describe() for p in self.preempted) + "."
+            if self.repacked:
+                moved = ", ".join(p.describe() for p in self.repacked)
+                text += f" The cluster's repack would move {moved} back to the queue to fit it."
             return text
         if self.status == "running":
             text = f"{self.name} is running."
@@ -172,6 +178,16 @@ class SubmitResult:
                     f" It preempted {victims}; they are queued again and will restart by "
                     "themselves."
                 )
+        if self.repacked:
+            moved = ", ".join(p.describe() for p in self.repacked)
+            restarts = "it restarts" if len(self.repacked) == 1 else "they restart"
+            text += (
+                f" The cluster's repack moved {moved} (same priority) back to the queue to "
+                f"fit it; {restarts} by itself."
+                if len(self.repacked) == 1
+                else f" The cluster's repack moved {moved} (same priority) back to the queue "
+                f"to fit it; {restarts} by themselves."
+            )
         return text
 
 
@@ -206,6 +222,7 @@ def view_of(deployment: Deployment, cluster_name: str | None = None) -> Deployme
         requests=dict(deployment.requests),
         queue_position=deployment.queue_position,
         reason=deployment.reason,
+        wait=deployment.wait,
         preemptions=deployment.preemptions,
         created_by_id=deployment.created_by_id,
         created_by_name=creator.display_name if creator else None,
@@ -740,6 +757,7 @@ _ROW_COLUMNS = (
     Deployment.started_at,
     Deployment.queue_position,
     Deployment.reason,
+    Deployment.wait,
     Deployment.preemptions,
     Deployment.preempted_by_id,
     Deployment.created_by_id,
@@ -784,6 +802,47 @@ def _add(total: dict[str, int], amounts: Mapping[str, int]) -> None:
         total[kind] += amount
 
 
+# What the scheduler's repack names the moves it makes in the history (and counts them by).
+REPACKED = "deployment.repacked"
+
+
+def _state(
+    cluster: clusters.ClusterSnapshot,
+    running: list[scheduler.Job],
+    pending: list[scheduler.Job],
+) -> scheduler.ClusterState:
+    """The scheduler's input for one cluster, with its repack settings turned into the
+    numbers the clock-free scheduler takes (`_repack`)."""
+    config = current_app.config
+    return scheduler.ClusterState(
+        cluster.capacity,
+        running,
+        pending,
+        cluster.max_deployments,
+        repack=_repack(cluster),
+        work_budget=config["SCHEDULER_WORK_BUDGET"],
+        blockers_listed=config["SCHEDULER_BLOCKERS_LISTED"],
+    )
+
+
+def _repack(cluster: clusters.ClusterSnapshot) -> scheduler.Repack | None:
+    """The cluster's repack as of now: what its hourly budget still allows (moves recorded in
+    the last hour) and which deployments are cooling down (moved within the cooldown). None
+    when the repack is off."""
+    settings = cluster.repack
+    if not settings.enabled:
+        return None
+    now = utcnow()
+    hour_ago = now - timedelta(hours=1)
+    cooldown_start = now - timedelta(minutes=settings.cooldown_minutes)
+    moves = history.recent(cluster.id, REPACKED, min(hour_ago, cooldown_start))
+    made = sum(1 for _, at in moves if at >= hour_ago)
+    cooling = frozenset(
+        subject for subject, at in moves if subject is not None and at >= cooldown_start
+    )
+    return scheduler.Repack(settings.threshold_bp, max(0, settings.max_per_hour - made), cooling)
+
+
 def _decide(
     state: scheduler.ClusterState, event: scheduler.Event, label: str
 ) -> scheduler.Decision:
@@ -813,7 +872,7 @@ def _apply(
     now = utcnow()
     clusters.touch(cluster_id)
     free: dict[str, int] = defaultdict(int, released)
-    for victim_id in (*decision.preempted, *decision.evicted):
+    for victim_id in (*decision.preempted, *decision.evicted, *decision.repacked):
         _add(free, rows[victim_id].requests)
     if any(free.values()):
         clusters.free(cluster_id, free)
@@ -841,6 +900,7 @@ def _apply(
                 "started_at": now,
                 "queue_position": None,
                 "reason": None,
+                "wait": None,
                 "preempted_by_id": None,
                 "last_event": "restarted when room returned" if restarted else "started",
             }
@@ -862,9 +922,31 @@ def _apply(
                 "started_at": None,
                 "queue_position": entry.position,
                 "reason": entry.reason,
+                "wait": entry.wait.to_dict(),
                 "preemptions": row.preemptions + 1,
                 "preempted_by_id": preemptor_id,
                 "last_event": f"preempted by {by}",
+                "preemption_notice": notice if row.created_by_id is not None else None,
+            }
+        )
+    for moved_id, for_id in decision.repacked.items():  # the cluster's opt-in repack
+        row, entry = rows[moved_id], queue[moved_id]
+        by = f"deployment #{for_id}"
+        notice = (
+            f"Your deployment {row.name} was moved back to the queue to fit {by} (same "
+            f"priority) by the cluster's repack; it will restart by itself."
+        )
+        updates.append(
+            {
+                "id": moved_id,
+                "status": "pending",
+                "started_at": None,
+                "queue_position": entry.position,
+                "reason": entry.reason,
+                "wait": entry.wait.to_dict(),
+                "preemptions": row.preemptions + 1,
+                "preempted_by_id": for_id,
+                "last_event": f"repacked to fit #{for_id}",
                 "preemption_notice": notice if row.created_by_id is not None else None,
             }
         )
@@ -877,27 +959,36 @@ def _apply(
                 "started_at": None,
                 "queue_position": entry.position,
                 "reason": entry.reason,
+                "wait": entry.wait.to_dict(),
                 "last_event": "evicted to bring usage back within capacity",
             }
         )
-    moved = set(decision.preempted) | set(decision.evicted)
+    moved = set(decision.preempted) | set(decision.evicted) | set(decision.repacked)
     for entry in decision.queue:
         if entry.id in moved:
             continue
+        wait = entry.wait.to_dict()
         if new is not None and entry.id == new.id:
-            new.queue_position, new.reason = entry.position, entry.reason
+            new.queue_position, new.reason, new.wait = entry.position, entry.reason, wait
             new.last_event = f"queued at position {entry.position}"
             continue
         row = rows[entry.id]
-        if row.queue_position != entry.position or row.reason != entry.reason:
+        if row.queue_position != entry.position or row.reason != entry.reason or row.wait != wait:
             updates.append(
-                {"id": entry.id, "queue_position": entry.position, "reason": entry.reason}
+                {
+                    "id": entry.id,
+                    "queue_position": entry.position,
+                    "reason": entry.reason,
+                    "wait": wait,
+                }
             )
     if updates:
         db.session.execute(sa.update(Deployment), updates)
     history.record_all(_decision_events(cluster, rows, decision, new, now))
     metrics.STARTS.inc(len(decision.started))
-    metrics.PREEMPTIONS.inc(len(decision.preempted) + len(decision.evicted))
+    metrics.PREEMPTIONS.inc(
+        len(decision.preempted) + len(decision.evicted) + len(decision.repacked)
+    )
 
 
 def _decision_events(
@@ -942,6 +1033,14 @@ def _decision_events(
             f"Preempted by {by}; queued again to restart when room returns.",
             preempted_by=preemptor_id,
             preemptor_priority=priority_of[preemptor_id],
+        )
+    for moved_id, for_id in decision.repacked.items():
+        yield event(
+            moved_id,
+            REPACKED,
+            f"Repacked to fit #{for_id} {name_of(for_id)} (same priority, "
+            f"{priority_of[for_id]}); queued again to restart when room returns.",
+            repacked_for=for_id,
         )
     for victim_id in decision.evicted:
         yield event(
@@ -1056,11 +1155,12 @@ def submit(
             )
         job = scheduler.Job(new_id, valid.priority, valid.requests, _micros(now))
         decision = _decide(
-            scheduler.ClusterState(cluster.capacity, running, pending),
+            _state(cluster, running, pending),
             scheduler.Submit(job),
             "dry_run" if dry_run else "submit",
         )
         preempted = _preempted_list(rows, decision.preempted)
+        repacked = _preempted_list(rows, decision.repacked)
         subject = Planned(None if dry_run else new_id, final_name, valid.priority)
         plan = _plan(rows, decision, new_id, subject)
         if dry_run:
@@ -1076,6 +1176,7 @@ def submit(
                 queue_length=plan.queue_length,
                 priority=valid.priority,
                 requests=valid.requests,
+                repacked=repacked,
             )
         _apply(cluster, rows, decision, {}, new)
         _check_org_quota(organization_id, counting_new=True)
@@ -1087,6 +1188,7 @@ def submit(
         position=view.queue_position,
         reason=view.reason,
         preempted=preempted,
+        repacked=repacked,
         deployment=view,
         started=plan.started,
         waiting=plan.waiting,
@@ -1124,7 +1226,7 @@ def _plan(
             reason = reason.replace(f"deployment #{subject_id}", f"the planned {subject.name}")
         return Planned(line.id, line.name, line.priority, entry.position, reason)
 
-    concerned = {subject_id, *decision.preempted, *decision.evicted}
+    concerned = {subject_id, *decision.preempted, *decision.evicted, *decision.repacked}
     entries = {entry.id: entry for entry in decision.queue if entry.id in concerned}
     waiting = [planned(i, entries[i]) for i in sorted(entries, key=lambda i: entries[i].position)]
     return _Plan(
@@ -1255,9 +1357,7 @@ def change_priority(
                 current.reason,
                 deployment=None if dry_run else current,
             )
-        decision = scheduler.schedule(
-            scheduler.ClusterState(cluster.capacity, running, pending), scheduler.Reconcile()
-        )
+        decision = scheduler.schedule(_state(cluster, running, pending), scheduler.Reconcile())
         subject = Planned(deployment_id, row.name, new_priority)
         plan = _plan(rows, decision, deployment_id, subject)
         preempted_by = decision.preempted.get(deployment_id)
@@ -1267,7 +1367,11 @@ def change_priority(
         was_running = row.status == "running"
         if deployment_id in decision.started:
             status = "running"
-        elif preempted_by is not None or deployment_id in decision.evicted:
+        elif (
+            preempted_by is not None
+            or deployment_id in decision.evicted
+            or deployment_id in decision.repacked
+        ):
             status = "pending"
         else:
             status = "running" if was_running else "pending"
@@ -1442,7 +1546,7 @@ def _delete_and_schedule(
     ids: set[int],
 ) -> None:
     decision = _decide(
-        scheduler.ClusterState(cluster.capacity, running, pending),
+        _state(cluster, running, pending),
         scheduler.Delete(frozenset(ids)),
         "delete",
     )

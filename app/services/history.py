@@ -161,3 +161,16 @@ def of_subject(
         .limit(limit)
     ).all()
     return [_view(event) for event in reversed(newest)]
+
+
+def recent(cluster_id: int, action: str, since: datetime) -> list[tuple[int | None, datetime]]:
+    """(subject id, time) of a cluster's events of one action since `since`, oldest first
+    (the repack's hourly budget and cooldown read the moves it made)."""
+    return [
+        (subject_id, at)
+        for subject_id, at in db.session.execute(
+            sa.select(Event.subject_id, Event.at)
+            .where(Event.cluster_id == cluster_id, Event.action == action, Event.at >= since)
+            .order_by(Event.at)
+        )
+    ]

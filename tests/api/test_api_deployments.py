@@ -66,6 +66,33 @@ def test_submit_queues_then_preempts(api, owner, cluster):
     assert shown["preempted_by"] == high["deployment"]["id"]
 
 
+def test_list_shows_why_each_queued_deployment_waits_as_data(api, owner, cluster):
+    holder = deploy(api, owner.token, cluster.id, priority=500, resource={"cpu": 3.5})
+    waiting = deploy(api, owner.token, cluster.id, priority=500, resource={"cpu": 2})
+    listed = api.get(f"/deployment/?id={waiting['deployment']['id']}", token=owner.token)
+    item = listed.get_json()["items"][0]
+    assert item["wait"] == {
+        "cause": "blocked",
+        "kind": "cpu",
+        "needed": 2,
+        "free": 0.5,
+        "held": 3.5,
+        "priority": 500,
+        "blocking_ids": [holder["deployment"]["id"]],
+        "blocking_more": 0,
+        "preempted_by": None,
+        "preemptor_priority": None,
+        "message": None,
+    }
+    high = deploy(api, owner.token, cluster.id, priority=900, resource={"cpu": 4})
+    shown = api.get(f"/deployment/{holder['deployment']['id']}/", token=owner.token).get_json()
+    assert shown["wait"]["cause"] == "preempted"
+    assert shown["wait"]["preempted_by"] == high["deployment"]["id"]
+    assert shown["wait"]["preemptor_priority"] == 900
+    running = api.get(f"/deployment/{high['deployment']['id']}/", token=owner.token).get_json()
+    assert running["wait"] is None
+
+
 def test_submit_generates_a_name_and_default_priority(api, owner, cluster):
     deployment = deploy(api, owner.token, cluster.id)["deployment"]
     assert deployment["name"].startswith("nginx-")

@@ -26,6 +26,7 @@ from bench.policies import (
     FifoFirstFit,
     KargoPolicy,
     KubeStyle,
+    KueueBestEffortFifo,
     KueueStrictFifo,
 )
 
@@ -53,7 +54,21 @@ def test_generator_is_deterministic_for_a_seed():
     other = workloads.scenarios(30, seed=6)
     assert [t.events for t in first] == [t.events for t in again]
     assert [t.events for t in first] != [t.events for t in other]
-    assert {t.name for t in first} >= {"load-0.8", "load-2.0", "burst", "whales", "distinct"}
+    assert [t.name for t in first] == list(workloads.SCENARIOS)
+
+
+def test_the_harder_workloads_ask_what_they_say():
+    traces = {t.name: t for t in workloads.scenarios(300, seed=1)}
+    gpus = [e.requests.get("gpu", 0) for e in traces["gpu-bimodal"].events if e.op == "submit"]
+    assert set(gpus) == {0, 1, 8} and traces["gpu-bimodal"].capacity["gpu"] == 16
+    awkward = {e.requests.get("gpu", 0) for e in traces["awkward-gpu"].events if e.op == "submit"}
+    assert awkward == {0, 3, 5, 6}
+    assert len(traces["8-kinds"].capacity) == 8
+    kinds_used = {k for e in traces["8-kinds"].events if e.op == "submit" for k in e.requests}
+    assert kinds_used == set(traces["8-kinds"].capacity)
+    knapsack = traces["knapsack"]
+    assert {e.priority for e in knapsack.events if e.op == "submit"} == {0, 100}
+    assert max(e.requests["cpu"] for e in knapsack.events if e.op == "submit") > 30_000
 
 
 def test_every_submit_has_a_later_delete_and_loads_hit_their_target():
@@ -96,6 +111,39 @@ def test_kueue_strict_fifo_head_blocks_the_queue():
     assert outcome.started == [] and outcome.preempted == {}
     fifo = FifoFirstFit().decide(sim, job(3, 0, cpu=2), None)  # first-fit skips the head
     assert fifo.started == [3]
+
+
+def test_kueue_best_effort_fifo_tries_the_ones_behind_a_head_that_does_not_fit():
+    sim = sim_with({"cpu": 10}, running=[job(1, 500, cpu=5)], pending=[job(2, 100, cpu=8)])
+    outcome = KueueBestEffortFifo().decide(sim, job(3, 0, cpu=2), None)
+    assert outcome.started == [3] and outcome.preempted == {}
+    # Priority order still decides who goes first: the higher one takes the room.
+    sim = sim_with({"cpu": 10}, running=[job(1, 500, cpu=5)], pending=[job(2, 0, cpu=4)])
+    outcome = KueueBestEffortFifo().decide(sim, job(3, 900, cpu=4), None)
+    assert outcome.started == [3]
+
+
+def test_kargo_with_repack_counts_its_moves_per_hour_of_trace_time():
+    """cpu 4: small (3) runs; big (4) arrives at the same priority and moves it (2% threshold,
+    one move an hour, 30 units of cooldown); within the hour no second move is made."""
+    policy = KargoPolicy((200, 1, 30.0), "kargo-repack")
+    sim = sim_with({"cpu": 4}, running=[job(1, 500, cpu=3)])
+    sim.now = 10.0
+    big = job(2, 500, cpu=4)
+    outcome = policy.decide(sim, big, None)
+    assert outcome.started == [2] and outcome.repacked == {1: 2}
+    sim.apply(outcome, big)
+    gone = sim.remove(2)
+    sim.now = 20.0
+    back = policy.decide(sim, None, gone)
+    sim.apply(back, None)
+    assert set(sim.running) == {1}
+    sim.now = 40.0
+    outcome = policy.decide(sim, job(3, 500, cpu=4), None)
+    assert outcome.repacked == {}  # the hour's one move is spent
+    sim.now = 71.0
+    outcome = policy.decide(sim, job(4, 500, cpu=4), None)
+    assert outcome.repacked == {1: 4}
 
 
 def test_kube_style_preempts_with_reprieve_as_in_scheduling_md():
@@ -146,6 +194,9 @@ def test_checker_flags_evictions_that_rule_5_forbids():
     assert check_transition(before, {3: same}, {1: 3}, None) == (1, 1)
     assert check_transition(before, {}, {}, None) == (1, 1)
     assert check_transition(before, {}, {}, deleted=1) == (0, 0)
+    # A repack move is allowed for a start of exactly the same priority, nothing else.
+    assert check_transition(before, {3: same}, {}, None, {1: 3}) == (1, 0)
+    assert check_transition(before, {2: high}, {}, None, {1: 2}) == (1, 1)
 
 
 def test_priority_greedy():
@@ -226,6 +277,16 @@ def test_reference_plans_across_priorities_as_in_scheduling_md():
     assert got.optimal and got.value == pytest.approx(1.0) and got.admitted == {2, 3}
 
 
+def test_the_capacity_only_bound_ignores_priorities():
+    """H (500, cpu 6), L and M (100, cpu 5 each) on cpu 10. Inversion-free, H must run and
+    neither 5 fits beside it (U 0.6); by capacity alone L and M fill the cluster (U 1.0)."""
+    jobs = [job(1, 500, cpu=6), job(2, 100, cpu=5), job(3, 100, cpu=5)]
+    ni = reference.solve({"cpu": 10}, jobs, workers=1)
+    cap = reference.solve({"cpu": 10}, jobs, workers=1, capacity_only=True)
+    assert ni.optimal and ni.value == pytest.approx(0.6)  # H runs; neither 5 fits beside it
+    assert cap.optimal and cap.value == pytest.approx(1.0)  # the two 5s, H left out
+
+
 def test_objective_weights_are_exact():
     weights, scale = reference.weights({"cpu": 64_000, "ram": 262_144, "gpu": 8})
     assert all(
@@ -236,32 +297,44 @@ def test_objective_weights_are_exact():
 # -- end to end --------------------------------------------------------------------------------
 
 
-def test_tiny_run_end_to_end(tmp_path):
+def test_quick_run_end_to_end(tmp_path):
     results = scheduler_bench.main(
         [
+            "--quick", "--seeds", "1", "--scenarios", "load-1.5", "knapsack",
             "--arrivals", "15", "--ref-every", "5", "--ref-time", "2",
-            "--latency-sizes", "10", "--latency-trials", "5",
+            "--latency-sizes", "10", "--latency-trials", "3", "--adversarial-sizes", "40",
             "--out", str(tmp_path), "--no-docs-img", "--export-traces",
         ]
     )  # fmt: skip
     saved = json.loads((tmp_path / "scheduler.json").read_text())
-    assert set(saved["scenarios"]) == {t.name for t in workloads.scenarios(15, 1)}
-    for scenario in saved["scenarios"].values():
-        kargo = scenario["policies"]["kargo"]
-        assert kargo["error"] is None
-        assert kargo["inversions"] == 0 and kargo["same_or_lower_priority_evictions"] == 0
-        assert scenario["policies"]["kube"]["inversions"] == 0
+    assert set(saved["by_seed"]["1"]["scenarios"]) == {"load-1.5", "knapsack"}
+    for scenario in saved["by_seed"]["1"]["scenarios"].values():
+        assert set(scenario["policies"]) == {
+            "kargo", "kargo-repack", "kargo-repack-dflt", "kube", "kueue-besteffort",
+            "kueue-strict", "fifo",
+        }  # fmt: skip
+        for name in ("kargo", "kargo-repack", "kargo-repack-dflt"):
+            kargo = scenario["policies"][name]
+            assert kargo["error"] is None
+            assert kargo["inversions"] == 0 and kargo["same_or_lower_priority_evictions"] == 0
+        assert scenario["references"]["cap"]["solved"] == scenario["references"]["ni"]["solved"]
+    row = saved["across_seeds"]["knapsack"]["kargo"]
+    assert row["seeds"] == 1 and row["inversions"] == 0
     assert set(saved["latency"]) == {"10"}
+    assert {"cpu", "wall"} <= set(saved["latency"]["10"])
+    assert any(name.startswith("mass preemption") for name in saved["adversarial"])
     assert (tmp_path / "scheduler_utilization.png").stat().st_size > 0
-    assert (tmp_path / "scheduler_u_over_opt.png").stat().st_size > 0
     assert results["targets"]
     # The exported traces replay to the same scenarios.
     replayed = scheduler_bench.main(
-        ["--replay", str(tmp_path / "traces.jsonl"), "--ref-every", "0",
-         "--latency-sizes", "--out", str(tmp_path / "replay"), "--no-docs-img"]
+        ["--replay", str(tmp_path / "traces.jsonl"), "--seeds", "1", "--ref-every", "0",
+         "--latency-sizes", "--adversarial-sizes", "--out", str(tmp_path / "replay"),
+         "--no-docs-img"]
     )  # fmt: skip
-    assert replayed["scenarios"].keys() == results["scenarios"].keys()
-    for name, scenario in replayed["scenarios"].items():
+    first = results["by_seed"]["1"]["scenarios"]
+    again = replayed["by_seed"]["1"]["scenarios"]
+    assert again.keys() == first.keys()
+    for name, scenario in again.items():
         assert scenario["policies"]["kargo"]["utilization_mean"] == pytest.approx(
-            results["scenarios"][name]["policies"]["kargo"]["utilization_mean"], rel=1e-6
+            first[name]["policies"]["kargo"]["utilization_mean"], rel=1e-6
         )

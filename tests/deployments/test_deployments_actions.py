@@ -315,7 +315,7 @@ def test_a_plan_names_what_starts_waits_and_is_preempted(db, owner, cluster):
     assert [victim.id for victim in plan.preempted] == [low.id]
     (waits,) = plan.waiting
     assert (waits.id, waits.name, waits.position) == (low.id, "low", 1)
-    assert waits.reason.startswith("preempted by the planned urgent (priority 900); will restart")
+    assert waits.reason.startswith("preempted by the planned urgent (priority 900); restarts")
     assert plan.queue_length == 1 and plan.priority == 900 and plan.requests == {"cpu": 2000}
     assert row(db, low.id).status == "running" and row(db, other.id).status == "running"
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Deployment)) == 2

@@ -134,7 +134,7 @@ def test_the_list_shows_running_and_queued_deployments(logged_in, owner, cluster
     assert response.status_code == 200
     page = text(response)
     assert page.index("web") < page.index("worker")
-    assert "Queued #1" in page and "needs 1 cpu" in page and "Olga" in page
+    assert "Queued #1" in page and "needs 1 cpu core" in page and "Olga" in page
 
 
 def test_the_list_filters_by_cluster_and_status(logged_in, owner, cluster):
@@ -227,7 +227,10 @@ def test_deploying_that_waits_says_where_and_why(db, logged_in, owner, cluster):
         follow_redirects=True,
     )
     page = text(response)
-    assert "small is waiting at position 1: needs 1 cpu, 0 free, 4 held by deployments of" in page
+    assert (
+        "small is waiting at position 1: needs 1 cpu core: 0 cores free, "
+        "4 cores held by deployments of" in page
+    )
     assert "Why it waits" in page
 
 
@@ -316,7 +319,7 @@ def test_the_preview_answers_as_the_user_types(db, logged_in, owner, cluster):
     assert "Would start now." in preview(logged_in, cluster, resource_cpu="1")
     low = deploy(owner, cluster, "low", priority=100, cpu=4)
     waiting = preview(logged_in, cluster, resource_cpu="1", priority_preset="low")
-    assert "Would wait at position 1:" in waiting and "needs 1 cpu" in waiting
+    assert "Would wait at position 1:" in waiting and "needs 1 cpu core" in waiting
     preempting = preview(logged_in, cluster, resource_cpu="1", priority_preset="high")
     assert "Would preempt:" in preempting
     assert f"#{low.id} low (priority 100, owned by Olga)" in preempting
@@ -351,7 +354,7 @@ def test_the_detail_page_shows_the_queue_facts(logged_in, owner, cluster):
     deploy(owner, cluster, "big", priority=900, cpu=4)
     queued = deploy(owner, cluster, "queued", priority=100, cpu=1, gpu=1)
     page = text(logged_in.get(f"/deployments/{queued.id}"))
-    for fact in ("Queued", "Queue position", "needs 1 cpu", "low (100)", "1 core, 1 gpu"):
+    for fact in ("Queued", "Queue position", "needs 1 cpu core", "low (100)", "1 core, 1 gpu"):
         assert fact in page
     assert "Not running" in page and "Delete deployment" in page
 

@@ -69,7 +69,25 @@ def test_without_room_it_waits_with_a_position_and_a_reason(db, owner, cluster):
     first = submit(owner, cluster, "first", priority=500, cpu=2)
     second = submit(owner, cluster, "second", priority=500, gpu=1, cpu=1)
     assert first.status == "pending" and first.position == 1
-    assert first.reason == "needs 2 cpu, 0 free, 4 held by deployments of priority >= 500"
+    assert (
+        first.reason
+        == "needs 2 cpu cores: 0 cores free, 4 cores held by deployments of priority 500 "
+        "or higher"
+    )
+    big = deployments.list_deployments(owner, cluster.id, "running").items[0]
+    assert first.deployment.wait == {
+        "cause": "blocked",
+        "kind": "cpu",
+        "needed": 2000,
+        "free": 0,
+        "held": 4000,
+        "priority": 500,
+        "blocking_ids": [big.id],
+        "blocking_more": 0,
+        "preempted_by": None,
+        "preemptor_priority": None,
+        "message": None,
+    }
     assert second.position == 2
     assert "waiting at position 1" in first.message
     assert row(db, first.deployment.id).started_at is None
@@ -99,6 +117,9 @@ def test_worked_example_preemption_with_reprieve(db, owner, cluster):
     victim = row(db, b.id)
     assert victim.status == "pending" and victim.queue_position == 1
     assert victim.reason.startswith(f"preempted by deployment #{c.deployment.id} (priority 500)")
+    assert victim.wait["cause"] == "preempted"
+    assert victim.wait["preempted_by"] == c.deployment.id
+    assert victim.wait["preemptor_priority"] == 500
     assert victim.preemptions == 1 and victim.preempted_by_id == c.deployment.id
     assert victim.submitted_at == b.submitted_at
     assert victim.last_event == f"preempted by deployment #{c.deployment.id} (priority 500)"
@@ -106,7 +127,7 @@ def test_worked_example_preemption_with_reprieve(db, owner, cluster):
         f"Your deployment b was preempted by deployment #{c.deployment.id} (priority 500); "
         "it is queued again and will restart by itself."
     )
-    assert row(db, a.id).status == "running"
+    assert row(db, a.id).status == "running" and row(db, a.id).wait is None
     assert usage(db, cluster.id) == {"cpu": 3000, "gpu": 2, "ram": 0}
     assert_cluster_consistent(cluster.id)
 
@@ -364,7 +385,7 @@ def test_a_dry_run_says_what_would_happen_and_writes_nothing(db, owner, cluster)
 
     waiting = deployments.submit(owner, cluster.id, "nginx", "lo", 100, {"cpu": 1}, dry_run=True)
     assert waiting.status == "pending" and waiting.position == 1
-    assert waiting.message.startswith("Would wait at position 1: needs 1 cpu")
+    assert waiting.message.startswith("Would wait at position 1: needs 1 cpu core")
 
     fits = deployments.submit(owner, cluster.id, "nginx", None, 100, {"gpu": 1}, dry_run=True)
     assert fits.message == "Would start now."

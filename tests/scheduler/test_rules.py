@@ -10,9 +10,9 @@ from app.scheduler import (
     Decision,
     Delete,
     Job,
-    QueueEntry,
     Reconcile,
     Submit,
+    Wait,
     infeasible,
     schedule,
     transition_violations,
@@ -72,6 +72,10 @@ def check(state: ClusterState, event, decision: Decision) -> ClusterState:
     return after
 
 
+def entries(decision: Decision) -> list[tuple[int, int, str]]:
+    return [(e.id, e.position, e.reason) for e in decision.queue]
+
+
 def ids(jobs) -> set[int]:
     return {j.id for j in jobs}
 
@@ -121,8 +125,13 @@ def test_best_set_within_a_priority() -> None:
     state = ClusterState({"cpu": 10 * CORE}, [x], [p1, p2, p3])
     decision = schedule(state, Delete(frozenset({9})))
     assert decision.started == [2, 3]
-    assert decision.queue == [
-        QueueEntry(1, 1, "needs 6 cpu, 0 free, 10 held by deployments of priority >= 100")
+    assert entries(decision) == [
+        (
+            1,
+            1,
+            "needs 6 cpu cores: 0 cores free, 10 cores held by deployments of priority 100 "
+            "or higher",
+        )
     ]
     check(state, Delete(frozenset({9})), decision)
 
@@ -136,7 +145,7 @@ def test_across_priorities_not_level_by_level() -> None:
     assert decision.started == [2, 3]
     assert [e.id for e in decision.queue] == [1]
     assert decision.queue[0].reason == (
-        "needs 6 cpu, 0 free, 5 held by deployments of priority >= 500"
+        "needs 6 cpu cores: 0 cores free, 5 cores held by deployments of priority 500 or higher"
     )
     check(state, Reconcile(), decision)
 
@@ -151,10 +160,10 @@ def test_infeasible_requests() -> None:
     assert infeasible(capacity, {"cpu": 4 * CORE, "gpu": 2, "ram": 8192}) is None
     assert infeasible(capacity, {"cpu": 1500}) is None
     assert infeasible(capacity, {"cpu": 5500}) == (
-        "needs 5.5 cpu but the cluster has only 4 cpu in total"
+        "needs 5.5 cpu cores but the cluster has only 4 cores in total"
     )
     assert infeasible(capacity, {"ram": 9216}) == (
-        "needs 9 GiB ram but the cluster has only 8 GiB ram in total"
+        "needs 9 GiB of ram but the cluster has only 8 GiB in total"
     )
 
 
@@ -162,7 +171,10 @@ def test_infeasible_job_submitted_anyway_stays_queued_with_its_reason() -> None:
     state = ClusterState({"cpu": 4 * CORE}, [], [])
     decision = schedule(state, Submit(job(1, 100, 1, gpu=1)))
     assert decision.started == []
-    assert decision.queue == [QueueEntry(1, 1, "this cluster has no gpu")]
+    assert entries(decision) == [(1, 1, "this cluster has no gpu")]
+    assert decision.queue[0].wait == Wait(
+        "infeasible", "gpu", 1, 0, 0, 100, message="this cluster has no gpu"
+    )
 
 
 # ----------------------------------------------------------------- rules one by one
@@ -211,9 +223,14 @@ def test_rule3_no_inversion_submit_waits_behind_higher_priority() -> None:
     decision = schedule(state, Submit(job(2, 500, 2, cpu=2 * CORE)))
     assert decision.started == []
     assert decision.preempted == {}
-    assert decision.queue == [
-        QueueEntry(2, 1, "needs 2 cpu, 1 free, 3 held by deployments of priority >= 500")
+    assert entries(decision) == [
+        (
+            2,
+            1,
+            "needs 2 cpu cores: 1 core free, 3 cores held by deployments of priority 500 or higher",
+        )
     ]
+    assert decision.queue[0].wait == Wait("blocked", "cpu", 2 * CORE, CORE, 3 * CORE, 500, (1,))
 
 
 def test_equal_priority_never_preempts() -> None:
@@ -223,7 +240,7 @@ def test_equal_priority_never_preempts() -> None:
     assert decision.started == []
     assert decision.preempted == {}
     assert decision.queue[0].reason == (
-        "needs 1 cpu, 0 free, 4 held by deployments of priority >= 100"
+        "needs 1 cpu core: 0 cores free, 4 cores held by deployments of priority 100 or higher"
     )
 
 
@@ -400,9 +417,11 @@ def test_reasons_text() -> None:
     state = ClusterState(capacity, running, pending)
     decision = schedule(state, Reconcile())
     reasons = {e.id: e.reason for e in decision.queue}
-    assert reasons[3] == "needs 2 gpu, 1 free, 3 held by deployments of priority >= 500"
+    assert (
+        reasons[3] == "needs 2 gpu: 1 gpu free, 3 gpu held by deployments of priority 500 or higher"
+    )
     assert reasons[4] == (
-        "needs 3.5 GiB ram, 2.5 GiB free, 1.5 GiB held by deployments of priority >= 100"
+        "needs 3.5 GiB of ram: 2.5 GiB free, 1.5 GiB held by deployments of priority 100 or higher"
     )
 
 
@@ -411,11 +430,11 @@ def test_reason_fractional_cpu_and_small_ram() -> None:
     state = ClusterState({"cpu": 2 * CORE, "ram": 1024}, running, [])
     decision = schedule(state, Submit(job(2, 7, 2, cpu=600, ram=100)))
     assert decision.queue[0].reason == (
-        "needs 0.6 cpu, 0.5 free, 1.5 held by deployments of priority >= 7"
+        "needs 600m cpu: 500m cpu free, 1.5 cores held by deployments of priority 7 or higher"
     )
     decision = schedule(state, Submit(job(3, 7, 3, cpu=100, ram=400)))
     assert decision.queue[0].reason == (
-        "needs 400 MiB ram, 324 MiB free, 700 MiB held by deployments of priority >= 7"
+        "needs 400 MiB of ram: 324 MiB free, 700 MiB held by deployments of priority 7 or higher"
     )
 
 
@@ -423,11 +442,17 @@ def test_preempted_reason_names_what_is_short() -> None:
     running = [job(1, 1, 1, started=1, cpu=4 * CORE)]
     state = ClusterState({"cpu": 4 * CORE}, running, [])
     decision = schedule(state, Submit(job(42, 900, 2, cpu=CORE)))
-    assert decision.queue == [
-        QueueEntry(
-            1, 1, "preempted by deployment #42 (priority 900); will restart when 4 cpu is free"
+    assert entries(decision) == [
+        (
+            1,
+            1,
+            "preempted by deployment #42 (priority 900); restarts by itself once 4 cpu cores "
+            "are free",
         )
     ]
+    assert decision.queue[0].wait == Wait(
+        "preempted", "cpu", 4 * CORE, 3 * CORE, CORE, 1, (42,), 0, 42, 900
+    )
 
 
 def test_submit_duplicate_id_is_rejected() -> None:
@@ -447,3 +472,30 @@ def test_reconcile_repairs_priority_inversion_by_preemption() -> None:
     decision = schedule(state, Reconcile())
     assert decision.started == [2]
     assert decision.preempted == {1: 2}
+
+
+def test_wait_names_the_largest_holders_of_priority_at_least_its_own() -> None:
+    """ "needs 2 gpu: 1 free, 3 held by #12, #14 (priority >= 500)", as data: the holders are
+    the running deployments of at least the waiting one's priority holding the short kind,
+    largest first and ties by id, at most BLOCKERS_LISTED named and the rest counted."""
+    running = [
+        job(12, 500, 1, started=1, gpu=2),
+        job(14, 900, 2, started=2, gpu=1, cpu=CORE),
+        job(15, 100, 3, started=3, cpu=CORE),  # below 500: holds room the waiting one may take
+        job(16, 500, 4, started=4, cpu=CORE),  # holds no gpu
+    ]
+    state = ClusterState({"cpu": 4 * CORE, "gpu": 4}, running, [])
+    decision = schedule(state, Submit(job(20, 500, 5, gpu=2)))
+    assert decision.started == []
+    wait = decision.queue[0].wait
+    assert wait == Wait("blocked", "gpu", 2, 1, 3, 500, (12, 14), 0)
+    assert decision.queue[0].reason == (
+        "needs 2 gpu: 1 gpu free, 3 gpu held by deployments of priority 500 or higher"
+    )
+    assert wait.to_dict()["blocking_ids"] == [12, 14]
+
+    many = [job(100 + i, 500, i, started=i, gpu=1) for i in range(8)]
+    state = ClusterState({"gpu": 8}, many, [])
+    wait = schedule(state, Submit(job(200, 500, 20, gpu=1))).queue[0].wait
+    assert wait.blocking_ids == (100, 101, 102, 103, 104)
+    assert wait.blocking_more == 3

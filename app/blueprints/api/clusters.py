@@ -14,18 +14,37 @@ from app import quantities
 from app.blueprints.api import ID, route, serialize
 from app.blueprints.api.auth import api_user, token_required
 from app.blueprints.api.pagination import page_body, page_request
-from app.blueprints.api.schema import Integer, Object, Quantities, String, json_body
+from app.blueprints.api.schema import (
+    Boolean,
+    Integer,
+    NumberOrString,
+    Object,
+    Quantities,
+    String,
+    json_body,
+)
 from app.blueprints.api.users import body_paths
 from app.services import clusters, dashboards, deployments
 from app.services.errors import DomainError, Forbidden
 
+REPACK = Object(
+    {
+        "enabled": Boolean(required=False),
+        "threshold": NumberOrString(required=False),
+        "max_per_hour": Integer(required=False),
+        "cooldown_minutes": Integer(required=False),
+    },
+    required=False,
+)
 CREATE = Object(
     {
         "cluster_name": String(),
         "resource": Quantities(),
         "max_deployments": Integer(required=False),
+        "repack": REPACK,
     }
 )
+SETTINGS = Object({"repack": Object(REPACK.fields)})
 CHECK = Object({"resource": Quantities()})
 
 # The clusters service names fields after its arguments; clients know them by body paths.
@@ -40,6 +59,15 @@ def resources_of(snap: clusters.ClusterSnapshot) -> dict[str, dict[str, int | fl
             "available": quantities.to_display(usage.kind, usage.available),
         }
         for usage in snap.resources
+    }
+
+
+def repack_of(settings: clusters.RepackSettings) -> dict[str, Any]:
+    return {
+        "enabled": settings.enabled,
+        "threshold": settings.threshold_bp / 100,
+        "max_per_hour": settings.max_per_hour,
+        "cooldown_minutes": settings.cooldown_minutes,
     }
 
 
@@ -69,7 +97,11 @@ def create_cluster():
     body = json_body(CREATE)
     try:
         snap = clusters.create_cluster(
-            api_user(), body["cluster_name"], body["resource"], body.get("max_deployments")
+            api_user(),
+            body["cluster_name"],
+            body["resource"],
+            body.get("max_deployments"),
+            {k: v for k, v in (body.get("repack") or {}).items() if v is not None},
         )
     except DomainError as error:
         raise body_paths(error, CREATE_FIELDS) from None
@@ -77,6 +109,7 @@ def create_cluster():
         **cluster_summary(snap),
         "created_by": api_user().display_name,
         "deployments": {"running": 0, "pending": 0},
+        "repack": repack_of(snap.repack),
     }, 201
 
 
@@ -100,7 +133,18 @@ def show_cluster(cluster_id: int):
             for row in live.usage
         },
         "deployments": {"running": live.counts.running, "pending": live.counts.pending},
+        "repack": repack_of(detail.repack),
     }
+
+
+@route(f"/cluster/<{ID}:cluster_id>/", "PATCH")
+@token_required
+def change_settings(cluster_id: int):
+    """Change a cluster's settings: its repack (owners and admins)."""
+    body = json_body(SETTINGS)
+    settings = {k: v for k, v in body["repack"].items() if v is not None}
+    clusters.update_repack(api_user(), cluster_id, settings)
+    return show_cluster(cluster_id)
 
 
 @route(f"/cluster/<{ID}:cluster_id>/", "DELETE")

@@ -61,6 +61,7 @@ def deployment_json(view: deployments.DeploymentView) -> dict[str, Any]:
         "resource": serialize.amounts(view.requests),
         "queue_position": view.queue_position,
         "reason": view.reason,
+        "wait": serialize.wait(view.wait),
         "preemptions": view.preemptions,
         "preempted_by": view.preempted_by_id,
         "last_event": view.last_event,

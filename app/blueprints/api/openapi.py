@@ -343,7 +343,48 @@ def schemas(config: Config) -> dict[str, Any]:
                 "created_at": TIMESTAMP,
                 "resources": ref("Resources"),
                 "deployments": ref("Counts"),
+                "repack": ref("Repack"),
             }
+        ),
+        "Repack": obj(
+            {
+                "enabled": {
+                    **BOOLEAN,
+                    "description": "may running work be moved back to the queue for queued work "
+                    "of its own priority (off by default)",
+                },
+                "threshold": {
+                    **NUMBER,
+                    "description": "the gain in mean utilization each move must bring, percent",
+                },
+                "max_per_hour": between(
+                    1, clusters.MAX_REPACK_PER_HOUR, description="moves an hour"
+                ),
+                "cooldown_minutes": between(
+                    0,
+                    clusters.MAX_REPACK_COOLDOWN_MINUTES,
+                    description="a moved deployment is not moved again sooner",
+                ),
+            }
+        ),
+        "RepackIn": obj(
+            {
+                "enabled": nullable(BOOLEAN),
+                "threshold": {
+                    **nullable({"type": ["number", "string"]}),
+                    "description": 'percent, 0.01 to 100 (such as 2 or "0.5"); default '
+                    f"{config['REPACK_THRESHOLD_PERCENT']}",
+                },
+                "max_per_hour": {
+                    **nullable(between(1, clusters.MAX_REPACK_PER_HOUR)),
+                    "description": f"default {config['REPACK_MAX_PER_HOUR']}",
+                },
+                "cooldown_minutes": {
+                    **nullable(between(0, clusters.MAX_REPACK_COOLDOWN_MINUTES)),
+                    "description": f"default {config['REPACK_COOLDOWN_MINUTES']}",
+                },
+            },
+            required=[],
         ),
         "ClusterPage": page_of("ClusterSummary", config),
         "FitCheck": obj(
@@ -368,6 +409,11 @@ def schemas(config: Config) -> dict[str, Any]:
                     "description": "1-based place in the cluster's queue",
                 },
                 "reason": {**nullable(STRING), "description": "why it waits, naming the resource"},
+                "wait": {
+                    **nullable(ref("Wait")),
+                    "description": "the same reason as data, for clients to word; null while "
+                    "running",
+                },
                 "preemptions": COUNT,
                 "preempted_by": {
                     **nullable(ID),
@@ -377,6 +423,35 @@ def schemas(config: Config) -> dict[str, Any]:
                 "created_by": {**nullable(STRING), "description": "display name of the creator"},
                 "created_at": {**TIMESTAMP, "description": "submission time (UTC)"},
                 "started_at": nullable(TIMESTAMP),
+            }
+        ),
+        "Wait": obj(
+            {
+                "cause": {
+                    **enum(["blocked", "preempted", "repacked", "infeasible"]),
+                    "description": "blocked: room is held by deployments of at least its "
+                    "priority; preempted / repacked: sent back to the queue for `preempted_by`; "
+                    "infeasible: can never run on this cluster (see `message`)",
+                },
+                "kind": {**nullable(STRING), "description": "the resource kind most short"},
+                "needed": {**NUMBER, "description": "how much of `kind` it asks (display unit)"},
+                "free": {**NUMBER, "description": "how much of `kind` is free now"},
+                "held": {
+                    **NUMBER,
+                    "description": "how much of `kind` running deployments of priority >= "
+                    "`priority` hold",
+                },
+                "priority": {**priority_schema(), "description": "the waiting deployment's"},
+                "blocking_ids": {
+                    "type": "array",
+                    "items": ID,
+                    "description": "running deployments of priority >= `priority` holding "
+                    "`kind`, largest first (a few)",
+                },
+                "blocking_more": {**COUNT, "description": "how many more such deployments"},
+                "preempted_by": {**nullable(ID), "description": "who sent it back to the queue"},
+                "preemptor_priority": nullable(priority_schema()),
+                "message": {**nullable(STRING), "description": "why it can never run (infeasible)"},
             }
         ),
         "DeploymentPage": page_of("Deployment", config),
@@ -515,9 +590,14 @@ def schemas(config: Config) -> dict[str, Any]:
                         config["DEFAULT_MAX_DEPLOYMENTS"], config["MAX_DEPLOYMENTS_PER_CLUSTER"]
                     ),
                 },
+                "repack": {
+                    **nullable(ref("RepackIn")),
+                    "description": "turning it on is for owners and admins (403 otherwise)",
+                },
             },
             required=["cluster_name", "resource"],
         ),
+        "ClusterSettingsRequest": obj({"repack": ref("RepackIn")}),
         "FitRequest": obj({"resource": ref("QuantitiesIn")}),
         "DeploymentRequest": obj(
             {
@@ -857,6 +937,14 @@ def paths(config: Config) -> dict[str, Any]:
                 "One cluster: capacity, usage and deployment counts",
                 ("200", json_response("The cluster", "Cluster")),
                 ["404"],
+            ),
+            "patch": operation(
+                "Change a cluster's settings: its repack (owners and admins)",
+                ("200", json_response("The cluster", "Cluster")),
+                ["403", "404", "422"],
+                request="ClusterSettingsRequest",
+                description="Settings not given keep their values. See docs/scheduling.md, "
+                '"Repack".',
             ),
             "delete": operation(
                 "Delete an empty cluster (owners and admins)",

@@ -138,6 +138,24 @@ class Quantities(Field):
         return cleaned
 
 
+class NumberOrString(Field):
+    """A JSON number or a numeric string, passed through for the service to read (such as a
+    percent given as 2, 0.5 or "1.25")."""
+
+    json_type = "a number or a numeric string"
+
+    def check(self, value: Any, path: str, errors: dict[str, str]) -> Any:
+        if isinstance(value, str):
+            return String().check(value, path, errors)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if isinstance(value, float) and value != value:  # NaN never reaches here from JSON
+                errors[path] = f"must be {self.json_type}"
+                return None
+            return value
+        errors[path] = f"must be {self.json_type}"
+        return None
+
+
 class IntegerOrString(Field):
     """An integer or a word, such as a priority given as 800 or as "high"."""
 

@@ -48,6 +48,20 @@ def user(account: User) -> dict[str, Any]:
     }
 
 
+def wait(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A deployment's structured wait reason, its amounts in display units like every other
+    quantity of the API (the database keeps base units)."""
+    if data is None:
+        return None
+    out = dict(data)
+    kind = out.get("kind")
+    for field in ("needed", "free", "held"):
+        amount = out.get(field)
+        if kind is not None and isinstance(amount, int):
+            out[field] = quantities.to_display(kind, amount)
+    return out
+
+
 def member(account: Any) -> dict[str, Any]:
     """A member of the organization (a User or the accounts service's MemberView)."""
     return {

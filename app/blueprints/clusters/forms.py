@@ -8,9 +8,10 @@ service's field errors next to the right inputs.
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import FieldList, Form, FormField, StringField
+from wtforms import BooleanField, FieldList, Form, FormField, StringField
 
 from app.quantities import STANDARD_KINDS, QuantityError, validate_kind
+from app.services.clusters import RepackSettings
 
 # Highest index a custom-kind row may carry; rows are numbered by the "Add" button, and
 # removed rows leave gaps, so this is far above the kinds a cluster may have.
@@ -30,6 +31,46 @@ class CustomKindForm(Form):
         return not (self.kind.data or "").strip() and not (self.amount.data or "").strip()
 
 
+class RepackForm(Form):
+    """A cluster's repack settings (docs/scheduling.md, "Repack"): on the create form and on
+    the cluster page, for owners and admins. Raw strings, checked by the clusters service."""
+
+    enabled = BooleanField("Repack: move running work of a priority to fit queued work of it")
+    threshold = StringField("Minimum gain per move (% of utilization)")
+    max_per_hour = StringField("Moves per hour, at most")
+    cooldown_minutes = StringField("Minutes before the same deployment moves again")
+
+    def settings(self) -> dict[str, object]:
+        """The settings typed (a blank number keeps its current or default value)."""
+        typed: dict[str, object] = {"enabled": bool(self.enabled.data)}
+        for name in ("threshold", "max_per_hour", "cooldown_minutes"):
+            value = (getattr(self, name).data or "").strip()
+            if value:
+                typed[name] = value
+        return typed
+
+    def describe_errors(self, fields: dict[str, str]) -> str:
+        """The service's `repack.<name>` errors as one sentence naming each setting."""
+        names = {
+            "repack.enabled": "Repack",
+            "repack.threshold": "The minimum gain per move",
+            "repack.max_per_hour": "Moves per hour",
+            "repack.cooldown_minutes": "The cooldown",
+        }
+        return " ".join(f"{names.get(key, key)} {message}." for key, message in fields.items())
+
+    def place_errors(self, fields: dict[str, str]) -> list[str]:
+        """Put `repack.<name>` errors next to their inputs; return the others."""
+        others = []
+        for key, message in fields.items():
+            target = getattr(self, key.removeprefix("repack."), None)
+            if key.startswith("repack.") and target is not None:
+                target.errors = [*target.errors, message]
+            else:
+                others.append(message)
+        return others
+
+
 class ClusterForm(FlaskForm):
     """Every rule is checked by the service (one pass, every message at once); only CSRF here."""
 
@@ -39,6 +80,7 @@ class ClusterForm(FlaskForm):
     ram = StringField("RAM (GiB)")
     custom = FieldList(FormField(CustomKindForm), min_entries=0, max_entries=MAX_ROWS)
     max_deployments = StringField("Maximum deployments")
+    repack = FormField(RepackForm)
 
     def resources(self) -> list[tuple[str, str]]:
         """(kind, raw amount) pairs in form order; blank custom rows are ignored."""
@@ -67,6 +109,8 @@ class ClusterForm(FlaskForm):
     def _field_for(self, key: str):
         if key in ("name", "max_deployments"):
             return getattr(self, key)
+        if key.startswith("repack."):
+            return getattr(self.repack.form, key.removeprefix("repack."), None)
         if not key.startswith("resource."):
             return None
         kind = key.removeprefix("resource.")
@@ -88,3 +132,19 @@ def _kind_is_valid(typed: str) -> bool:
     except QuantityError:
         return False
     return True
+
+
+class RepackSettingsForm(FlaskForm):
+    """The cluster page's repack settings form (CSRF checked)."""
+
+    repack = FormField(RepackForm)
+
+
+def repack_data(settings: RepackSettings) -> dict[str, object]:
+    """A cluster's repack settings as the form shows them."""
+    return {
+        "enabled": settings.enabled,
+        "threshold": settings.threshold_percent,
+        "max_per_hour": str(settings.max_per_hour),
+        "cooldown_minutes": str(settings.cooldown_minutes),
+    }

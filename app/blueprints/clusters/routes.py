@@ -12,7 +12,13 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user, login_required
 
 from app.blueprints.clusters import bp
-from app.blueprints.clusters.forms import MAX_ROW_INDEX, ClusterForm, CustomKindForm
+from app.blueprints.clusters.forms import (
+    MAX_ROW_INDEX,
+    ClusterForm,
+    CustomKindForm,
+    RepackSettingsForm,
+    repack_data,
+)
 from app.blueprints.query import bounded_int
 from app.extensions import login_manager
 from app.services import clusters, dashboards, deployments
@@ -34,11 +40,18 @@ def index():
 def create():
     if not clusters.can_create_cluster(current_user):
         abort(403, "Only an owner or an admin can create clusters in your organization.")
-    form = ClusterForm(max_deployments=str(clusters.default_max_deployments()))
+    form = ClusterForm(
+        max_deployments=str(clusters.default_max_deployments()),
+        repack=repack_data(clusters.default_repack()),
+    )
     if form.validate_on_submit():
         try:
             cluster = clusters.create_cluster(
-                current_user, form.name.data, form.resources(), form.max_deployments.data
+                current_user,
+                form.name.data,
+                form.resources(),
+                form.max_deployments.data,
+                form.repack.form.settings(),
             )
         except ValidationError as exc:
             form.place_errors(exc.fields)
@@ -80,7 +93,23 @@ def detail(cluster_id: int):
         "clusters/detail.html",
         cluster=cluster,
         live=cluster.live,
+        repack_form=RepackSettingsForm(data={"repack": repack_data(cluster.repack)}),
     )
+
+
+@bp.post("/<int:cluster_id>/repack")
+@login_required
+def repack(cluster_id: int):
+    """The cluster page's repack settings (owners and admins)."""
+    form = RepackSettingsForm()
+    if form.validate_on_submit():
+        try:
+            snap = clusters.update_repack(current_user, cluster_id, form.repack.form.settings())
+        except ValidationError as exc:
+            flash(form.repack.form.describe_errors(exc.fields) or exc.message, "error")
+        else:
+            flash(snap.repack.describe(), "success")
+    return redirect(url_for("clusters.detail", cluster_id=cluster_id))
 
 
 @bp.get("/<int:cluster_id>/utilization")
