@@ -8,7 +8,10 @@ ops helper building images on the same daemon) ever matches, and its own engines
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,7 +38,9 @@ def install_id() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-def engines_for(daemon: dockerd.Daemon, driver: str, dead_socket: str) -> dict[str, Any]:
+def engines_for(
+    daemon: dockerd.Daemon, driver: str, dead_socket: str, flaky_socket: str
+) -> dict[str, Any]:
     return {
         "local": {
             "driver": driver,
@@ -44,6 +49,13 @@ def engines_for(daemon: dockerd.Daemon, driver: str, dead_socket: str) -> dict[s
         },
         "dead": {"driver": driver, "endpoint": f"unix://{dead_socket}"},
         "elsewhere": {"driver": driver, "endpoint": daemon.host, "organizations": [0]},
+        # The private dockerd reached through a symbolic link the test removes and puts back:
+        # an engine that goes away and returns.
+        "flaky": {
+            "driver": driver,
+            "endpoint": f"unix://{flaky_socket}",
+            "capacity": {"cpu": "2", "ram": "1"},
+        },
     }
 
 
@@ -55,7 +67,12 @@ def driver_name() -> str:
 @pytest.fixture
 def app_config(docker_daemon, install_id, driver_name, tmp_path) -> dict[str, Any]:
     return {
-        "ENGINES": engines_for(docker_daemon, driver_name, str(tmp_path / "nobody.sock")),
+        "ENGINES": engines_for(
+            docker_daemon,
+            driver_name,
+            str(tmp_path / "nobody.sock"),
+            str(tmp_path / "flaky.sock"),
+        ),
         "RUNTIME_INSTALL_ID": install_id,
         "RUNTIME_STOP_GRACE_SECONDS": 1,
         "RUNTIME_RESTART_BACKOFF_SECONDS": 1,
@@ -156,3 +173,73 @@ def containers_of(daemon: dockerd.Daemon, install_id: str, running_only: bool = 
     if not running_only:
         args.insert(1, "-a")
     return daemon.docker(*args).split()
+
+
+class SocketRelay:
+    """A Unix socket that forwards to the private dockerd: an engine the test can take away
+    (every connection closed, the socket gone) and bring back."""
+
+    def __init__(self, path: str, target: str) -> None:
+        self.path, self.target = path, target
+        self._server: socket.socket | None = None
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(self.path)
+        server.listen(16)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                upstream.connect(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        with self._lock:
+            for connection in self._open:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+                    connection.close()
+            self._open.clear()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+@pytest.fixture
+def flaky_engine(docker_daemon, tmp_path) -> Iterator[SocketRelay]:
+    relay = SocketRelay(str(tmp_path / "flaky.sock"), str(docker_daemon.socket))
+    relay.start()
+    try:
+        yield relay
+    finally:
+        relay.stop()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.runtime.conftest import (
     BUSYBOX,
     HTTPD,
     containers_of,
     converge,
+    free_port,
     http_get,
     port_closed,
 )
@@ -86,3 +89,151 @@ def test_deploy_runs_a_container_that_answers_then_preempt_restart_delete(
     assert api.delete(f"/deployment/{web['id']}/", token=owner.token).status_code == 204
     converge(reconciler, lambda: not containers_of(docker_daemon, install_id))
     assert port_closed(port)
+
+
+def test_a_container_killed_from_outside_is_seen_and_restarted(
+    api, owner, reconciler, docker_daemon
+):
+    cluster = make_cluster(api, owner)
+    web = deploy(api, owner, cluster["id"], name="web")
+    converge(reconciler, lambda: host_port(runtime_of(api, owner, web["id"])))
+    container = runtime_of(api, owner, web["id"])["container_id"]
+    docker_daemon.docker("kill", container)
+    converge(
+        reconciler,
+        lambda: (
+            (r := runtime_of(api, owner, web["id"]))["status"] == "running"
+            and r["restart_count"] == 1
+        ),
+        what="the killed container to be restarted",
+    )
+    port = host_port(runtime_of(api, owner, web["id"]))
+    assert "hello-from-kargo" in (http_get(port) or "")
+    events = api.get(f"/deployment/{web['id']}/events/", token=owner.token).get_json()["items"]
+    exited = next(e for e in events if e["action"] == "deployment.container_exited")
+    assert exited["actor_kind"] == "reconciler"
+    assert "exited with code 137" in exited["message"]
+    assert any(e["action"] == "deployment.container_restarted" for e in events)
+
+
+def test_an_image_pull_failure_says_which_image_and_why(api, owner, reconciler):
+    cluster = make_cluster(api, owner)
+    image = f"127.0.0.1:{free_port()}/nothing:1"
+    broken = deploy(api, owner, cluster["id"], name="broken", image=image, ports=[])
+    runtime = converge(
+        reconciler,
+        lambda: (r := runtime_of(api, owner, broken["id"])) and r["status"] == "failed" and r,
+        what="the pull to fail",
+    )
+    assert runtime["error"].startswith(f"image pull failed: {image}")
+    assert runtime["description"] == runtime["error"]
+    events = api.get(f"/deployment/{broken['id']}/events/", token=owner.token).get_json()["items"]
+    failed = [e for e in events if e["action"] == "deployment.pull_failed"]
+    assert len(failed) == 1 and image in failed[0]["message"]
+    reconciler.run_once()  # a retry that fails the same way is not recorded again
+    events = api.get(f"/deployment/{broken['id']}/events/", token=owner.token).get_json()["items"]
+    assert len([e for e in events if e["action"] == "deployment.pull_failed"]) == 1
+
+
+def test_an_engine_that_goes_away_is_shown_and_converges_when_back(
+    api, owner, reconciler, docker_daemon, install_id, flaky_engine
+):
+    cluster = make_cluster(api, owner, engine="flaky")
+    first = deploy(api, owner, cluster["id"], name="first", resource={"cpu": 0.5, "ram": "64Mi"})
+    converge(reconciler, lambda: host_port(runtime_of(api, owner, first["id"])))
+
+    flaky_engine.stop()  # the engine stops answering
+    reconciler.run_once()
+    engine = api.get(f"/cluster/{cluster['id']}/", token=owner.token).get_json()["engine"]
+    assert engine["state"] == "unreachable"
+    assert "does not answer" in engine["error"]
+    # Work submitted meanwhile is kept (the scheduler admits it), and nothing is lost.
+    second = deploy(api, owner, cluster["id"], name="second", resource={"cpu": 0.5, "ram": "64Mi"})
+    reconciler.run_once()
+    assert runtime_of(api, owner, second["id"]) is None
+
+    flaky_engine.start()  # back
+    converge(reconciler, lambda: host_port(runtime_of(api, owner, second["id"])))
+    engine = api.get(f"/cluster/{cluster['id']}/", token=owner.token).get_json()["engine"]
+    assert engine["state"] == "ok"
+    assert runtime_of(api, owner, first["id"])["status"] == "running"
+    assert len(containers_of(docker_daemon, install_id, running_only=True)) == 2
+    events = api.get(f"/cluster/{cluster['id']}/", token=owner.token)
+    assert events.status_code == 200
+
+
+def test_engine_choices_are_checked_when_a_cluster_is_created(api, owner, db):
+    dead = api.put("/cluster/", json={"cluster_name": "dead", "engine": "dead"}, token=owner.token)
+    assert dead.status_code == 422
+    assert "does not answer" in dead.get_json()["error"]["fields"]["engine"]
+    for name in ("elsewhere", "nope"):  # not this organization's, not declared
+        response = api.put(
+            "/cluster/", json={"cluster_name": name, "engine": name}, token=owner.token
+        )
+        assert response.status_code == 422
+        assert "no engine named" in response.get_json()["error"]["fields"]["engine"]
+    typed = api.put(
+        "/cluster/",
+        json={"cluster_name": "typed", "engine": "local", "resource": {"cpu": 64}},
+        token=owner.token,
+    )
+    assert typed.status_code == 422
+    assert "comes from the engine" in typed.get_json()["error"]["fields"]["resource.cpu"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "key", "words"),
+    [
+        ({"resource": {"cpu": 1}}, "resource.ram", "request some ram"),
+        ({"resource": {"ram": 1}}, "resource.cpu", "request some cpu"),
+        ({"resource": {"cpu": 1, "ram": "1Mi"}}, "resource.ram", "at least 6 MiB"),
+        ({"ports": ["http"]}, "ports", "is not a port"),
+        ({"ports": [70000]}, "ports", "out of range"),
+        ({"ports": [80, "80"]}, "ports", "listed twice"),
+        ({"ports": {"80": 80}}, "ports", "must be a list"),
+        ({"env": {"1BAD": "x"}}, "env", "is not a variable name"),
+        ({"env": {"GOOD": ["x"]}}, "env", "must be a string"),
+        ({"env": "no-equals"}, "env", "needs NAME=value"),
+        ({"command": "sh -c 'unclosed"}, "command", "cannot be read"),
+        ({"command": ["sh", 1]}, "command", "string or a list of strings"),
+        ({"command": "x" * 1001}, "command", "at most 1000"),
+    ],
+)
+def test_container_fields_are_validated_with_clear_422s(api, owner, db, fields, key, words):
+    cluster = make_cluster(api, owner)
+    body = {
+        "cluster_id": cluster["id"],
+        "image": BUSYBOX,
+        "resource": {"cpu": 1, "ram": "64Mi"},
+        **fields,
+    }
+    response = api.put("/deployment/", json=body, token=owner.token)
+    assert response.status_code == 422, response.get_json()
+    assert words in response.get_json()["error"]["fields"][key]
+    listed = api.get("/deployment/", token=owner.token).get_json()
+    assert listed["count"] == 0 if "count" in listed else listed["items"] == []
+
+
+def test_env_values_are_never_shown_back(api, owner, reconciler, docker_daemon):
+    cluster = make_cluster(api, owner)
+    secret = "s3cret-value-for-kargo"
+    web = deploy(
+        api, owner, cluster["id"], env={"TOKEN": secret, "MODE": "prod"}, command=None, ports=[]
+    )
+    shown = api.get(f"/deployment/{web['id']}/", token=owner.token)
+    assert secret not in shown.get_data(as_text=True)
+    assert set(shown.get_json()["env"]) == {"TOKEN", "MODE"}
+    # ...but the container gets them.
+    converge(reconciler, lambda: (runtime_of(api, owner, web["id"]) or {}).get("container_id"))
+    container = runtime_of(api, owner, web["id"])["container_id"]
+    inspected = docker_daemon.docker("inspect", "--format", "{{json .Config.Env}}", container)
+    assert f"TOKEN={secret}" in inspected
+    limits = docker_daemon.docker(
+        "inspect",
+        "--format",
+        "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}} {{.HostConfig.Privileged}} "
+        "{{.HostConfig.PidsLimit}} {{.HostConfig.SecurityOpt}} {{.HostConfig.NetworkMode}}",
+        container,
+    ).split(maxsplit=5)
+    assert limits[:4] == ["1500000000", str(128 * 1024 * 1024), "false", "256"]
+    assert "no-new-privileges" in limits[4] and limits[5].strip() == "bridge"
