@@ -228,3 +228,20 @@ def logs_of(deployment_id: int, engine_name: str | None) -> LogsView:
     except Exception as exc:  # an engine error is shown, never a 500
         return LogsView([], False, f"The engine could not give the logs: {exc}")
     return LogsView(lines, True)
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """What an engine would give a new cluster, read from it now (the create form's preview)."""
+
+    engine: str | None
+    capacity: dict[str, int] | None
+    problem: str | None
+
+
+def offer(organization_id: int, name: object) -> Offer:
+    if not isinstance(name, str) or not name.strip():
+        return Offer(None, None, None)  # simulated: the capacity is typed
+    errors: dict[str, str] = {}
+    engine_name, measured = measure_engine(organization_id, name, errors)
+    return Offer(engine_name, measured, errors.get("engine"))
