@@ -177,3 +177,4 @@ class DriverSettings:
     install_id: str
     timeout_seconds: int = 10
     pids_limit: int = 256
+    stop_grace_seconds: int = 10

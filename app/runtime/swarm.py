@@ -140,21 +140,25 @@ class SwarmDriver(DockerDriver):
         failures = [t for t in tasks if t.get("Status", {}).get("State") in _ENDED]
         restarts = len(failures)
         ports = tuple(
-            {
-                "container": port.get("TargetPort"),
-                "host": port.get("PublishedPort"),
-                "address": "0.0.0.0",
-                "protocol": port.get("Protocol", "tcp"),
-            }
-            for port in (status.get("PortStatus") or {}).get("Ports") or []
-            if port.get("PublishedPort")
+            sorted(
+                {
+                    (port.get("TargetPort"), port.get("PublishedPort"), port.get("Protocol", "tcp"))
+                    for port in (status.get("PortStatus") or {}).get("Ports") or []
+                    if port.get("PublishedPort")
+                }
+            )
         )
+        ports = tuple(
+            {"container": target, "host": host, "address": "0.0.0.0", "protocol": protocol}
+            for target, host, protocol in ports
+        )
+        image = (newest.get("Spec", {}).get("ContainerSpec") or {}).get("Image", "").split("@")[0]
         last_exit = None
         last_error = None
         if failures:
             ended = failures[-1].get("Status", {})
             last_exit = (ended.get("ContainerStatus") or {}).get("ExitCode")
-            last_error = self._words(ended, last_exit)
+            last_error = self._words(ended, last_exit, image)
         if state == "running":
             return Observed(
                 deployment_id,
@@ -166,12 +170,21 @@ class SwarmDriver(DockerDriver):
                 engine_restarts=restarts,
                 exit_code=last_exit,
             )
+        if last_error and last_error.startswith("image pull failed") and state != "running":
+            return Observed(
+                deployment_id,
+                service_id,
+                generation,
+                "failed",
+                error=last_error,
+                engine_restarts=restarts,
+            )
         if state in _WAITING:
             error = status.get("Err") or None
             if error and "no suitable node" in error:
                 error = f"no suitable node: {error}"
             elif error and ("No such image" in error or "pull" in error.lower()):
-                error = f"image pull failed: {error}"
+                error = f"image pull failed: {image}: {error}"
             elif state == "preparing":
                 return Observed(
                     deployment_id, service_id, generation, "pulling", engine_restarts=restarts
@@ -195,7 +208,7 @@ class SwarmDriver(DockerDriver):
                 engine_restarts=restarts,
             )
         # The newest task ended; the swarm makes the next one after its restart delay.
-        error = self._words(status, last_exit)
+        error = self._words(status, last_exit, image)
         return Observed(
             deployment_id,
             service_id,
@@ -207,10 +220,12 @@ class SwarmDriver(DockerDriver):
         )
 
     @staticmethod
-    def _words(status: dict, exit_code: int | None) -> str:
+    def _words(status: dict, exit_code: int | None, image: str) -> str:
         error = status.get("Err") or ""
         if "No such image" in error or "pull access denied" in error:
-            return f"image pull failed: {error}"
+            return f"image pull failed: {image}: {error}"
+        if exit_code is None and (found := re.search(r"non-zero exit \((\d+)\)", error)):
+            exit_code = int(found.group(1))
         if exit_code is not None:
             return f"exited with code {exit_code}" + (f": {error}" if error else "")
         return error or status.get("Message") or status.get("State", "ended")
@@ -252,7 +267,7 @@ class SwarmDriver(DockerDriver):
             command=list(spec.command) if spec.command else None,
             env=dict(spec.env),
             labels=labels,
-            stop_grace_period=None,
+            stop_grace_period=self.settings.stop_grace_seconds * 1_000_000_000,
         )
         template = docker.types.TaskTemplate(
             container,

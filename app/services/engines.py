@@ -53,6 +53,7 @@ def driver(engine_name: str) -> Driver:
                 install_id=config["RUNTIME_INSTALL_ID"],
                 timeout_seconds=config["RUNTIME_ENGINE_TIMEOUT_SECONDS"],
                 pids_limit=config["RUNTIME_PIDS_LIMIT"],
+                stop_grace_seconds=config["RUNTIME_STOP_GRACE_SECONDS"],
             ),
         )
     return drivers[engine_name]

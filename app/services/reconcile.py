@@ -200,6 +200,7 @@ class _Outcome:
     retry_at: datetime | None = None
     pull_failed: bool = False
     stopped: bool = False
+    restart_count: int | None = None  # restarts the engine itself made (swarm)
 
 
 def reconcile_cluster(
@@ -259,8 +260,8 @@ def reconcile_cluster(
     for deployment_id, wanted in desired.items():
         before = previous.get(deployment_id)
         observed = keep.get(deployment_id)
-        if observed is not None and observed.status in ("running", "restarting", "starting"):
-            outcomes[deployment_id] = _Outcome(observed=observed, status=observed.status)
+        if observed is not None and observed.status in _ENGINE_MANAGED:
+            outcomes[deployment_id] = _engine_managed(observed, before, engine_name)
             continue
         due = before is None or before.retry_at is None or before.retry_at <= now
         if observed is not None and observed.status == "exited":
@@ -387,6 +388,40 @@ def reconcile_cluster(
     return report
 
 
+# Statuses the engine itself drives (the swarm restarts and retries by itself); the
+# reconciler records them, with an event when a condition or a restart is new.
+_ENGINE_MANAGED = ("running", "restarting", "starting", "pulling", "failed")
+
+
+def _engine_managed(
+    observed: Observed, before: DeploymentRuntime | None, engine_name: str
+) -> _Outcome:
+    outcome = _Outcome(observed=observed, status=observed.status, error=observed.error)
+    count = before.restart_count if before is not None else 0
+    pulling = bool(observed.error and observed.error.startswith("image pull failed"))
+    if observed.status != "failed" and not pulling and observed.engine_restarts > count:
+        outcome.restart_count = observed.engine_restarts
+        last = f" (last: {observed.error})" if observed.error else ""
+        outcome.event = (
+            "deployment.container_restarted",
+            f"Restarted by engine {engine_name} (restart {observed.engine_restarts}){last}.",
+            {"restart_count": observed.engine_restarts, "exit_code": observed.exit_code},
+        )
+    elif observed.error and (before is None or before.error != observed.error):
+        if observed.error.startswith("image pull failed"):
+            action = "deployment.pull_failed"
+        elif observed.error.startswith("no suitable node"):
+            action = "deployment.unschedulable"
+        else:
+            action = "deployment.condition"
+        outcome.event = (
+            action,
+            observed.error[0].upper() + observed.error[1:] + ".",
+            {"error": observed.error},
+        )
+    return outcome
+
+
 def _steady(before: DeploymentRuntime | None, outcome: _Outcome, wanted: _Desired | None) -> bool:
     """Nothing to write: the pass saw exactly what the row already says (most passes)."""
     observed = outcome.observed
@@ -399,7 +434,7 @@ def _steady(before: DeploymentRuntime | None, outcome: _Outcome, wanted: _Desire
         and before.container_id == observed.workload_id
         and before.generation == wanted.generation
         and before.error == (outcome.error or observed.error)
-        and observed.engine_restarts <= before.restart_count
+        and (observed.status == "failed" or observed.engine_restarts <= before.restart_count)
     )
 
 
@@ -498,6 +533,8 @@ def _write_back(
             row.status = outcome.status
         if outcome.restarted and observed is not None:
             row.restart_count = (row.restart_count or 0) + 1
+        if outcome.restart_count is not None:
+            row.restart_count = outcome.restart_count
         row.generation = wanted.generation
         if outcome.status == "running":
             row.error, row.retry_at = None, None

@@ -12,6 +12,7 @@ from tests.runtime.conftest import (
     free_port,
     http_get,
     port_closed,
+    wait_for,
 )
 
 
@@ -69,7 +70,7 @@ def test_deploy_runs_a_container_that_answers_then_preempt_restart_delete(
     # A higher priority preempts it: its container goes, its port closes, history says who.
     urgent = deploy(api, owner, cluster["id"], name="urgent", priority="high", ports=[])
     reconciler.run_once()
-    assert port_closed(port)
+    wait_for(lambda: port_closed(port), what="the port to close")  # a swarm stops asynchronously
     assert runtime_of(api, owner, web["id"])["status"] == "stopped"
     events = api.get(f"/deployment/{web['id']}/events/", token=owner.token).get_json()["items"]
     actions = [event["action"] for event in events]
@@ -83,37 +84,48 @@ def test_deploy_runs_a_container_that_answers_then_preempt_restart_delete(
     converge(reconciler, lambda: host_port(runtime_of(api, owner, web["id"])))
     port = host_port(runtime_of(api, owner, web["id"]))
     assert "hello-from-kargo" in (http_get(port) or "")
-    assert len(containers_of(docker_daemon, install_id)) == 1  # urgent's went with it
+    wait_for(  # urgent's container went with it
+        lambda: len(containers_of(docker_daemon, install_id)) == 1, what="one container left"
+    )
 
     # Delete removes it.
     assert api.delete(f"/deployment/{web['id']}/", token=owner.token).status_code == 204
-    converge(reconciler, lambda: not containers_of(docker_daemon, install_id))
-    assert port_closed(port)
+    converge(reconciler, lambda: not containers_of(docker_daemon, install_id), timeout=60)
+    wait_for(lambda: port_closed(port), what="the port to close")
 
 
 def test_a_container_killed_from_outside_is_seen_and_restarted(
-    api, owner, reconciler, docker_daemon
+    api, owner, reconciler, docker_daemon, install_id
 ):
     cluster = make_cluster(api, owner)
     web = deploy(api, owner, cluster["id"], name="web")
     converge(reconciler, lambda: host_port(runtime_of(api, owner, web["id"])))
-    container = runtime_of(api, owner, web["id"])["container_id"]
+    container = docker_daemon.docker(
+        "ps",
+        "-q",
+        "--filter",
+        f"label=kargo.install={install_id}",
+        "--filter",
+        f"label=kargo.deployment={web['id']}",
+    ).split()[0]
     docker_daemon.docker("kill", container)
     converge(
         reconciler,
         lambda: (
             (r := runtime_of(api, owner, web["id"]))["status"] == "running"
             and r["restart_count"] == 1
+            and host_port(r)
         ),
         what="the killed container to be restarted",
     )
     port = host_port(runtime_of(api, owner, web["id"]))
     assert "hello-from-kargo" in (http_get(port) or "")
     events = api.get(f"/deployment/{web['id']}/events/", token=owner.token).get_json()["items"]
-    exited = next(e for e in events if e["action"] == "deployment.container_exited")
-    assert exited["actor_kind"] == "reconciler"
-    assert "exited with code 137" in exited["message"]
-    assert any(e["action"] == "deployment.container_restarted" for e in events)
+    seen = [e for e in events if e["actor_kind"] == "reconciler"]
+    assert any("exited with code 137" in e["message"].lower() for e in seen), [
+        e["message"] for e in seen
+    ]
+    assert any(e["action"] == "deployment.container_restarted" for e in seen)
 
 
 def test_an_image_pull_failure_says_which_image_and_why(api, owner, reconciler):
@@ -157,7 +169,7 @@ def test_an_engine_that_goes_away_is_shown_and_converges_when_back(
     engine = api.get(f"/cluster/{cluster['id']}/", token=owner.token).get_json()["engine"]
     assert engine["state"] == "ok"
     assert runtime_of(api, owner, first["id"])["status"] == "running"
-    assert len(containers_of(docker_daemon, install_id, running_only=True)) == 2
+    wait_for(lambda: len(containers_of(docker_daemon, install_id, running_only=True)) == 2)
     events = api.get(f"/cluster/{cluster['id']}/", token=owner.token)
     assert events.status_code == 200
 
