@@ -66,11 +66,23 @@ class Organization(db.Model):
     members_can_create_clusters: Mapped[bool] = mapped_column(
         default=False, server_default=sa.false()
     )
+    # Priority rights: the highest priority members and admins may give a deployment (owners
+    # always may use every priority). Set by owners.
+    member_max_priority: Mapped[int] = mapped_column(default=800, server_default="800")
+    admin_max_priority: Mapped[int] = mapped_column(default=1000, server_default="1000")
 
     members: Mapped[list[User]] = relationship(back_populates="organization")
 
     __table_args__ = (
         sa.CheckConstraint("deployment_quota >= 0", name="quota_not_negative"),
+        sa.CheckConstraint(
+            "member_max_priority >= 0 AND member_max_priority <= 1000",
+            name="member_max_priority_range",
+        ),
+        sa.CheckConstraint(
+            "admin_max_priority >= 0 AND admin_max_priority <= 1000",
+            name="admin_max_priority_range",
+        ),
         NEVER_REUSE_IDS,
     )
 

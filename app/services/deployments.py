@@ -595,6 +595,54 @@ def parse_priority(value: object) -> int:
     return value
 
 
+def parse_priority_rights(values: Mapping[str, object]) -> dict[str, int | None]:
+    """Priority rights as the settings give them (field -> a number 0..1000, a tier name, or
+    None to keep the current value), parsed; every problem is reported under its field."""
+    parsed: dict[str, int | None] = {}
+    problems: dict[str, str] = {}
+    for key, value in values.items():
+        if value is None:
+            parsed[key] = None
+            continue
+        try:
+            if isinstance(value, str) and not value.strip():
+                raise ValueError("give a priority: " + _PRIORITY_CHOICES)
+            parsed[key] = parse_priority(value)
+        except ValueError as exc:
+            problems[key] = str(exc)
+    if problems:
+        raise ValidationError(_summary(problems), fields=problems)
+    return parsed
+
+
+def max_priority_for(user: User) -> int:
+    """The highest priority `user` may give a deployment (priority rights): owners any, admins
+    and members up to what the owners set for their role."""
+    if user.role == "owner":
+        return MAX_PRIORITY
+    column = (
+        Organization.admin_max_priority
+        if user.role == "admin"
+        else Organization.member_max_priority
+    )
+    limit = db.session.scalar(sa.select(column).where(Organization.id == user.organization_id))
+    return MAX_PRIORITY if limit is None else limit
+
+
+def _check_priority_right(user: User, priority: int) -> None:
+    """Refuse a priority above what the user's role may use (422, field "priority")."""
+    limit = max_priority_for(user)
+    if priority > limit:
+        problem = (
+            f"as {'an' if user.role == 'admin' else 'a'} {user.role} you may use priorities up "
+            f"to {priority_label(limit)}; ask an owner for more"
+        )
+        raise ValidationError(
+            f"Priority {priority_label(priority)} is above your role's limit: {problem}.",
+            fields={"priority": problem},
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class _Valid:
     name: str | None  # None: generate one from the image
@@ -1107,6 +1155,7 @@ def submit(
         else:
             cluster = clusters.lock(cluster_id, organization_id)
         valid = _validate_fields(image, name, priority, requests_raw)
+        _check_priority_right(user, valid.priority)
         _check_feasible(cluster.capacity, valid.requests)
         if valid.name is not None and _name_taken(cluster.id, valid.name):
             raise ValidationError(
@@ -1333,6 +1382,8 @@ def change_priority(
         target = view_of(_find(user, deployment_id))
         if not can_change_priority(user, target):
             raise Forbidden("Only its creator, an owner or an admin can change its priority.")
+        if new_priority != target.priority:
+            _check_priority_right(user, new_priority)
         if dry_run:
             cluster = clusters.snapshot(target.cluster_id, organization_id)
         else:

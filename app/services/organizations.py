@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from app.models import User
 from app.services import accounts, deployments
+from app.services.errors import Forbidden
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,20 @@ def update_settings(
     name: str,
     deployment_quota: object,
     members_can_create_clusters: bool | None = None,
+    member_max_priority: object = None,
+    admin_max_priority: object = None,
 ) -> SettingsSaved:
-    """Save the organization's settings (owners only) and report the quota against use."""
-    settings = accounts.update_settings(actor, name, deployment_quota, members_can_create_clusters)
+    """Save the organization's settings (owners only) and report the quota against use.
+
+    The priority rights (`member_max_priority`, `admin_max_priority`: a number 0..1000 or a
+    tier name; None keeps each) are parsed by the deployments service, which enforces them.
+    """
+    if not accounts.can_manage_members(actor):
+        raise Forbidden(accounts.OWNERS_ONLY)
+    rights = deployments.parse_priority_rights(
+        {"member_max_priority": member_max_priority, "admin_max_priority": admin_max_priority}
+    )
+    settings = accounts.update_settings(
+        actor, name, deployment_quota, members_can_create_clusters, **rights
+    )
     return SettingsSaved(settings, deployments.organization_count(actor.organization_id))

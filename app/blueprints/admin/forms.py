@@ -44,6 +44,8 @@ class SettingsForm(FlaskForm):
     name = StringField("Organization name", filters=[_strip])
     deployment_quota = StringField("Deployment quota")
     members_can_create_clusters = BooleanField("Members may create clusters")
+    member_max_priority = StringField("Highest priority members may use")
+    admin_max_priority = StringField("Highest priority admins may use")
     submit = SubmitField("Save settings")
 
     def validate_name(self, field) -> None:

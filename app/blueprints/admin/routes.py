@@ -176,6 +176,8 @@ def settings():
             "name": current.name,
             "deployment_quota": current.deployment_quota,
             "members_can_create_clusters": current.members_can_create_clusters,
+            "member_max_priority": current.member_max_priority,
+            "admin_max_priority": current.admin_max_priority,
         }
     )
     if form.validate_on_submit():
@@ -185,6 +187,8 @@ def settings():
                 form.name.data,
                 form.deployment_quota.data,
                 form.members_can_create_clusters.data,
+                form.member_max_priority.data,
+                form.admin_max_priority.data,
             )
         except DomainError as exc:
             show_domain_error(form, exc)

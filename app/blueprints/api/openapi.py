@@ -140,6 +140,14 @@ def settings_properties(config: Config) -> dict[str, Any]:
         "name": text(accounts.ORGANIZATION_NAME_MAX_LENGTH),
         "deployment_quota": between(0, config["MAX_ORGANIZATION_QUOTA"]),
         "members_can_create_clusters": BOOLEAN,
+        "member_max_priority": {
+            **priority_schema(),
+            "description": "the highest priority members may use",
+        },
+        "admin_max_priority": {
+            **priority_schema(),
+            "description": "the highest priority admins may use (owners: any)",
+        },
     }
 
 
@@ -249,6 +257,14 @@ def schemas(config: Config) -> dict[str, Any]:
                     "description": "at most the operator's MAX_ORGANIZATION_QUOTA",
                 },
                 "members_can_create_clusters": BOOLEAN,
+                "member_max_priority": {
+                    **priority_request(),
+                    "description": "the highest priority members may use",
+                },
+                "admin_max_priority": {
+                    **priority_request(),
+                    "description": "the highest priority admins may use (owners: any)",
+                },
             },
             required=[],
         ),

@@ -56,6 +56,8 @@ SETTINGS = Object(
         "name": String(required=False),
         "deployment_quota": IntegerOrString(required=False),
         "members_can_create_clusters": Boolean(required=False),
+        "member_max_priority": IntegerOrString(required=False),
+        "admin_max_priority": IntegerOrString(required=False),
     }
 )
 
@@ -155,6 +157,8 @@ def update_settings():
         body.get("name", current.name),
         body.get("deployment_quota", current.deployment_quota),
         body.get("members_can_create_clusters"),
+        body.get("member_max_priority"),
+        body.get("admin_max_priority"),
     )
     return {
         **serialize.settings(saved.settings),
