@@ -173,3 +173,30 @@ def restore_command(path: str) -> None:
         raise click.ClickException(exc.message) from exc
     flask_migrate.upgrade()
     click.echo(f"Restored {path} and brought the schema to the current version.")
+
+
+@kargo_cli.command("expire")
+@click.option("--once", is_flag=True, help="Finish what is due now and exit (no loop).")
+@click.option(
+    "--interval",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Seconds between passes (default: EXPIRE_INTERVAL_SECONDS).",
+)
+def expire_command(once: bool, interval: int | None) -> None:
+    """Finish deployments whose maximum run time is over, freeing their resources; loops."""
+    import time
+
+    from flask import current_app
+
+    from app.services import deployments
+
+    pause = interval or current_app.config["EXPIRE_INTERVAL_SECONDS"]
+    while True:
+        finished = deployments.expire_due()
+        if finished or once:
+            ids = ", ".join(f"#{i}" for i in finished) or "none"
+            click.echo(f"Finished {len(finished)} deployment(s) past their run time: {ids}.")
+        if once:
+            return
+        time.sleep(pause)

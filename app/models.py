@@ -242,6 +242,11 @@ class Cluster(db.Model):
     repack_threshold_bp: Mapped[int] = mapped_column(default=200, server_default="200")
     repack_max_per_hour: Mapped[int] = mapped_column(default=6, server_default="6")
     repack_cooldown_minutes: Mapped[int] = mapped_column(default=60, server_default="60")
+    # Fair use (docs/scheduling.md, "Fair use"): running work younger than the minimum run time
+    # is a victim only when no other choice makes room; a deployment waiting longer than the
+    # starvation threshold gets a reservation (None: the guard is off).
+    min_run_minutes: Mapped[int] = mapped_column(default=0, server_default="0")
+    starvation_minutes: Mapped[int | None]
 
     resources: Mapped[list[ClusterResource]] = relationship(
         back_populates="cluster",
@@ -259,6 +264,10 @@ class Cluster(db.Model):
         ),
         sa.CheckConstraint("repack_max_per_hour > 0", name="repack_max_per_hour_positive"),
         sa.CheckConstraint("repack_cooldown_minutes >= 0", name="repack_cooldown_not_negative"),
+        sa.CheckConstraint("min_run_minutes >= 0", name="min_run_not_negative"),
+        sa.CheckConstraint(
+            "starvation_minutes IS NULL OR starvation_minutes > 0", name="starvation_positive"
+        ),
         NEVER_REUSE_IDS,
     )
 
@@ -318,6 +327,10 @@ class Deployment(db.Model):
     last_event: Mapped[str | None] = mapped_column(sa.String(300))
     # Set when preempted; cleared once the creator has seen the notice.
     preemption_notice: Mapped[str | None] = mapped_column(sa.String(300))
+    # Preemption policy: False ("never preempts") waits for free room instead of evicting.
+    may_preempt: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    # Maximum run time: at its end (counted from its latest start) the deployment finishes.
+    max_run_minutes: Mapped[int | None]
 
     created_by: Mapped[User | None] = relationship()
 
@@ -325,9 +338,53 @@ class Deployment(db.Model):
         sa.UniqueConstraint("cluster_id", "name", name="uq_deployments_cluster_name"),
         sa.CheckConstraint("status IN ('running', 'pending')", name="status_known"),
         sa.CheckConstraint("priority >= 0 AND priority <= 1000", name="priority_range"),
+        sa.CheckConstraint(
+            "max_run_minutes IS NULL OR max_run_minutes > 0", name="max_run_positive"
+        ),
         sa.Index("ix_deployments_cluster_status", "cluster_id", "status"),
         sa.Index("ix_deployments_org_status", "organization_id", "status"),
         sa.Index("ix_deployments_creator_notice", "created_by_id", "preemption_notice"),
+        NEVER_REUSE_IDS,
+    )
+
+
+QUOTA_SCOPES = ("organization", "each_member", "member")
+
+
+class ResourceQuota(db.Model):
+    """A resource quota of an organization (docs/scheduling.md, "Fair use"): at most `amount`
+    of `kind` (base units) held by running deployments, counted for the whole organization
+    (`organization`), for every member separately (`each_member`) or for one member
+    (`member`, `user_id`); on one cluster (`cluster_id`) or across all; for deployments of
+    priority `min_priority`..`max_priority`. Quotas never preempt: over one, work waits."""
+
+    __tablename__ = "resource_quotas"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(sa.String(16))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    cluster_id: Mapped[int | None] = mapped_column(sa.ForeignKey("clusters.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    min_priority: Mapped[int] = mapped_column(default=0, server_default="0")
+    max_priority: Mapped[int] = mapped_column(default=1000, server_default="1000")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "scope IN ('organization', 'each_member', 'member')", name="scope_known"
+        ),
+        sa.CheckConstraint(
+            "(scope = 'member') = (user_id IS NOT NULL)", name="member_scope_names_user"
+        ),
+        sa.CheckConstraint("amount >= 0", name="amount_not_negative"),
+        sa.CheckConstraint(
+            "min_priority >= 0 AND min_priority <= max_priority AND max_priority <= 1000",
+            name="priority_range",
+        ),
         NEVER_REUSE_IDS,
     )
 

@@ -16,7 +16,7 @@ A queue comes first because it is what a developer must act on: work is waiting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
@@ -95,6 +95,7 @@ class ClusterDetail:
     created_by_name: str | None
     live: Utilization
     repack: clusters.RepackSettings
+    fair_use: clusters.FairUseSettings = field(default_factory=clusters.FairUseSettings)
 
 
 def cluster_list(user: User, page: int) -> ClusterList:
@@ -133,6 +134,7 @@ def cluster_detail(user: User, cluster_id: int) -> ClusterDetail:
         created_by_name=snap.created_by_name,
         live=_utilization_of(snap),
         repack=snap.repack,
+        fair_use=snap.fair_use,
     )
 
 

@@ -34,6 +34,8 @@ SUBMIT = Object(
         "name": String(required=False),
         "priority": IntegerOrString(required=False),
         "resource": Quantities(),
+        "preemption_policy": String(required=False),
+        "max_run": IntegerOrString(required=False),
     }
 )
 
@@ -68,6 +70,9 @@ def deployment_json(view: deployments.DeploymentView) -> dict[str, Any]:
         "created_by": view.created_by_name,
         "created_at": serialize.timestamp(view.submitted_at),
         "started_at": serialize.timestamp(view.started_at),
+        "preemption_policy": view.preemption_policy,
+        "max_run_minutes": view.max_run_minutes,
+        "ends_at": serialize.timestamp(view.ends_at),
     }
 
 
@@ -109,6 +114,8 @@ def submitted_body(body: dict[str, Any], dry_run: bool) -> deployments.SubmitRes
         priority=body.get("priority"),
         requests_raw=body["resource"],
         dry_run=dry_run,
+        preemption_policy=body.get("preemption_policy"),
+        max_run=body.get("max_run"),
     )
 
 

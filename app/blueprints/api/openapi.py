@@ -360,6 +360,34 @@ def schemas(config: Config) -> dict[str, Any]:
                 "resources": ref("Resources"),
                 "deployments": ref("Counts"),
                 "repack": ref("Repack"),
+                "fair_use": ref("FairUse"),
+            }
+        ),
+        "FairUse": obj(
+            {
+                "min_run_minutes": between(
+                    0,
+                    clusters.FAIR_USE_MAX_MINUTES,
+                    description="running work younger than this is preempted only when no "
+                    "other choice makes room (0: off)",
+                ),
+                "starvation_minutes": {
+                    **nullable(between(1, clusters.FAIR_USE_MAX_MINUTES)),
+                    "description": "a deployment waiting longer gets a reservation (null: off)",
+                },
+                "description": STRING,
+            }
+        ),
+        "FairUseIn": obj(
+            {
+                "min_run_minutes": {
+                    "anyOf": [between(0, clusters.FAIR_USE_MAX_MINUTES), STRING],
+                    "description": "whole minutes, 0 turns it off",
+                },
+                "starvation_minutes": {
+                    "anyOf": [between(0, clusters.FAIR_USE_MAX_MINUTES), STRING],
+                    "description": 'whole minutes; 0 or "off" turns the guard off',
+                },
             }
         ),
         "Repack": obj(
@@ -439,15 +467,40 @@ def schemas(config: Config) -> dict[str, Any]:
                 "created_by": {**nullable(STRING), "description": "display name of the creator"},
                 "created_at": {**TIMESTAMP, "description": "submission time (UTC)"},
                 "started_at": nullable(TIMESTAMP),
+                "preemption_policy": {
+                    **enum(deployments.PREEMPTION_POLICIES),
+                    "description": "preempt_lower: may preempt lower priority (the default); "
+                    "never: waits for free room instead",
+                },
+                "max_run_minutes": {
+                    **nullable({"type": "integer", "minimum": 1}),
+                    "description": "maximum run time from its latest start; null: none",
+                },
+                "ends_at": {
+                    **nullable(TIMESTAMP),
+                    "description": "when a running deployment with a maximum run time finishes",
+                },
             }
         ),
         "Wait": obj(
             {
                 "cause": {
-                    **enum(["blocked", "preempted", "repacked", "infeasible"]),
+                    **enum(
+                        [
+                            "blocked",
+                            "preempted",
+                            "repacked",
+                            "infeasible",
+                            "quota",
+                            "no_preempt",
+                            "reserved",
+                        ]
+                    ),
                     "description": "blocked: room is held by deployments of at least its "
                     "priority; preempted / repacked: sent back to the queue for `preempted_by`; "
-                    "infeasible: can never run on this cluster (see `message`)",
+                    "infeasible: can never run on this cluster (see `message`); quota: over a "
+                    "resource quota; no_preempt: never preempts and waits for free room; "
+                    "reserved: behind a starving deployment's reservation",
                 },
                 "kind": {**nullable(STRING), "description": "the resource kind most short"},
                 "needed": {**NUMBER, "description": "how much of `kind` it asks (display unit)"},
@@ -613,7 +666,7 @@ def schemas(config: Config) -> dict[str, Any]:
             },
             required=["cluster_name", "resource"],
         ),
-        "ClusterSettingsRequest": obj({"repack": ref("RepackIn")}),
+        "ClusterSettingsRequest": obj({"repack": ref("RepackIn"), "fair_use": ref("FairUseIn")}),
         "FitRequest": obj({"resource": ref("QuantitiesIn")}),
         "DeploymentRequest": obj(
             {
@@ -625,6 +678,14 @@ def schemas(config: Config) -> dict[str, Any]:
                 },
                 "priority": priority_request(),
                 "resource": ref("QuantitiesIn"),
+                "preemption_policy": {
+                    **enum(deployments.PREEMPTION_POLICIES),
+                    "default": deployments.POLICY_PREEMPT_LOWER,
+                },
+                "max_run": {
+                    "anyOf": [{"type": "integer", "minimum": 1}, STRING],
+                    "description": 'maximum run time: minutes, or "90m", "2h", "1d"',
+                },
             },
             required=["cluster_id", "image", "resource"],
         ),

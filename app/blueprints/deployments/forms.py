@@ -39,6 +39,15 @@ class DeployForm(FlaskForm):
     image = StringField("Image", validators=[Length(max=600)])
     priority_preset = SelectField("Priority", choices=PRESET_CHOICES, default="normal")
     priority = StringField("Exact priority (optional)", validators=[Optional(), Length(max=20)])
+    preemption_policy = SelectField(
+        "When the cluster is full",
+        choices=[
+            ("preempt_lower", "May preempt lower priority"),
+            ("never", "Never preempts: wait for free room"),
+        ],
+        default="preempt_lower",
+    )
+    max_run = StringField("Maximum run time (optional)", validators=[Length(max=20)])
 
     kinds: Sequence[str] = ()
 

@@ -119,6 +119,8 @@ def _submit(form, cluster_id: int, dry_run: bool = False):
         form.priority_raw(),
         form.requests_raw(),
         dry_run=dry_run,
+        preemption_policy=form.preemption_policy.data,
+        max_run=form.max_run.data,
     )
 
 
