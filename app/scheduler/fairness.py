@@ -19,8 +19,10 @@ most its limit, or at most what it was when its running work already exceeded it
 
 The minimum run time: when a decision would evict running work younger than `min_run`, the
 decision is made again with that work protected (as if it outranked everything); if every
-deployment the first decision evicted for still starts, the second stands, else the first
-does and its young victims' reasons say that no other choice made room.
+deployment the first decision evicted for still starts and rules 2 and 3 hold at the real
+priorities (sparing young low-priority work must not evict older higher-priority work), the
+second stands, else the first does and its young victims' reasons say that no other choice
+made room.
 
 Pure, like the rest of the package: `Fairness.now` is the caller's clock reading.
 """
@@ -33,6 +35,7 @@ from typing import NamedTuple
 
 from app.quantities import format_amount, format_number
 
+from .checks import violations
 from .decide import schedule as plain_schedule
 from .queue import in_queue_order
 from .types import (
@@ -108,11 +111,30 @@ def schedule(state: ClusterState, event: Event) -> Decision:
             needed = set(decision.preempted.values()) | set(decision.repacked.values())
             again = dict(first)
             trial = _rounds(base, cluster, fair, running, pending, again, reservation, young)
-            if needed <= set(trial.started):
+            if needed <= set(trial.started) and _valid(state, trial, running, pending, again):
                 decision, held = trial, again
             else:
                 young_hit = hit
     return _finish(cluster, fair, decision, running, pending, held, reservation, young_hit)
+
+
+def _valid(
+    state: ClusterState,
+    decision: Decision,
+    running: list[Job],
+    pending: list[Job],
+    held: Mapping[int, _Hold],
+) -> bool:
+    """Do rules 2 and 3 hold, at the real priorities, for the pending jobs not held after
+    `decision` (a decision made with young work protected may have evicted higher-priority
+    work instead, which rule 3 forbids: then it is no valid choice)."""
+    left = set(decision.preempted) | set(decision.evicted) | set(decision.repacked)
+    started = set(decision.started)
+    final = [job for job in running if job.id not in left]
+    final += [job for job in pending if job.id in started]
+    waiting = [job for job in pending if job.id not in started and job.id not in held]
+    waiting += [job for job in running if job.id in left]
+    return not violations(state.capacity, final, waiting)
 
 
 def _after(state: ClusterState, event: Event) -> tuple[list[Job], list[Job]]:

@@ -392,6 +392,30 @@ def max_page_size() -> int:
     return max(config["API_MAX_PAGE_SIZE"], config["PAGE_SIZE"])
 
 
+class RunningHolding(NamedTuple):
+    """What one running deployment holds, for use against quotas (`services.organizations`)."""
+
+    created_by_id: int | None
+    cluster_id: int
+    priority: int
+    requests: dict[str, int]
+
+
+def running_holdings(organization_id: int) -> list[RunningHolding]:
+    """Every running deployment of the organization: creator, cluster, priority, requests."""
+    return [
+        RunningHolding(row.created_by_id, row.cluster_id, row.priority, dict(row.requests or {}))
+        for row in db.session.execute(
+            sa.select(
+                Deployment.created_by_id,
+                Deployment.cluster_id,
+                Deployment.priority,
+                Deployment.requests,
+            ).where(Deployment.organization_id == organization_id, Deployment.status == "running")
+        )
+    ]
+
+
 def organization_count(organization_id: int) -> int:
     """Deployments (running and queued) the organization has, for the quota's explanation."""
     return db.session.scalar(

@@ -25,7 +25,7 @@ from app import quantities
 from app.blueprints.api import route
 from app.blueprints.api.pagination import MAX_PAGE
 from app.blueprints.api.schema import QUERY_ALIASES
-from app.models import DEPLOYMENT_STATUSES, MAX_ID, ROLES
+from app.models import DEPLOYMENT_STATUSES, MAX_ID, QUOTA_SCOPES, ROLES
 from app.services import accounts, clusters, deployments
 
 JSON = "application/json"
@@ -668,6 +668,38 @@ def schemas(config: Config) -> dict[str, Any]:
         ),
         "ClusterSettingsRequest": obj({"repack": ref("RepackIn"), "fair_use": ref("FairUseIn")}),
         "FitRequest": obj({"resource": ref("QuantitiesIn")}),
+        "Quota": obj(
+            {
+                "id": ID,
+                "scope": enum(QUOTA_SCOPES),
+                "user_id": {**nullable(ID), "description": "the member of a member quota"},
+                "member": nullable(STRING),
+                "cluster_id": {**nullable(ID), "description": "null: across all clusters"},
+                "cluster_name": nullable(STRING),
+                "kind": STRING,
+                "amount": {**NUMBER, "description": "display units (cpu cores, ram GiB)"},
+                "min_priority": priority_schema(),
+                "max_priority": priority_schema(),
+                "description": STRING,
+                "use": {
+                    "type": "array",
+                    "items": obj({"who": STRING, "used": NUMBER, "limit": NUMBER, "full": BOOLEAN}),
+                },
+            }
+        ),
+        "QuotaList": obj({"items": {"type": "array", "items": ref("Quota")}}),
+        "QuotaRequest": obj(
+            {
+                "scope": enum(QUOTA_SCOPES),
+                "user_id": {"anyOf": [ID_IN, STRING], "description": "for scope member"},
+                "cluster_id": {"anyOf": [ID_IN, STRING], "description": "absent: all clusters"},
+                "kind": STRING,
+                "amount": {"anyOf": [NUMBER, STRING], "examples": [8, "2.5", "16Gi"]},
+                "min_priority": {"anyOf": [priority_schema(), STRING]},
+                "max_priority": {"anyOf": [priority_schema(), STRING]},
+            },
+            required=["scope", "kind", "amount"],
+        ),
         "DeploymentRequest": obj(
             {
                 "cluster_id": ID_IN,
@@ -935,6 +967,25 @@ def paths(config: Config) -> dict[str, Any]:
                 ("200", json_response("The settings and the quota against use", "SettingsSaved")),
                 ["403", "422"],
                 request="SettingsRequest",
+            ),
+        },
+        "/organization/quotas/": {
+            "get": operation(
+                "Every resource quota with the use against it (owners)",
+                ("200", json_response("Quotas", "QuotaList")),
+                ["403"],
+            ),
+            "post": operation(
+                "Add a resource quota (owners); quotas never preempt: work over one waits",
+                ("201", json_response("The quota with its use", "Quota")),
+                ["403", "422"],
+                request="QuotaRequest",
+            ),
+        },
+        "/organization/quotas/{quota_id}/": {
+            "parameters": [path_id("quota_id")],
+            "delete": operation(
+                "Remove a resource quota (owners)", ("204", NO_CONTENT), ["403", "404"]
             ),
         },
         "/organization/invites/": {
