@@ -26,6 +26,8 @@ Internal interface (what `services.deployments` may call; it never touches clust
     so `state_version` changes whenever anything shown on the live dashboard may have.
 ``state_version(cluster_id, organization_id) -> str``
     The version and the usage per kind, one indexed read: the live dashboard's ETag.
+``organization_version(organization_id) -> str``
+    The same over every cluster of an organization, hashed: the live lists' ETag.
 
 All quantities are exact integers in base units (see `app.quantities`).
 
@@ -49,6 +51,7 @@ User-facing interface (pages and the API):
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -358,6 +361,23 @@ def state_version(cluster_id: int, organization_id: int) -> str:
     if not rows:
         raise NotFound("No such cluster.")
     return f"{rows[0][0]}." + ".".join(str(used) for _, used in rows)
+
+
+def organization_version(organization_id: int) -> str:
+    """A token that changes whenever any cluster of the organization may look different: one
+    is created or deleted, its state version is bumped (`touch`) or its usage changes.
+
+    One indexed read of the organization's clusters and their kinds (bounded by
+    MAX_CLUSTERS_PER_ORGANIZATION), hashed to a short token.
+    """
+    rows = db.session.execute(
+        sa.select(Cluster.id, Cluster.state_version, ClusterResource.used)
+        .outerjoin(ClusterResource, ClusterResource.cluster_id == Cluster.id)
+        .where(Cluster.organization_id == organization_id)
+        .order_by(Cluster.id, ClusterResource.position)
+    ).all()
+    text = ";".join(f"{cid}.{version}.{used}" for cid, version, used in rows)
+    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
 
 
 def _adjust(cluster_id: int, amounts: Mapping[str, int], sign: int) -> None:

@@ -358,6 +358,11 @@ def cluster_board(cluster_id: int, limit: int | None = None) -> Board:
     return Board(running=lists["running"], queue=lists["pending"], counts=counts)
 
 
+# Orders the deployments list may be sorted by (column -> what it sorts on).
+LIST_SORTS = ("name", "cluster", "status", "priority", "owner", "submitted")
+SEARCH_MAX_LENGTH = 200
+
+
 def list_deployments(
     user: User,
     cluster_id: int | None = None,
@@ -365,13 +370,19 @@ def list_deployments(
     page: int = 1,
     per_page: int = 20,
     deployment_id: int | None = None,
+    search: str | None = None,
+    owner_id: int | None = None,
+    sort: str | None = None,
+    descending: bool = False,
 ) -> DeploymentPage:
     """The organization's deployments: running first, then pending in queue order per cluster.
 
-    Filters: `cluster_id`, `status`, and `deployment_id` (a list of at most that one).
+    Filters: `cluster_id`, `status`, `deployment_id` (a list of at most that one), `search`
+    (part of the name or the image, any case) and `owner_id` (who created it). `sort` orders
+    by one of LIST_SORTS instead (`descending` reverses it; ties in the usual order).
 
-    `page` is 1-based. Unknown statuses and bad paging raise ValidationError; a cluster of
-    another organization raises NotFound, like one that does not exist.
+    `page` is 1-based. Unknown statuses, sorts and bad paging raise ValidationError; a cluster
+    of another organization raises NotFound, like one that does not exist.
     """
     problems: dict[str, str] = {}
     if status is not None and status not in DEPLOYMENT_STATUSES:
@@ -381,6 +392,10 @@ def list_deployments(
     largest = max_page_size()
     if not isinstance(per_page, int) or isinstance(per_page, bool) or not 1 <= per_page <= largest:
         problems["per_page"] = f"per_page must be between 1 and {largest}"
+    if sort is not None and sort not in LIST_SORTS:
+        problems["sort"] = "sort must be one of " + ", ".join(LIST_SORTS)
+    if search is not None and (not isinstance(search, str) or len(search) > SEARCH_MAX_LENGTH):
+        problems["search"] = f"search must be text of at most {SEARCH_MAX_LENGTH} characters"
     if problems:
         raise ValidationError(" ".join(problems.values()), fields=problems)
     names = cluster_names(user)
@@ -393,17 +408,57 @@ def list_deployments(
         where.append(Deployment.status == status)
     if deployment_id is not None:
         where.append(Deployment.id == deployment_id)
+    if owner_id is not None:
+        where.append(Deployment.created_by_id == owner_id)
+    if search and search.strip():
+        needle = search.strip().lower()
+        where.append(
+            sa.or_(
+                sa.func.lower(Deployment.name).contains(needle, autoescape=True),
+                sa.func.lower(Deployment.image).contains(needle, autoescape=True),
+            )
+        )
     total = db.session.scalar(sa.select(sa.func.count()).select_from(Deployment).where(*where))
-    rows = db.session.scalars(
+    usual = (Deployment.status.desc(), Deployment.cluster_id, *_board_order()[1:])
+    query = (
         sa.select(Deployment)
         .where(*where)
         .options(sa.orm.joinedload(Deployment.created_by))
-        .order_by(Deployment.status.desc(), Deployment.cluster_id, *_board_order()[1:])
         .limit(per_page)
         .offset((page - 1) * per_page)
-    ).all()
+    )
+    if sort is None:
+        query = query.order_by(*usual)
+    else:
+        key = _list_sort_key(sort, names)
+        query = query.order_by(key.desc() if descending else key.asc(), *usual)
+    rows = db.session.scalars(query).all()
     items = _with_runtime([view_of(d, names.get(d.cluster_id)) for d in rows])
     return DeploymentPage(items=items, total=total or 0, page=page, per_page=per_page)
+
+
+def _list_sort_key(sort: str, names: Mapping[int, str]) -> Any:
+    """The SQL expression a list column sorts on (cluster names and owners by name)."""
+    if sort == "cluster":
+        # Clusters are few per organization (MAX_CLUSTERS_PER_ORGANIZATION): rank them by name.
+        ranks = {cid: rank for rank, cid in enumerate(sorted(names, key=lambda c: names[c]))}
+        return (
+            sa.case(ranks, value=Deployment.cluster_id, else_=len(ranks))
+            if ranks
+            else (Deployment.cluster_id)
+        )
+    if sort == "owner":
+        return (
+            sa.select(sa.func.lower(User.display_name))
+            .where(User.id == Deployment.created_by_id)
+            .scalar_subquery()
+        )
+    return {
+        "name": Deployment.name,
+        "status": Deployment.status,
+        "priority": Deployment.priority,
+        "submitted": Deployment.submitted_at,
+    }[sort]
 
 
 def max_page_size() -> int:
@@ -485,6 +540,25 @@ def logs(user: User, deployment_id: int) -> engines.LogsView:
     deployment = _find(user, deployment_id)
     snap = clusters.snapshot(deployment.cluster_id, user.organization_id)
     return engines.logs_of(deployment.id, snap.engine)
+
+
+def live_version(user: User, deployment_id: int) -> str:
+    """The deployment page's live ETag: its cluster's state version (bumped by every scheduling
+    transaction, which is what changes a deployment's status, place, reason and priority) and
+    the viewer, whose role decides what the page offers. Two small indexed reads; NotFound for
+    another organization's deployment or one that is gone."""
+    if not valid_id(deployment_id):
+        raise NotFound("No such deployment.")
+    cluster_id = db.session.scalar(
+        sa.select(Deployment.cluster_id).where(
+            Deployment.id == deployment_id,
+            Deployment.organization_id == user.organization_id,
+        )
+    )
+    if cluster_id is None:
+        raise NotFound("No such deployment.")
+    version = clusters.state_version(cluster_id, user.organization_id)
+    return f"d{deployment_id}-c{cluster_id}-v{version}-u{user.id}-{user.role}"
 
 
 def timeline(user: User, deployment_id: int, limit: int = 100) -> list[history.EventView]:
