@@ -65,6 +65,11 @@ STARTS = Counter(
     "kargo_deployment_starts",
     "Deployments the scheduler started, first starts and restarts after a preemption.",
 )
+WEBHOOK_DELIVERIES = Counter(
+    "kargo_webhook_deliveries",
+    "Webhook delivery attempts by outcome: delivered, retry (to be tried again), failed (gave up).",
+    ["outcome"],
+)
 
 
 def multiprocess_enabled() -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from app.blueprints import charts
 from app.blueprints.clusters import bp
 from app.blueprints.clusters.forms import (
     MAX_ROW_INDEX,
@@ -32,7 +33,10 @@ STOP_POLLING = 286
 @login_required
 def index():
     listing = dashboards.cluster_list(current_user, _page_number(request.args.get("page")))
-    return render_template("clusters/index.html", listing=listing)
+    sparklines = charts.sparklines(
+        clusters.usage_sparklines(current_user.organization_id, [c.id for c in listing.items])
+    )
+    return render_template("clusters/index.html", listing=listing, sparklines=sparklines)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -93,6 +97,7 @@ def detail(cluster_id: int):
         "clusters/detail.html",
         cluster=cluster,
         live=cluster.live,
+        usage=_usage_chart(cluster_id, request.args.get("usage")),
         repack_form=RepackSettingsForm(data={"repack": repack_data(cluster.repack)}),
     )
 
@@ -161,3 +166,19 @@ def delete(cluster_id: int):
 def _page_number(raw: str | None) -> int:
     """The 1-based page of a list; anything unreadable is page 1 (never an error page)."""
     return bounded_int(raw, 1, 1_000_000, max_digits=9) or 1
+
+
+def _usage_chart(cluster_id: int, range_name: str | None) -> charts.UsageChart:
+    chosen = charts.chosen_range(range_name)
+    _, since, step = charts.RANGES[chosen]
+    view = clusters.usage_view(current_user.organization_id, cluster_id, since, step)
+    return charts.usage_chart(view, chosen)
+
+
+@bp.get("/<int:cluster_id>/usage")
+@login_required
+def usage(cluster_id: int):
+    """The resource trail partial alone (the chart's range links fetch it)."""
+    return render_template(
+        "clusters/_usage.html", usage=_usage_chart(cluster_id, request.args.get("range"))
+    )
