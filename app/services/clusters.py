@@ -332,12 +332,24 @@ def usage_view(
 ) -> UsageView:
     """The cluster's utilization and queued demand per kind over a window (NotFound, or
     ValidationError for a bad `since` or `step`)."""
-    cluster = get_cluster(organization_id, cluster_id)
+    if not valid_id(cluster_id):
+        raise NotFound("No such cluster.")
+    resources = [
+        ResourceUsage(kind, capacity, used)
+        for kind, capacity, used in db.session.execute(
+            sa.select(ClusterResource.kind, ClusterResource.capacity, ClusterResource.used)
+            .join(Cluster, Cluster.id == ClusterResource.cluster_id)
+            .where(Cluster.id == cluster_id, Cluster.organization_id == organization_id)
+            .order_by(ClusterResource.position)
+        )
+    ]
+    if not resources:
+        raise NotFound("No such cluster.")
     start, seconds = usage.parse_window(since, step)
-    trail = usage.series(cluster.id, cluster.capacity, start, seconds)
-    queued_now = usage.queued_now(cluster.id)
+    trail = usage.series(cluster_id, [r.kind for r in resources], start, seconds)
+    queued_now = trail.queued_now
     kinds = []
-    for resource in cluster.resources:
+    for resource in resources:
         kind = resource.kind
         utilization = [point.utilization(kind) for point in trail.points]
         peaks = [
@@ -361,7 +373,7 @@ def usage_view(
             )
         )
     return UsageView(
-        cluster.id,
+        cluster_id,
         trail.since,
         trail.until,
         trail.step,

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import aliased
 
 from app.extensions import db
 from app.models import UsageSample, utcnow
@@ -84,6 +85,7 @@ class Series:
     step: int  # seconds
     kinds: tuple[str, ...]
     points: list[Point]
+    queued_now: dict[str, int]  # the queued demand of the newest row (what waits now)
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -209,29 +211,23 @@ def _expand(sample: UsageSample) -> list[Row]:
 
 def _rows(cluster_ids: Sequence[int], since: datetime, until: datetime) -> dict[int, list[Row]]:
     """Each cluster's rows in [since, until), preceded by the last row before `since`."""
-    newest_before = (
-        sa.select(UsageSample.cluster_id, sa.func.max(UsageSample.at).label("at"))
-        .where(UsageSample.cluster_id.in_(cluster_ids), UsageSample.at < since)
-        .group_by(UsageSample.cluster_id)
-        .subquery()
+    # One statement: each cluster's rows from the newest one before `since` (the state coming
+    # into the window) up to `until`.
+    earlier = aliased(UsageSample)
+    carried_from = (
+        sa.select(sa.func.max(earlier.at))
+        .where(earlier.cluster_id == UsageSample.cluster_id, earlier.at < since)
+        .scalar_subquery()
     )
-    carried = db.session.scalars(
-        sa.select(UsageSample).join(
-            newest_before,
-            sa.and_(
-                UsageSample.cluster_id == newest_before.c.cluster_id,
-                UsageSample.at == newest_before.c.at,
-            ),
-        )
-    )
-    within = db.session.scalars(
-        sa.select(UsageSample).where(
+    samples = db.session.scalars(
+        sa.select(UsageSample)
+        .where(
             UsageSample.cluster_id.in_(cluster_ids),
-            UsageSample.at >= since,
+            UsageSample.at >= sa.func.coalesce(carried_from, since),
             UsageSample.at < until,
         )
+        .order_by(UsageSample.cluster_id, UsageSample.at, UsageSample.id)
     )
-    samples = sorted([*carried, *within], key=lambda s: (s.cluster_id, s.at, s.id))
     result: dict[int, list[Row]] = {cluster_id: [] for cluster_id in cluster_ids}
     for sample in samples:
         result[sample.cluster_id].extend(_expand(sample))
@@ -299,18 +295,8 @@ def series(
 ) -> Series:
     until = until or utcnow()
     rows = _rows([cluster_id], since, until)[cluster_id]
-    return Series(since, until, step, tuple(kinds), buckets(rows, since, until, step))
-
-
-def queued_now(cluster_id: int) -> dict[str, int]:
-    """The queued demand of the cluster's newest row (what waits now), by kind."""
-    newest = db.session.scalar(
-        sa.select(UsageSample.queued)
-        .where(UsageSample.cluster_id == cluster_id)
-        .order_by(UsageSample.at.desc(), UsageSample.id.desc())
-        .limit(1)
-    )
-    return dict(newest or {})
+    queued_now = dict(rows[-1].queued) if rows else {}
+    return Series(since, until, step, tuple(kinds), buckets(rows, since, until, step), queued_now)
 
 
 def many(
