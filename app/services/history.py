@@ -284,9 +284,10 @@ def gone(organization_id: int, subjects: Iterable[tuple[str, int]]) -> set[tuple
         return set()
     rows = db.session.execute(
         sa.select(Event.subject_kind, Event.subject_id).where(
+            Event.subject_kind.in_({kind for kind, _ in wanted}),
+            Event.subject_id.in_({subject_id for _, subject_id in wanted}),
             Event.organization_id == organization_id,
             Event.action.endswith(".deleted"),
-            Event.subject_id.in_({subject_id for _, subject_id in wanted}),
         )
     )
     return {(kind, subject_id) for kind, subject_id in rows} & wanted

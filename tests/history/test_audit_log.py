@@ -305,3 +305,13 @@ def test_prune_history_deletes_only_what_is_past_retention(app, db, runner, owne
     assert result.exit_code == 0, result.output
     assert "Deleted 1 history entries older than 365 days." in result.output
     assert [event.message for event in _events(db)] == ["Invited new as member."]
+
+
+def test_deleted_objects_are_named_but_not_linked(client, login_as, owner, busy) -> None:
+    _, mine, _ = busy
+    deployments.delete(owner, mine.id)
+    login_as(client, owner)
+    page = client.get(f"/history/?subject_kind=deployment&subject_id={mine.id}")
+    text = page.get_data(as_text=True)
+    assert 'mine <small class="muted">(deleted)</small>' in text
+    assert f'href="/deployments/{mine.id}"' not in text
