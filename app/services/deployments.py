@@ -1395,11 +1395,40 @@ def _apply(
             )
     if updates:
         db.session.execute(sa.update(Deployment), updates)
+    _record_usage(cluster, rows, decision, free, reserve, new)
     history.record_all(_decision_events(cluster, rows, decision, new, now))
     metrics.STARTS.inc(len(decision.started))
     metrics.PREEMPTIONS.inc(
         len(decision.preempted) + len(decision.evicted) + len(decision.repacked)
     )
+
+
+def _record_usage(
+    cluster: clusters.ClusterSnapshot,
+    rows: Mapping[int, Any],
+    decision: scheduler.Decision,
+    freed: Mapping[str, int],
+    reserved: Mapping[str, int],
+    new: Deployment | None,
+) -> None:
+    """Hand the cluster its usage and queued demand after the decision, for its resource
+    trail (the cluster writes a row only when either changed)."""
+    used = dict(cluster.used)
+    for kind, amount in freed.items():
+        used[kind] = used.get(kind, 0) - amount
+    for kind, amount in reserved.items():
+        used[kind] = used.get(kind, 0) + amount
+    queued_before: dict[str, int] = defaultdict(int)
+    for row in rows.values():
+        if row.status == "pending":
+            _add(queued_before, row.requests)
+    queued: dict[str, int] = defaultdict(int)
+    for entry in decision.queue:
+        _add(
+            queued,
+            new.requests if new is not None and entry.id == new.id else rows[entry.id].requests,
+        )
+    clusters.record_usage(cluster, used, queued_before, queued)
 
 
 def _decision_events(
@@ -2204,3 +2233,64 @@ def engine_capacity_changed(
         )
         db.session.commit()
     return True
+
+
+# What a deployment waiting longer than QUEUED_TOO_LONG_SECONDS records (and webhooks send).
+QUEUED_LONG = "deployment.queued_long"
+REQUEUED = ("deployment.preempted", "deployment.evicted", REPACKED)
+
+
+def record_long_waits(threshold_seconds: int, now: datetime | None = None) -> int:
+    """Record `deployment.queued_long` once for each queued deployment that has waited longer
+    than the threshold since it was submitted or last sent back to the queue; how many.
+
+    Run by the notify worker, which is how "queued longer than" reaches webhooks: the event
+    goes through `history.record_all` and so into the outbox, like any other.
+    """
+    now = now or utcnow()
+    limit = now - timedelta(seconds=threshold_seconds)
+    waiting = db.session.execute(
+        sa.select(
+            Deployment.id,
+            Deployment.organization_id,
+            Deployment.cluster_id,
+            Deployment.name,
+            Deployment.submitted_at,
+            Deployment.queue_position,
+            Deployment.reason,
+        ).where(Deployment.status == "pending", Deployment.submitted_at < limit)
+    ).all()
+    if not waiting:
+        db.session.rollback()
+        return 0
+    ids = [row.id for row in waiting]
+    requeued = history.latest("deployment", ids, REQUEUED)
+    reported = history.latest("deployment", ids, (QUEUED_LONG,))
+    entries = []
+    for row in waiting:
+        since = max(row.submitted_at, requeued.get(row.id, row.submitted_at))
+        if since >= limit or reported.get(row.id, datetime.min) >= since:
+            continue
+        minutes = int((now - since).total_seconds() // 60)
+        entries.append(
+            history.entry(
+                row.organization_id,
+                history.SCHEDULER,
+                QUEUED_LONG,
+                history.Subject("deployment", row.id, row.name),
+                f"Queued for {minutes} minutes at position {row.queue_position}: {row.reason}.",
+                {
+                    "waited_seconds": int((now - since).total_seconds()),
+                    "position": row.queue_position,
+                },
+                cluster_id=row.cluster_id,
+                at=now,
+            )
+        )
+    db.session.rollback()
+    if not entries:
+        return 0
+    transactions.begin_write()
+    history.record_all(entries)
+    db.session.commit()
+    return len(entries)

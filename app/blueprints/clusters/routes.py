@@ -12,7 +12,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from wtforms.fields.choices import SelectChoice
 
-from app.blueprints import live
+from app.blueprints import charts, live
 from app.blueprints.clusters import bp
 from app.blueprints.clusters.forms import (
     MAX_ROW_INDEX,
@@ -33,20 +33,38 @@ from app.services.errors import Conflict, ValidationError
 def index():
     live_version = dashboards.list_version(current_user)
     listing = dashboards.cluster_list(current_user, _page_number(request.args.get("page")))
-    return render_template("clusters/index.html", listing=listing, live_version=live_version)
+    return render_template(
+        "clusters/index.html",
+        listing=listing,
+        live_version=live_version,
+        sparklines=_sparklines(listing),
+    )
+
+
+def _sparklines(listing: dashboards.ClusterList) -> dict:
+    """Each listed cluster's utilization over the last day, drawn small (clusters/_sparkline)."""
+    return charts.sparklines(
+        clusters.usage_sparklines(current_user.organization_id, [c.id for c in listing.items])
+    )
 
 
 @bp.get("/live")
 def live_list():
     """The list's polling partial: 204/304 when no cluster of the organization changed."""
     page = _page_number(request.args.get("page"))
+
+    def render(etag: str) -> str:
+        listing = dashboards.cluster_list(current_user, page)
+        return render_template(
+            "clusters/_list.html",
+            listing=listing,
+            live_version=etag,
+            sparklines=_sparklines(listing),
+        )
+
     return live.poll(
         lambda: dashboards.list_version(current_user),
-        lambda etag: render_template(
-            "clusters/_list.html",
-            listing=dashboards.cluster_list(current_user, page),
-            live_version=etag,
-        ),
+        render,
         url_for("clusters.index", page=page),
     )
 
@@ -127,6 +145,7 @@ def detail(cluster_id: int):
         cluster=cluster,
         live=cluster.live,
         live_version=live_version,
+        usage=_usage_chart(cluster_id, request.args.get("usage")),
         repack_form=RepackSettingsForm(data={"repack": repack_data(cluster.repack)}),
         fair_use_form=FairUseForm(data=fair_use_data(cluster.fair_use)),
     )
@@ -199,3 +218,19 @@ def delete(cluster_id: int):
 def _page_number(raw: str | None) -> int:
     """The 1-based page of a list; anything unreadable is page 1 (never an error page)."""
     return bounded_int(raw, 1, 1_000_000, max_digits=9) or 1
+
+
+def _usage_chart(cluster_id: int, range_name: str | None) -> charts.UsageChart:
+    chosen = charts.chosen_range(range_name)
+    _, since, step = charts.RANGES[chosen]
+    view = clusters.usage_view(current_user.organization_id, cluster_id, since, step)
+    return charts.usage_chart(view, chosen)
+
+
+@bp.get("/<int:cluster_id>/usage")
+@login_required
+def usage(cluster_id: int):
+    """The resource trail partial alone (the chart's range links fetch it)."""
+    return render_template(
+        "clusters/_usage.html", usage=_usage_chart(cluster_id, request.args.get("range"))
+    )
