@@ -63,7 +63,11 @@ def index():
         current_app.config["PAGE_SIZE"],
     )
     page = render_template(
-        "deployments/index.html", listing=listing, filters=filters, has_clusters=bool(choices)
+        "deployments/index.html",
+        listing=listing,
+        filters=filters,
+        has_clusters=bool(choices),
+        estimates=deployments.start_estimates(current_user, listing.items),
     )
     return page, 400 if filters.problems else 200
 
@@ -132,6 +136,7 @@ def detail(deployment_id: int):
         "deployments/detail.html",
         deployment=deployment,
         can_delete=deployments.can_delete(current_user, deployment),
+        estimate=deployments.start_estimates(current_user, [deployment]).get(deployment.id),
     )
 
 
