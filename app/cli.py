@@ -175,6 +175,39 @@ def restore_command(path: str) -> None:
     click.echo(f"Restored {path} and brought the schema to the current version.")
 
 
+@kargo_cli.command("reconcile")
+@click.option("--once", is_flag=True, help="Run one pass over every cluster, then exit.")
+def reconcile_command(once: bool) -> None:
+    """Run the reconciler: make the engines run what the scheduler decided (see README)."""
+    import signal
+
+    from flask import current_app
+
+    from app.runtime.reconciler import Reconciler
+
+    reconciler = Reconciler(current_app._get_current_object())
+    if once:
+        for report in reconciler.run_once():
+            click.echo(
+                f"cluster {report.cluster_id}: "
+                + (
+                    "held by another reconciler"
+                    if report.skipped
+                    else "engine unreachable"
+                    if not report.reachable
+                    else f"started {len(report.started)}, stopped {len(report.stopped)}, "
+                    f"restarted {len(report.restarted)}, failed {len(report.failed)}"
+                )
+            )
+        return
+    signal.signal(signal.SIGTERM, lambda *_: reconciler.stop())
+    click.echo(f"reconciler {reconciler.holder} running (Ctrl-C to stop)")
+    try:
+        reconciler.run()
+    except KeyboardInterrupt:
+        reconciler.stop()
+
+
 @kargo_cli.command("expire")
 @click.option("--once", is_flag=True, help="Finish what is due now and exit (no loop).")
 @click.option(

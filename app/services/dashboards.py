@@ -23,7 +23,7 @@ from flask import current_app
 
 from app import quantities
 from app.models import User
-from app.services import clusters, deployments
+from app.services import clusters, deployments, engines
 from app.services.clusters import ClusterSnapshot
 from app.services.deployments import Counts, DeploymentView
 from app.telemetry import metrics
@@ -95,6 +95,8 @@ class ClusterDetail:
     created_by_name: str | None
     live: Utilization
     repack: clusters.RepackSettings
+    # The engine running its containers and its health (None: a simulated cluster).
+    engine: engines.EngineView | None = None
     fair_use: clusters.FairUseSettings = field(default_factory=clusters.FairUseSettings)
 
 
@@ -134,6 +136,7 @@ def cluster_detail(user: User, cluster_id: int) -> ClusterDetail:
         created_by_name=snap.created_by_name,
         live=_utilization_of(snap),
         repack=snap.repack,
+        engine=engines.engine_view(snap.id, snap.engine),
         fair_use=snap.fair_use,
     )
 

@@ -33,7 +33,7 @@ from app import scheduler
 from app.extensions import db
 from app.models import DEPLOYMENT_STATUSES, Deployment, Organization, User, utcnow, valid_id
 from app.quantities import format_amount, format_number, parse_requests
-from app.services import clusters, history, quotas, transactions
+from app.services import clusters, container_spec, engines, history, quotas, transactions
 from app.services.errors import (
     Forbidden,
     Infeasible,
@@ -95,8 +95,19 @@ class DeploymentView:
     last_event: str | None
     cluster_name: str | None = None
     preempted_by_id: int | None = None
+    # What a real container gets: published ports, environment names with masked values
+    # (never the values), the command; and what the reconciler last observed (None for a
+    # simulated cluster or before the reconciler's first look).
+    ports: tuple[dict[str, Any], ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    command: str | None = None
+    runtime: engines.RuntimeView | None = None
     may_preempt: bool = True  # preemption policy: False "never preempts"
     max_run_minutes: int | None = None  # maximum run time, from its latest start
+
+    @property
+    def port_labels(self) -> list[str]:
+        return container_spec.describe_ports(list(self.ports))
 
     @property
     def preemption_policy(self) -> str:
@@ -249,9 +260,18 @@ def view_of(deployment: Deployment, cluster_name: str | None = None) -> Deployme
         last_event=deployment.last_event,
         cluster_name=cluster_name,
         preempted_by_id=deployment.preempted_by_id,
+        ports=tuple(deployment.ports or ()),
+        env=container_spec.masked(deployment.env),
+        command=container_spec.command_text(deployment.command),
         may_preempt=deployment.may_preempt is not False,
         max_run_minutes=deployment.max_run_minutes,
     )
+
+
+def _with_runtime(views: list[DeploymentView]) -> list[DeploymentView]:
+    """The views with the reconciler's last observation of each (one query)."""
+    observed = engines.views_for([view.id for view in views])
+    return [replace(view, runtime=observed.get(view.id)) for view in views]
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,7 +402,7 @@ def list_deployments(
         .limit(per_page)
         .offset((page - 1) * per_page)
     ).all()
-    items = [view_of(d, names.get(d.cluster_id)) for d in rows]
+    items = _with_runtime([view_of(d, names.get(d.cluster_id)) for d in rows])
     return DeploymentPage(items=items, total=total or 0, page=page, per_page=per_page)
 
 
@@ -456,7 +476,15 @@ def get(user: User, deployment_id: int) -> DeploymentView:
     """One deployment of the user's organization (NotFound otherwise), with its cluster name."""
     deployment = _find(user, deployment_id)
     snap = clusters.snapshot(deployment.cluster_id, user.organization_id)
-    return view_of(deployment, snap.name)
+    return _with_runtime([view_of(deployment, snap.name)])[0]
+
+
+def logs(user: User, deployment_id: int) -> engines.LogsView:
+    """The last lines of the deployment's container output (NotFound for another
+    organization's); read from the engine outside any transaction."""
+    deployment = _find(user, deployment_id)
+    snap = clusters.snapshot(deployment.cluster_id, user.organization_id)
+    return engines.logs_of(deployment.id, snap.engine)
 
 
 def timeline(user: User, deployment_id: int, limit: int = 100) -> list[history.EventView]:
@@ -727,11 +755,21 @@ class _Valid:
     image: str
     priority: int
     requests: dict[str, int]
+    spec: container_spec.ContainerSpec
 
 
-def _validate_fields(image: object, name: object, priority: object, requests_raw: object) -> _Valid:
+def _validate_fields(
+    image: object,
+    name: object,
+    priority: object,
+    requests_raw: object,
+    ports: object = None,
+    env: object = None,
+    command: object = None,
+) -> _Valid:
     """Every per-field rule that needs no database; all problems are reported together."""
     problems: dict[str, str] = {}
+    spec = container_spec.parse(ports, env, command, problems)
     image_text = image.strip() if isinstance(image, str) else ""
     if image is not None and not isinstance(image, str):
         problems["image"] = "image must be a string"
@@ -759,7 +797,25 @@ def _validate_fields(image: object, name: object, priority: object, requests_raw
             problems[f"resource.{key}"] = message
     if problems:
         raise ValidationError(_summary(problems), fields=problems)
-    return _Valid(name_text, image_text, priority_value, amounts)
+    return _Valid(name_text, image_text, priority_value, amounts, spec)
+
+
+def _check_engine(cluster: clusters.ClusterSnapshot, requests: Mapping[str, int]) -> None:
+    """A container's limits come from its requests, so a deployment on an engine-backed
+    cluster must request cpu and ram (at least the engine's minimum memory)."""
+    if cluster.engine is None:
+        return
+    problems = {}
+    for kind in ("cpu", "ram"):
+        if not requests.get(kind):
+            problems[f"resource.{kind}"] = (
+                f"request some {kind}: on cluster {cluster.name} it becomes the container's limit"
+            )
+    minimum = engines.MIN_RAM_MIB
+    if requests.get("ram") and requests["ram"] < minimum:
+        problems["resource.ram"] = f"a container needs at least {minimum} MiB of ram"
+    if problems:
+        raise ValidationError(_summary(problems), fields=problems)
 
 
 def _validate_policy(policy: object, max_run: object) -> tuple[bool, int | None]:
@@ -1382,6 +1438,9 @@ def submit(
     requests_raw: object = None,
     dry_run: bool = False,
     cloned_from: int | None = None,
+    ports: object = None,
+    env: object = None,
+    command: object = None,
     preemption_policy: object = None,
     max_run: object = None,
 ) -> SubmitResult:
@@ -1404,10 +1463,11 @@ def submit(
         else:
             cluster = clusters.lock(cluster_id, organization_id)
             _expire_locked(cluster, utcnow())
-        valid = _validate_fields(image, name, priority, requests_raw)
+        valid = _validate_fields(image, name, priority, requests_raw, ports, env, command)
         may_preempt, max_run_minutes = _validate_policy(preemption_policy, max_run)
         _check_priority_right(user, valid.priority)
         _check_feasible(cluster.capacity, valid.requests)
+        _check_engine(cluster, valid.requests)
         _check_quota_feasible(
             organization_id, cluster.id, creator_id, valid.priority, valid.requests
         )
@@ -1436,6 +1496,9 @@ def submit(
                 created_by_id=creator_id,
                 submitted_at=now,
                 preemptions=0,
+                ports=valid.spec.ports or None,
+                env=valid.spec.env or None,
+                command=valid.spec.command,
                 may_preempt=may_preempt,
                 max_run_minutes=max_run_minutes,
             )
@@ -1758,6 +1821,9 @@ class CloneDefaults:
     image: str
     priority: int
     requests: dict[str, str]
+    ports: list[dict[str, Any]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # the values: only ever sent to submit
+    command: list[str] | None = None
 
 
 def clone_defaults(user: User, deployment_id: int) -> CloneDefaults:
@@ -1770,6 +1836,9 @@ def clone_defaults(user: User, deployment_id: int) -> CloneDefaults:
         image=source.image,
         priority=source.priority,
         requests={kind: format_number(kind, amount) for kind, amount in source.requests.items()},
+        ports=list(source.ports or []),
+        env=dict(source.env or {}),
+        command=list(source.command) if source.command else None,
     )
 
 
@@ -1807,7 +1876,15 @@ def clone(
         requests_raw=requests,
         dry_run=dry_run,
         cloned_from=defaults.source_id,
+        ports=[_port_text(port) for port in defaults.ports],
+        env=defaults.env,
+        command=defaults.command,
     )
+
+
+def _port_text(port: Mapping[str, Any]) -> str:
+    host = f"{port['host']}:" if port.get("host") else ""
+    return f"{host}{port['container']}/{port.get('protocol', 'tcp')}"
 
 
 def delete(user: User, deployment_id: int) -> DeploymentView:
@@ -2013,7 +2090,7 @@ def _expire_locked(cluster: clusters.ClusterSnapshot, now: datetime) -> list[int
     if not due:
         return []
     decision = _decide(
-        _state(cluster, running, pending, rows, lock=True),
+        _state(cluster, running, pending, rows, lock=True, now=now),
         scheduler.Delete(frozenset(due)),
         "expire",
     )
@@ -2093,3 +2170,64 @@ def delete_cluster(user: User, cluster_id: int) -> None:
             raise Forbidden("Only an owner or an admin can delete a cluster.")
         counts = counts_by_cluster([cluster_id])[cluster_id]
         clusters.delete_cluster(user, user.organization_id, cluster_id, counts)
+
+
+# --------------------------------------------------------------------------------------------
+# The system edits capacity: an engine's resources changed
+
+
+def engine_capacity_changed(
+    cluster_id: int, organization_id: int, measured: Mapping[str, int]
+) -> bool:
+    """Set the capacity of the engine's kinds of a cluster to what the engine now offers, as
+    one scheduling transaction: a cut moves the lowest priorities back to the queue
+    (`scheduler.Reconcile`, evictions recorded), a rise admits queued work. Called by the
+    reconciler, never by a user. Returns whether anything changed."""
+    with _rollback_on_error():
+        cluster = clusters.lock(cluster_id, organization_id)
+        current = cluster.capacity
+        new_capacity = {
+            kind: amount
+            for kind, amount in measured.items()
+            if kind in current and amount > 0 and amount != current[kind]
+        }
+        if not new_capacity:
+            db.session.rollback()
+            return False
+        target = {**current, **new_capacity}
+        resized = replace(
+            cluster,
+            resources=tuple(
+                clusters.ResourceUsage(r.kind, target[r.kind], r.used) for r in cluster.resources
+            ),
+        )
+        rows, running, pending = _load_state(cluster.id)
+        state = scheduler.ClusterState(
+            target,
+            running,
+            pending,
+            cluster.max_deployments,
+            work_budget=current_app.config["SCHEDULER_WORK_BUDGET"],
+            blockers_listed=current_app.config["SCHEDULER_BLOCKERS_LISTED"],
+            fair=_fairness(resized, rows, lock=True),  # quotas hold when capacity rises too
+        )
+        decision = _decide(state, scheduler.Reconcile(), "reconcile")
+        clusters.set_capacity(cluster.id, {k: v for k, v in new_capacity.items() if v > current[k]})
+        _apply(resized, rows, decision, {})
+        clusters.set_capacity(cluster.id, {k: v for k, v in new_capacity.items() if v < current[k]})
+        _settle(resized, decision)
+        changes = ", ".join(
+            f"{kind} {format_amount(kind, current[kind])} -> {format_amount(kind, amount)}"
+            for kind, amount in new_capacity.items()
+        )
+        history.record(
+            organization_id,
+            history.RECONCILER,
+            "cluster.capacity_changed",
+            history.Subject("cluster", cluster.id, cluster.name),
+            f"The engine's resources changed: {changes}.",
+            {"before": {k: current[k] for k in new_capacity}, "after": new_capacity},
+            cluster_id=cluster.id,
+        )
+        db.session.commit()
+    return True

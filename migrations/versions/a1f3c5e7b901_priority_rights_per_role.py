@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'a1f3c5e7b901'
-down_revision = '7d2b91c4e5a3'
+down_revision = '51073516073f'
 branch_labels = None
 depends_on = None
 

@@ -25,7 +25,7 @@ from app.blueprints.api.schema import (
     json_body,
 )
 from app.blueprints.api.users import body_paths
-from app.services import clusters, dashboards, deployments
+from app.services import clusters, dashboards, deployments, engines
 from app.services.errors import BadRequest, DomainError, Forbidden
 
 REPACK = Object(
@@ -40,9 +40,10 @@ REPACK = Object(
 CREATE = Object(
     {
         "cluster_name": String(),
-        "resource": Quantities(),
+        "resource": Quantities(required=False),
         "max_deployments": Integer(required=False),
         "repack": REPACK,
+        "engine": String(required=False),
     }
 )
 FAIR_USE = Object(
@@ -94,6 +95,7 @@ def cluster_summary(snap: clusters.ClusterSnapshot) -> dict[str, Any]:
         "max_deployments": snap.max_deployments,
         "created_at": serialize.timestamp(snap.created_at),
         "resources": resources_of(snap),
+        "engine": snap.engine,
     }
 
 
@@ -111,13 +113,17 @@ def list_clusters():
 @token_required
 def create_cluster():
     body = json_body(CREATE)
+    if body.get("resource") is None and body.get("engine") is None:
+        # Only an engine cluster takes its capacity from elsewhere (the engine).
+        raise BadRequest("The body is not what was expected.", {"resource": "is required"})
     try:
         snap = clusters.create_cluster(
             api_user(),
             body["cluster_name"],
-            body["resource"],
+            body.get("resource") or {},
             body.get("max_deployments"),
             {k: v for k, v in (body.get("repack") or {}).items() if v is not None},
+            engine=body.get("engine"),
         )
     except DomainError as error:
         raise body_paths(error, CREATE_FIELDS) from None
@@ -126,6 +132,7 @@ def create_cluster():
         "created_by": api_user().display_name,
         "deployments": {"running": 0, "pending": 0},
         "repack": repack_of(snap.repack),
+        "engine": engine_json(engines.engine_view(snap.id, snap.engine)),
         "fair_use": fair_use_of(snap.fair_use),
     }, 201
 
@@ -152,6 +159,30 @@ def show_cluster(cluster_id: int):
         "deployments": {"running": live.counts.running, "pending": live.counts.pending},
         "repack": repack_of(detail.repack),
         "fair_use": fair_use_of(detail.fair_use),
+        "engine": engine_json(detail.engine),
+    }
+
+
+def engine_json(engine: engines.EngineView | None) -> dict[str, Any] | None:
+    if engine is None:
+        return None
+    return {
+        "name": engine.name,
+        "driver": engine.driver,
+        "state": engine.state,
+        "error": engine.error,
+        "checked_at": serialize.timestamp(engine.checked_at),
+        "nodes": [
+            {
+                "hostname": node.get("hostname"),
+                "state": node.get("state"),
+                "availability": node.get("availability"),
+                "resources": serialize.amounts(
+                    {kind: node[kind] for kind in ("cpu", "ram", "gpu") if node.get(kind)}
+                ),
+            }
+            for node in engine.nodes
+        ],
     }
 
 

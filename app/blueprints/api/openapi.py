@@ -348,6 +348,39 @@ def schemas(config: Config) -> dict[str, Any]:
                 "max_deployments": between(1, config["MAX_DEPLOYMENTS_PER_CLUSTER"]),
                 "created_at": TIMESTAMP,
                 "resources": ref("Resources"),
+                "engine": {
+                    **nullable(text(63)),
+                    "description": "the operator-declared engine running its containers; null: "
+                    "simulated (resources are accounting only)",
+                },
+            }
+        ),
+        "Engine": obj(
+            {
+                "name": text(63),
+                "driver": {
+                    **nullable(enum(["docker", "swarm", "simulated"])),
+                    "description": "null when the engine is no longer declared",
+                },
+                "state": {
+                    **enum(["unknown", "ok", "unreachable", "undeclared"]),
+                    "description": "as the reconciler last saw it; unreachable: its containers "
+                    "are left as they are and converge when it answers again",
+                },
+                "error": nullable(STRING),
+                "checked_at": nullable(TIMESTAMP),
+                "nodes": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "hostname": nullable(STRING),
+                            "state": nullable(STRING),
+                            "availability": nullable(STRING),
+                            "resources": ref("Quantities"),
+                        }
+                    ),
+                    "description": "the engine's machines (a swarm's ready and other nodes)",
+                },
             }
         ),
         "Cluster": obj(
@@ -360,6 +393,7 @@ def schemas(config: Config) -> dict[str, Any]:
                 "resources": ref("Resources"),
                 "deployments": ref("Counts"),
                 "repack": ref("Repack"),
+                "engine": nullable(ref("Engine")),
                 "fair_use": ref("FairUse"),
             }
         ),
@@ -480,6 +514,18 @@ def schemas(config: Config) -> dict[str, Any]:
                     **nullable(TIMESTAMP),
                     "description": "when a running deployment with a maximum run time finishes",
                 },
+                "ports": {"type": "array", "items": ref("Port")},
+                "env": {
+                    "type": "object",
+                    "additionalProperties": STRING,
+                    "description": "variable names; the values are never shown back",
+                },
+                "command": {**nullable(STRING), "description": "the command, shell-quoted"},
+                "runtime": {
+                    **nullable(ref("Runtime")),
+                    "description": "what the reconciler last observed of its container; null "
+                    "on a simulated cluster or before the first look",
+                },
                 "estimate": {
                     **nullable(ref("Estimate")),
                     "description": "a queued deployment's start-time estimate (shown by GET "
@@ -499,6 +545,61 @@ def schemas(config: Config) -> dict[str, Any]:
                 },
             }
         ),
+        "Port": obj(
+            {
+                "container": between(1, 65535),
+                "host": {**nullable(between(1, 65535)), "description": "null: engine-chosen"},
+                "protocol": enum(["tcp", "udp"]),
+            }
+        ),
+        "Runtime": obj(
+            {
+                "status": enum(
+                    ["starting", "pulling", "running", "restarting", "failed", "exited", "stopped"]
+                ),
+                "description": {
+                    **STRING,
+                    "examples": ["container up 3 min", "restarting, 4 restarts"],
+                },
+                "exit_code": nullable(INTEGER),
+                "restart_count": COUNT,
+                "error": {**nullable(STRING), "description": "the last error in words"},
+                "container_id": nullable(STRING),
+                "started_at": {**nullable(TIMESTAMP), "description": "the container's own"},
+                "observed_at": TIMESTAMP,
+                "ports": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "container": between(1, 65535),
+                            "host": between(1, 65535),
+                            "address": STRING,
+                            "protocol": STRING,
+                        }
+                    ),
+                    "description": "published ports as the engine bound them",
+                },
+            }
+        ),
+        "Logs": obj(
+            {
+                "lines": {"type": "array", "items": STRING},
+                "available": BOOLEAN,
+                "reason": {**nullable(STRING), "description": "why there are no lines"},
+            }
+        ),
+        "HistoryEvent": obj(
+            {
+                "id": {"type": "integer", "minimum": 1},
+                "at": TIMESTAMP,
+                "actor_kind": enum(["user", "scheduler", "reconciler", "system"]),
+                "actor_name": nullable(STRING),
+                "action": {**STRING, "examples": ["deployment.preempted"]},
+                "message": STRING,
+                "data": {"type": "object"},
+            }
+        ),
+        "Events": obj({"items": {"type": "array", "items": ref("HistoryEvent")}}),
         "Wait": obj(
             {
                 "cause": {
@@ -680,8 +781,13 @@ def schemas(config: Config) -> dict[str, Any]:
                     **nullable(ref("RepackIn")),
                     "description": "turning it on is for owners and admins (403 otherwise)",
                 },
+                "engine": {
+                    **nullable(text(63)),
+                    "description": "an engine the operator declared for your organization: its "
+                    "cpu and ram become the capacity (read from the engine, never typed)",
+                },
             },
-            required=["cluster_name", "resource"],
+            required=["cluster_name"],
         ),
         "ClusterSettingsRequest": obj({"repack": ref("RepackIn"), "fair_use": ref("FairUseIn")}),
         "FitRequest": obj({"resource": ref("QuantitiesIn")}),
@@ -734,6 +840,26 @@ def schemas(config: Config) -> dict[str, Any]:
                 "max_run": {
                     "anyOf": [{"type": "integer", "minimum": 1}, STRING],
                     "description": 'maximum run time: minutes, or "90m", "2h", "1d"',
+                },
+                "ports": {
+                    "anyOf": [
+                        {"type": "array", "items": {"type": ["integer", "string"]}},
+                        STRING,
+                        {"type": "null"},
+                    ],
+                    "description": "container ports to publish: 80 (engine-chosen host port), "
+                    f'"8080:80", "53/udp"; at most {config["DEPLOYMENT_MAX_PORTS"]}',
+                    "examples": [[80, "8443:443"]],
+                },
+                "env": {
+                    **nullable({"type": "object", "additionalProperties": STRING}),
+                    "description": "environment variables; values are never shown back; at "
+                    f"most {config['DEPLOYMENT_MAX_ENV']}",
+                },
+                "command": {
+                    "anyOf": [STRING, {"type": "array", "items": STRING}, {"type": "null"}],
+                    "description": "overrides the image's command; a string is split like a "
+                    "shell would",
                 },
             },
             required=["cluster_id", "image", "resource"],
@@ -1176,6 +1302,25 @@ def paths(config: Config) -> dict[str, Any]:
                 "Delete a deployment (its creator, owners and admins); the queue is served at once",
                 ("204", NO_CONTENT),
                 ["403", "404"],
+            ),
+        },
+        "/deployment/{deployment_id}/logs/": {
+            "parameters": [path_id("deployment_id")],
+            "get": operation(
+                "The last lines of the deployment's container output",
+                ("200", json_response("The lines, oldest first", "Logs")),
+                ["404"],
+                description=f"At most {config['RUNTIME_LOG_LINES']} lines (RUNTIME_LOG_LINES); "
+                "none on a simulated cluster, before a container exists or while its engine "
+                "does not answer (`reason` says which).",
+            ),
+        },
+        "/deployment/{deployment_id}/events/": {
+            "parameters": [path_id("deployment_id")],
+            "get": operation(
+                "The deployment's history: submitted, started, container events, preempted...",
+                ("200", json_response("The newest 100 events, oldest first", "Events")),
+                ["404"],
             ),
         },
         "/deployment/{deployment_id}/clone/": {

@@ -8,7 +8,8 @@ service's field errors next to the right inputs.
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, FieldList, Form, FormField, StringField
+from wtforms import BooleanField, FieldList, Form, FormField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 
 from app.quantities import STANDARD_KINDS, QuantityError, validate_kind
 from app.services.clusters import FairUseSettings, RepackSettings
@@ -75,6 +76,10 @@ class ClusterForm(FlaskForm):
     """Every rule is checked by the service (one pass, every message at once); only CSRF here."""
 
     name = StringField("Name")
+    # "" is simulated; otherwise an engine the operator declared (checked by the service).
+    engine = SelectField(
+        "Runs on", choices=[SelectChoice("", "Simulated: accounting only")], validate_choice=False
+    )
     cpu = StringField("CPU (cores)")
     gpu = StringField("GPU (devices)")
     ram = StringField("RAM (GiB)")
@@ -107,7 +112,7 @@ class ClusterForm(FlaskForm):
                 target.errors = [*target.errors, message]
 
     def _field_for(self, key: str):
-        if key in ("name", "max_deployments"):
+        if key in ("name", "max_deployments", "engine"):
             return getattr(self, key)
         if key.startswith("repack."):
             return getattr(self.repack.form, key.removeprefix("repack."), None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from wtforms.fields.choices import SelectChoice
 
 from app.blueprints.clusters import bp
 from app.blueprints.clusters.forms import (
@@ -23,7 +24,7 @@ from app.blueprints.clusters.forms import (
 )
 from app.blueprints.query import bounded_int
 from app.extensions import login_manager
-from app.services import clusters, dashboards, deployments
+from app.services import clusters, dashboards, deployments, engines
 from app.services.errors import Conflict, NotFound, ValidationError
 
 # htmx stops polling when a poll is answered with this status.
@@ -46,6 +47,13 @@ def create():
         max_deployments=str(clusters.default_max_deployments()),
         repack=repack_data(clusters.default_repack()),
     )
+    form.engine.choices = [
+        SelectChoice("", "Simulated: accounting only"),
+        *(
+            SelectChoice(choice.name, f"Engine {choice.name} ({choice.driver})")
+            for choice in engines.engine_choices(current_user.organization_id)
+        ),
+    ]
     if form.validate_on_submit():
         try:
             cluster = clusters.create_cluster(
@@ -54,6 +62,7 @@ def create():
                 form.resources(),
                 form.max_deployments.data,
                 form.repack.form.settings(),
+                engine=form.engine.data or None,
             )
         except ValidationError as exc:
             form.place_errors(exc.fields)
@@ -68,6 +77,14 @@ def create():
         can_add_row=next_index <= MAX_ROW_INDEX,
     )
     return page, 422 if form.is_submitted() else 200
+
+
+@bp.get("/new/engine")
+@login_required
+def engine_offer():
+    """What the chosen engine offers (its capacity, read from it now): shown before creating."""
+    offer = engines.offer(current_user.organization_id, request.args.get("engine", ""))
+    return render_template("clusters/_engine_offer.html", offer=offer)
 
 
 @bp.get("/new/resource-row")
