@@ -1089,6 +1089,7 @@ def _state(
     new: Any = None,
     *,
     lock: bool = False,
+    now: datetime | None = None,
 ) -> scheduler.ClusterState:
     """The scheduler's input for one cluster, with its repack settings turned into the
     numbers the clock-free scheduler takes (`_repack`) and its fair-use rules (`_fairness`,
@@ -1103,25 +1104,33 @@ def _state(
         repack=_repack(cluster),
         work_budget=config["SCHEDULER_WORK_BUDGET"],
         blockers_listed=config["SCHEDULER_BLOCKERS_LISTED"],
-        fair=None if rows is None else _fairness(cluster, rows, new, lock=lock),
+        fair=None if rows is None else _fairness(cluster, rows, new, lock=lock, now=now),
     )
 
 
 def _fairness(
-    cluster: clusters.ClusterSnapshot, rows: Mapping[int, Any], new: Any = None, *, lock: bool
+    cluster: clusters.ClusterSnapshot,
+    rows: Mapping[int, Any],
+    new: Any = None,
+    *,
+    lock: bool,
+    now: datetime | None = None,
+    force: bool = False,
 ) -> scheduler.Fairness | None:
     """The cluster's fair-use rules for the scheduler (docs/scheduling.md, "Fair use"), or
-    None when none applies (then the plain rules decide, at no extra cost)."""
+    None when none applies (then the plain rules decide, at no extra cost) unless `force`
+    (a simulation needs the clock and the run limits)."""
     every: dict[int, Any] = dict(rows)
     if new is not None:
         every[new.id] = new
     settings = cluster.fair_use
     never = frozenset(i for i, row in every.items() if row.may_preempt is False)
     quota_list = _quota_instances(cluster, every, lock=lock)
-    if not (never or quota_list or settings.min_run_minutes or settings.starvation_minutes):
+    active = never or quota_list or settings.min_run_minutes or settings.starvation_minutes
+    if not (active or force):
         return None
     return scheduler.Fairness(
-        now=_micros(utcnow()),
+        now=_micros(now or utcnow()),
         quotas=quota_list,
         never_preempts=never,
         max_run=_max_runs(every),
@@ -1222,7 +1231,9 @@ def _check_quota_feasible(
             )
 
 
-def _settle(cluster: clusters.ClusterSnapshot, decision: scheduler.Decision) -> None:
+def _settle(
+    cluster: clusters.ClusterSnapshot, decision: scheduler.Decision, now: datetime | None = None
+) -> None:
     """Follow a decision that freed room or quota while fair use held work back with
     Reconcile decisions (at most SCHEDULER_SETTLE_ROUNDS), each applied like any other."""
     rounds = current_app.config["SCHEDULER_SETTLE_ROUNDS"]
@@ -1231,9 +1242,11 @@ def _settle(cluster: clusters.ClusterSnapshot, decision: scheduler.Decision) -> 
         db.session.flush()
         rows, running, pending = _load_state(cluster.id)
         decision = _decide(
-            _state(cluster, running, pending, rows, lock=True), scheduler.Reconcile(), "settle"
+            _state(cluster, running, pending, rows, lock=True, now=now),
+            scheduler.Reconcile(),
+            "settle",
         )
-        _apply(cluster, rows, decision, {})
+        _apply(cluster, rows, decision, {}, now=now)
 
 
 def _repack(cluster: clusters.ClusterSnapshot) -> scheduler.Repack | None:
@@ -1271,6 +1284,7 @@ def _apply(
     decision: scheduler.Decision,
     released: Mapping[str, int],
     new: Deployment | None = None,
+    now: datetime | None = None,
 ) -> None:
     """Persist a decision: usage first (free, then utilize), then the changed rows and their
     history (started, restarted, preempted, evicted; a new deployment's queueing).
@@ -1280,7 +1294,7 @@ def _apply(
     `clusters.utilize` never see a transient overflow.
     """
     cluster_id = cluster.id
-    now = utcnow()
+    now = now or utcnow()
     clusters.touch(cluster_id)
     free: dict[str, int] = defaultdict(int, released)
     for victim_id in (*decision.preempted, *decision.evicted, *decision.repacked):
@@ -2067,6 +2081,91 @@ def _delete_and_schedule(
 
 
 # --------------------------------------------------------------------------------------------
+# Start-time estimates
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """When a queued deployment is expected to start (docs/scheduling.md, "Start-time
+    estimates"): `at` is None when unknown; `text` says it in words."""
+
+    at: datetime | None
+    text: str
+
+
+def estimate_words(at: datetime, now: datetime) -> str:
+    """ "expected to start in about 40 min (at the latest 14:20)" """
+    minutes = max(0, round((at - now).total_seconds() / 60))
+    if minutes < 1:
+        relative = "less than a minute"
+    elif minutes < 90:
+        relative = f"about {minutes} min"
+    elif minutes < 48 * 60:
+        hours, rest = divmod(minutes, 60)
+        relative = f"about {hours} h {rest} min" if rest else f"about {hours} h"
+    else:
+        relative = f"about {round(minutes / 1440)} days"
+    clock = at.strftime("%H:%M") if at.date() == now.date() else at.strftime("%Y-%m-%d %H:%M")
+    return f"expected to start in {relative} (at the latest {clock})"
+
+
+def _unknown_words(unlimited_ahead: int) -> str:
+    if unlimited_ahead == 0:
+        return "unknown: no known end time frees what it needs"
+    verb = "has" if unlimited_ahead == 1 else "have"
+    plural = "" if unlimited_ahead == 1 else "s"
+    return (
+        f"unknown: {unlimited_ahead} running deployment{plural} ahead of it {verb} no "
+        "run-time limit"
+    )
+
+
+def _estimates_of(
+    cluster: clusters.ClusterSnapshot, now: datetime, wanted: Iterable[int] | None = None
+) -> dict[int, Estimate]:
+    """Estimates for the cluster's pending deployments (those in `wanted`, when given): one
+    forward simulation of the scheduler over the known end times."""
+    rows, running, pending = _load_state(cluster.id)
+    targets = frozenset(job.id for job in pending)
+    if wanted is not None:
+        targets &= frozenset(wanted)
+    if not targets:
+        return {}
+    fair = _fairness(cluster, rows, lock=False, now=now, force=True)
+    state = replace(_state(cluster, running, pending), fair=fair)
+    sim = scheduler.simulate(state, targets)
+    found: dict[int, Estimate] = {}
+    for job in pending:
+        if job.id not in targets:
+            continue
+        at = sim.starts.get(job.id)
+        if at is not None:
+            moment = _EPOCH + at * _MICROSECOND
+            found[job.id] = Estimate(moment, estimate_words(moment, now))
+        else:
+            ahead = sum(1 for other in sim.unlimited if other.priority >= job.priority)
+            found[job.id] = Estimate(None, _unknown_words(ahead))
+    return found
+
+
+def start_estimates(
+    user: User, views: Iterable[DeploymentView], now: datetime | None = None
+) -> dict[int, Estimate]:
+    """Start-time estimates of the queued deployments among `views` (one simulation per
+    cluster they are on); running ones get none. Reads only."""
+    now = now or utcnow()
+    by_cluster: dict[int, set[int]] = defaultdict(set)
+    for view in views:
+        if view.status == "pending":
+            by_cluster[view.cluster_id].add(view.id)
+    found: dict[int, Estimate] = {}
+    for cluster_id, ids in by_cluster.items():
+        cluster = clusters.snapshot(cluster_id, user.organization_id)
+        found.update(_estimates_of(cluster, now, ids))
+    return found
+
+
+# --------------------------------------------------------------------------------------------
 # Maximum run times
 
 
@@ -2094,7 +2193,7 @@ def _expire_locked(cluster: clusters.ClusterSnapshot, now: datetime) -> list[int
     if not due:
         return []
     decision = _decide(
-        _state(cluster, running, pending, rows, lock=True),
+        _state(cluster, running, pending, rows, lock=True, now=now),
         scheduler.Delete(frozenset(due)),
         "expire",
     )
@@ -2119,8 +2218,8 @@ def _expire_locked(cluster: clusters.ClusterSnapshot, now: datetime) -> list[int
         )
         for deployment_id in sorted(due)
     )
-    _apply(cluster, rows, decision, released)
-    _settle(cluster, decision)
+    _apply(cluster, rows, decision, released, now=now)
+    _settle(cluster, decision, now)
     return sorted(due)
 
 
@@ -2213,11 +2312,13 @@ def engine_capacity_changed(
             cluster.max_deployments,
             work_budget=current_app.config["SCHEDULER_WORK_BUDGET"],
             blockers_listed=current_app.config["SCHEDULER_BLOCKERS_LISTED"],
+            fair=_fairness(resized, rows, lock=True),  # quotas hold when capacity rises too
         )
         decision = _decide(state, scheduler.Reconcile(), "reconcile")
         clusters.set_capacity(cluster.id, {k: v for k, v in new_capacity.items() if v > current[k]})
         _apply(resized, rows, decision, {})
         clusters.set_capacity(cluster.id, {k: v for k, v in new_capacity.items() if v < current[k]})
+        _settle(resized, decision)
         changes = ", ".join(
             f"{kind} {format_amount(kind, current[kind])} -> {format_amount(kind, amount)}"
             for kind, amount in new_capacity.items()

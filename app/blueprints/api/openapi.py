@@ -526,6 +526,23 @@ def schemas(config: Config) -> dict[str, Any]:
                     "description": "what the reconciler last observed of its container; null "
                     "on a simulated cluster or before the first look",
                 },
+                "estimate": {
+                    **nullable(ref("Estimate")),
+                    "description": "a queued deployment's start-time estimate (shown by GET "
+                    "/deployment/{id}/; null elsewhere and while running)",
+                },
+            }
+        ),
+        "Estimate": obj(
+            {
+                "at": {
+                    **nullable(TIMESTAMP),
+                    "description": "the simulated start over the known end times; null: unknown",
+                },
+                "text": {
+                    **STRING,
+                    "examples": ["expected to start in about 40 min (at the latest 14:20)"],
+                },
             }
         ),
         "Port": obj(

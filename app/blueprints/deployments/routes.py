@@ -65,6 +65,7 @@ def index():
         filters=filters,
         has_clusters=has_clusters,
         live_version=live_version,
+        estimates=deployments.start_estimates(current_user, listing.items),
     )
     return page, 400 if filters.problems else 200
 
@@ -87,6 +88,7 @@ def _render_list(etag: str) -> str:
         filters=filters,
         has_clusters=has_clusters,
         live_version=etag,
+        estimates=deployments.start_estimates(current_user, listing.items),
     )
 
 
@@ -178,6 +180,7 @@ def detail(deployment_id: int):
         deployment=deployment,
         live_version=live_version,
         can_delete=deployments.can_delete(current_user, deployment),
+        estimate=deployments.start_estimates(current_user, [deployment]).get(deployment.id),
         events=deployments.timeline(current_user, deployment_id),
         logs=deployments.logs(current_user, deployment_id),
     )
@@ -239,13 +242,19 @@ def live(deployment_id: int):
     """The deployment page's polling partial: 204/304 when unchanged, 286 when it is gone."""
     return live_polls.poll(
         lambda: deployments.live_version(current_user, deployment_id),
-        lambda etag: render_template(
-            "deployments/_live.html",
-            deployment=deployments.get(current_user, deployment_id),
-            live_version=etag,
-        ),
+        lambda etag: _render_live(deployment_id, etag),
         url_for("deployments.detail", deployment_id=deployment_id),
         gone="deployments/_gone.html",
+    )
+
+
+def _render_live(deployment_id: int, etag: str) -> str:
+    deployment = deployments.get(current_user, deployment_id)
+    return render_template(
+        "deployments/_live.html",
+        deployment=deployment,
+        live_version=etag,
+        estimate=deployments.start_estimates(current_user, [deployment]).get(deployment.id),
     )
 
 
