@@ -94,6 +94,8 @@ def words(
             summary=f"It can never run on this cluster: {message}.",
             next_step="Delete it, or clone it onto a bigger cluster or with smaller requests.",
         )
+    if cause in ("quota", "no_preempt", "reserved"):
+        return _fair_use_words(wait, names)
     if kind is None:
         return WaitWords(
             summary="It is waiting for the scheduler's next decision.",
@@ -151,6 +153,49 @@ def words(
         sent_back_by=sent_back,
         sent_back_prefix=prefix,
         sent_back_suffix=suffix,
+    )
+
+
+def _fair_use_words(wait: Mapping[str, Any], names: Mapping[int, str]) -> WaitWords:
+    """The fair-use causes (docs/scheduling.md, "Fair use"): a quota, a deployment that never
+    preempts, a starving deployment's reservation."""
+    cause, kind = wait.get("cause"), wait.get("kind")
+    needed, free = wait.get("needed", 0), wait.get("free", 0)
+    missing = max(0, needed - free)
+    if cause == "quota":
+        message = (wait.get("message") or "a resource quota is full").rstrip(".")
+        return WaitWords(
+            summary=f"Starting it would take a quota over its limit: {message}.",
+            next_step=(
+                "It starts by itself once enough of that quota is free again (when work counted "
+                "in it ends or is deleted); a quota never preempts."
+            ),
+        )
+    if cause == "no_preempt":
+        short = (
+            f" It needs {format_display(kind, needed)} and {format_display(kind, free)} "
+            f"{'is' if format_number(kind, free) == '1' else 'are'} free."
+            if kind
+            else ""
+        )
+        more = f"once {format_display(kind, missing)} more is free" if kind else "when room is free"
+        return WaitWords(
+            summary=f"It never preempts, so it waits for free room.{short}",
+            next_step=f"It starts by itself {more}.",
+        )
+    held_by = [i for i in (wait.get("blocking_ids") or ()) if i in names]
+    reserved = Named(held_by[0], names[held_by[0]]) if held_by else None
+    return WaitWords(
+        summary=(
+            "That deployment has waited longer than the cluster's starvation threshold and "
+            "holds a reservation; later work starts only where it does not delay it."
+            if reserved
+            else "A deployment that has waited too long holds the cluster's reservation."
+        ),
+        next_step="It starts by itself once the reservation's deployment has started.",
+        sent_back_by=reserved,
+        sent_back_prefix="It waits behind ",
+        sent_back_suffix=".",
     )
 
 

@@ -112,3 +112,21 @@ def test_the_pages_link_the_holders_by_name(client, login_as, app):
         assert "which it cannot preempt: holder-0, holder-1, holder-2 and 1 more." in text
         for holder in holders[:3]:
             assert f'href="/deployments/{holder.deployment.id}"' in reason, path
+
+
+def test_the_fair_use_causes_in_words():
+    quota = waits.words(
+        blocked(cause="quota", kind="gpu", message="over your gpu quota (6 of 8 used)"), {}, {}
+    )
+    assert quota.summary == (
+        "Starting it would take a quota over its limit: over your gpu quota (6 of 8 used)."
+    )
+    assert "a quota never preempts" in quota.next_step
+    never = waits.words(blocked(cause="no_preempt", needed=2000, free=500), {}, {"cpu": 4000})
+    assert never.text == (
+        "It never preempts, so it waits for free room. It needs 2 cores and 0.5 cores are "
+        "free. It starts by itself once 1.5 cores more is free."
+    )
+    behind = waits.words(blocked(cause="reserved", blocking_ids=[9]), NAMES, {"cpu": 2000})
+    assert behind.sent_back_by == waits.Named(9, "trainer")
+    assert behind.text.startswith("It waits behind trainer. That deployment has waited longer")

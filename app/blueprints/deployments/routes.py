@@ -33,6 +33,9 @@ from app.blueprints.deployments.forms import (
 from app.services import accounts, dashboards, deployments, waits
 from app.services.errors import DomainError, NotFound, ValidationError
 
+# htmx stops polling on this status (a partial whose deployment is gone).
+STOP_POLLING = 286
+
 
 @bp.app_context_processor
 def preemption_notices() -> dict:
@@ -165,21 +168,15 @@ def preview():
 def _submit(form, cluster_id: int, dry_run: bool = False):
     """The deploy form's submission as typed: for real, or as the what-if preview's dry run.
     A form prefilled from another deployment submits a copy of it (its history says so)."""
+    cloned_from = None
+    env = form.env.data or None
     source_id = positive_int(form.clone_of.data)
     if source_id is not None:
-        # Kinds of the source left blank (or absent from the chosen cluster) are not copied.
+        # A copy: what the form shows is what is submitted; the source's environment (never
+        # shown back) is copied unless new variables are given.
         source = deployments.clone_defaults(current_user, source_id)
-        requests = {kind: None for kind in source.requests} | form.requests_raw()
-        return deployments.clone(
-            current_user,
-            source_id,
-            cluster_id=cluster_id,
-            image=form.image.data or "",
-            name=form.name.data,
-            priority=form.priority_raw(),
-            requests_raw=requests,
-            dry_run=dry_run,
-        )
+        cloned_from = source.source_id
+        env = env or (source.env or None)
     return deployments.submit(
         current_user,
         cluster_id,
@@ -188,6 +185,12 @@ def _submit(form, cluster_id: int, dry_run: bool = False):
         form.priority_raw(),
         form.requests_raw(),
         dry_run=dry_run,
+        cloned_from=cloned_from,
+        ports=form.ports.data or None,
+        env=env,
+        command=form.command.data or None,
+        preemption_policy=form.preemption_policy.data,
+        max_run=form.max_run.data,
     )
 
 
@@ -210,6 +213,8 @@ def _detail_page(deployment_id: int, priority_form: PriorityForm, status: int = 
         can_delete=deployments.can_delete(current_user, deployment),
         can_change_priority=deployments.can_change_priority(current_user, deployment),
         priority_form=priority_form,
+        events=deployments.timeline(current_user, deployment_id),
+        logs=deployments.logs(current_user, deployment_id),
     )
     return page, status
 
@@ -262,6 +267,57 @@ def live(deployment_id: int):
         lambda etag: _render_live(deployment_id, etag),
         url_for("deployments.detail", deployment_id=deployment_id),
         gone="deployments/_gone.html",
+    )
+
+
+# The live parts of the deployment page: each partial re-polls itself (hx-trigger "every"),
+# and a deployment that is gone (deleted meanwhile) stops its polls with 286.
+
+
+def _live_partial(deployment_id: int, render):
+    if not current_user.is_authenticated:
+        response = current_app.response_class("", live_polls.STOP_POLLING)
+        response.headers["HX-Redirect"] = url_for(
+            "accounts.login", next=url_for("deployments.detail", deployment_id=deployment_id)
+        )
+        return response
+    try:
+        return render()
+    except NotFound:
+        return render_template("deployments/_gone.html"), live_polls.STOP_POLLING
+
+
+@bp.get("/<int:deployment_id>/runtime")
+def runtime_partial(deployment_id: int):
+    return _live_partial(
+        deployment_id,
+        lambda: render_template(
+            "deployments/_runtime.html", deployment=deployments.get(current_user, deployment_id)
+        ),
+    )
+
+
+@bp.get("/<int:deployment_id>/logs")
+def logs_partial(deployment_id: int):
+    return _live_partial(
+        deployment_id,
+        lambda: render_template(
+            "deployments/_logs.html",
+            deployment_id=deployment_id,
+            logs=deployments.logs(current_user, deployment_id),
+        ),
+    )
+
+
+@bp.get("/<int:deployment_id>/timeline")
+def timeline_partial(deployment_id: int):
+    return _live_partial(
+        deployment_id,
+        lambda: render_template(
+            "deployments/_timeline.html",
+            deployment_id=deployment_id,
+            events=deployments.timeline(current_user, deployment_id),
+        ),
     )
 
 
