@@ -90,6 +90,8 @@ class Config:
     # Rows of the running list and of the queue shown on a cluster's live dashboard.
     DASHBOARD_LIST_LIMIT = _int("DASHBOARD_LIST_LIMIT", 50)
     PAGE_SIZE = _int("PAGE_SIZE", 20)
+    # How long browsers keep a static file fetched by its fingerprinted URL (app/fingerprints.py).
+    STATIC_MAX_AGE_SECONDS = _int("STATIC_MAX_AGE_SECONDS", 31_536_000)
     SQLITE_BUSY_TIMEOUT_SECONDS = _int("SQLITE_BUSY_TIMEOUT_SECONDS", 30)
     # Retry-After of the 503 answered when the database is unreachable for a moment.
     RETRY_AFTER_SECONDS = _int("RETRY_AFTER_SECONDS", 5)

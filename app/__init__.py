@@ -13,6 +13,7 @@ from flask import Flask, Response, g, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from app import fingerprints
 from app.extensions import csrf, db, limiter, login_manager, migrate
 from config import CONFIGS, ProductionConfig
 
@@ -34,6 +35,7 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     register_telemetry(app)
     register_template_helpers(app)
     register_cli(app)
+    fingerprints.register(app)
     return app
 
 
@@ -166,11 +168,25 @@ def register_template_helpers(app: Flask) -> None:
         can_delete_all_deployments=deployments.can_delete_all,
     )
     app.jinja_env.globals.update(
-        format_amount=quantities.format_amount,
+        # Pages show one unit per kind everywhere (cores, GiB, the kind's own name).
+        format_amount=quantities.format_display,
         format_number=quantities.format_number,
         unit_label=quantities.unit_label,
         poll_seconds=lambda: app.config["POLL_INTERVAL_SECONDS"],
     )
+    app.jinja_env.filters["sentence"] = sentence
+
+
+def sentence(text: object, kind: str = "") -> str:
+    """A message as one sentence on the pages: a capital first letter and a final stop, unless
+    it starts with a resource kind ("cpu", or `kind`), an identifier kept as written."""
+    words = str(text or "").strip()
+    if not words:
+        return words
+    first = words.split(" ", 1)[0].rstrip(":,")
+    if words[0].islower() and first not in ("cpu", "gpu", "ram", kind):
+        words = words[0].upper() + words[1:]
+    return words if words[-1] in ".!?)" else words + "."
 
 
 def register_cli(app: Flask) -> None:

@@ -30,8 +30,9 @@ class QuantityError(ValueError):
 
 
 def unit_label(kind: str) -> str:
-    """The display unit of a kind, for labels and column headings."""
-    return {"cpu": "cores", "ram": "GiB"}.get(kind, "units")
+    """The display unit of a kind, for labels and column headings: cpu in cores, ram in GiB,
+    every other kind counted in itself (gpu in gpu, tpu in tpu)."""
+    return {"cpu": "cores", "ram": "GiB"}.get(kind, kind)
 
 
 def validate_kind(kind: object) -> str:
@@ -158,6 +159,19 @@ def format_amount(kind: str, base: int) -> str:
             return f"{base} MiB"
         return f"{_gib(base)} GiB"
     return f"{base} {kind}"
+
+
+def format_display(kind: str, base: int) -> str:
+    """An amount as every page shows it: one unit per kind, whatever the size, so that bars,
+    tables, forms and reasons agree: ``0.5 cores``, ``1 core``, ``0.5 GiB``, ``2 gpu``.
+
+    (`format_amount` keeps millicores and MiB for small amounts; the scheduler's reason texts
+    and the API's messages use it.)
+    """
+    number = format_number(kind, base)
+    if kind == "cpu":
+        return f"{number} core" if base == 1000 else f"{number} cores"
+    return f"{number} {unit_label(kind)}"
 
 
 def format_number(kind: str, base: int) -> str:

@@ -161,7 +161,7 @@ def test_display_numbers_match_the_base_units(base):
 
 
 def test_unit_labels():
-    assert (unit_label("cpu"), unit_label("ram"), unit_label("tpu")) == ("cores", "GiB", "units")
+    assert (unit_label("cpu"), unit_label("ram"), unit_label("tpu")) == ("cores", "GiB", "tpu")
 
 
 @pytest.mark.parametrize(

@@ -371,6 +371,23 @@ def state_version(cluster_id: int, organization_id: int) -> str:
     return f"{rows[0][0]}." + ".".join(str(used) for _, used in rows)
 
 
+def capacities(organization_id: int, cluster_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """Cluster id -> kind -> capacity of those of `cluster_ids` in the organization (one
+    query), for wording what a queued deployment lacks."""
+    ids = [i for i in set(cluster_ids) if valid_id(i)]
+    result: dict[int, dict[str, int]] = {}
+    if not ids:
+        return result
+    rows = db.session.execute(
+        sa.select(ClusterResource.cluster_id, ClusterResource.kind, ClusterResource.capacity)
+        .join(Cluster, Cluster.id == ClusterResource.cluster_id)
+        .where(Cluster.id.in_(ids), Cluster.organization_id == organization_id)
+    )
+    for cluster_id, kind, capacity in rows:
+        result.setdefault(cluster_id, {})[kind] = capacity
+    return result
+
+
 def organization_version(organization_id: int) -> str:
     """A token that changes whenever any cluster of the organization may look different: one
     is created or deleted, its state version is bumped (`touch`) or its usage changes.

@@ -23,7 +23,7 @@ from flask import current_app
 
 from app import quantities
 from app.models import User
-from app.services import clusters, deployments, engines
+from app.services import clusters, deployments, engines, waits
 from app.services.clusters import ClusterSnapshot
 from app.services.deployments import Counts, DeploymentView
 from app.telemetry import metrics
@@ -82,6 +82,7 @@ class Utilization:
     usage: tuple[UsageRow, ...]
     running: list[DeploymentView]
     queue: list[DeploymentView]
+    waits: dict[int, waits.WaitWords]  # why each of `queue` waits, in words
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +204,7 @@ def _utilization_of(snap: ClusterSnapshot) -> Utilization:
         usage=usage,
         running=running,
         queue=queue,
+        waits=waits.explain(snap.organization_id, queue),
     )
 
 

@@ -542,6 +542,20 @@ def logs(user: User, deployment_id: int) -> engines.LogsView:
     return engines.logs_of(deployment.id, snap.engine)
 
 
+def names_of(organization_id: int, ids: Iterable[int]) -> dict[int, str]:
+    """Id -> name of those of `ids` that are deployments of the organization (one
+    query; a deployment deleted since is simply absent)."""
+    wanted = [i for i in set(ids) if valid_id(i)]
+    if not wanted:
+        return {}
+    rows = db.session.execute(
+        sa.select(Deployment.id, Deployment.name).where(
+            Deployment.id.in_(wanted), Deployment.organization_id == organization_id
+        )
+    )
+    return {deployment_id: name for deployment_id, name in rows}
+
+
 def live_version(user: User, deployment_id: int) -> str:
     """The deployment page's live ETag: its cluster's state version (bumped by every scheduling
     transaction, which is what changes a deployment's status, place, reason and priority) and
@@ -928,7 +942,12 @@ def _check_feasible(capacity: Mapping[str, int], requests: Mapping[str, int]) ->
         if requests[kind] > 0 and (kind not in capacity or requests[kind] > capacity[kind]):
             key = f"resource.{kind}"
             break
-    raise Infeasible(f"This deployment could never run here: it {problem}.", fields={key: problem})
+    # "needs 4 gpu but ..." and "requests nothing ..." read after "it"; "this cluster has no
+    # gpu" and "cpu cannot be negative" stand alone.
+    subject = "it " if problem.startswith(("needs", "requests")) else ""
+    raise Infeasible(
+        f"This deployment could never run here: {subject}{problem}.", fields={key: problem}
+    )
 
 
 def _check_cluster_limit(cluster: clusters.ClusterSnapshot) -> None:
@@ -1285,9 +1304,13 @@ def _apply(
     released: Mapping[str, int],
     new: Deployment | None = None,
     now: datetime | None = None,
+    actor_id: int | None = None,
 ) -> None:
     """Persist a decision: usage first (free, then utilize), then the changed rows and their
     history (started, restarted, preempted, evicted; a new deployment's queueing).
+
+    Victims get a preemption notice for their creator's next page, except those of
+    `actor_id`, who caused it and reads it in the action's own summary (one banner per action).
 
     `released` is what leaves the pool besides victims (deleted running deployments). Freeing
     before reserving keeps usage within capacity at every statement, so the guards in
@@ -1351,7 +1374,7 @@ def _apply(
                 "preemptions": row.preemptions + 1,
                 "preempted_by_id": preemptor_id,
                 "last_event": f"preempted by {by}",
-                "preemption_notice": notice if row.created_by_id is not None else None,
+                "preemption_notice": notice if row.created_by_id not in (None, actor_id) else None,
             }
         )
     for moved_id, for_id in decision.repacked.items():  # the cluster's opt-in repack
@@ -1372,7 +1395,7 @@ def _apply(
                 "preemptions": row.preemptions + 1,
                 "preempted_by_id": for_id,
                 "last_event": f"repacked to fit #{for_id}",
-                "preemption_notice": notice if row.created_by_id is not None else None,
+                "preemption_notice": notice if row.created_by_id not in (None, actor_id) else None,
             }
         )
     for victim_id in decision.evicted:  # only after a capacity repair; no preemptor to name
@@ -1657,7 +1680,7 @@ def submit(
                 requests=valid.requests,
                 repacked=repacked,
             )
-        _apply(cluster, rows, decision, {}, new)
+        _apply(cluster, rows, decision, {}, new, actor_id=user.id)
         _settle(cluster, decision)
         _check_org_quota(organization_id, counting_new=True)
         db.session.commit()
@@ -1897,7 +1920,7 @@ def change_priority(
             {"from": previous, "to": new_priority},
             cluster_id=cluster.id,
         )
-        _apply(cluster, rows, decision, {})
+        _apply(cluster, rows, decision, {}, actor_id=user.id)
         _settle(cluster, decision)
         db.session.commit()
     view = get(user, deployment_id)

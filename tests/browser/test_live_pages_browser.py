@@ -45,7 +45,7 @@ def count_polls(page) -> None:
 def test_the_dashboard_keeps_focus_and_scroll_and_shows_a_change_within_a_poll(
     app, live_server, new_page
 ):
-    page = new_page(width=700, height=900)  # above the phone layout: the tables scroll sideways
+    page = new_page(width=390, height=844)  # a phone: the usage table scrolls sideways
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     user = make_user(display_name="Ada")
@@ -61,11 +61,11 @@ def test_the_dashboard_keeps_focus_and_scroll_and_shows_a_change_within_a_poll(
 
     link = page.locator(f"#cluster-live #running-{started[1].deployment.id} a").first
     link.focus()
-    wrap = page.locator("#cluster-live .table-wrap").nth(1)  # the running list
-    assert wrap.evaluate("e => e.scrollWidth > e.clientWidth"), "the table should overflow"
-    # Scrolled sideways as far as it goes, up to 120 px (how far depends on the columns).
+    wrap = page.locator("#cluster-live .table-wrap").first  # the usage table
+    room = wrap.evaluate("e => e.scrollWidth - e.clientWidth")
+    assert room >= 20, "the table should scroll sideways"
     scrolled = wrap.evaluate(
-        "e => { e.scrollLeft = Math.min(120, e.scrollWidth - e.clientWidth); return e.scrollLeft; }"
+        "e => { e.scrollLeft = Math.floor(e.scrollWidth / 4); return e.scrollLeft; }"
     )
     assert scrolled > 0
     page.evaluate(WATCH_MUTATIONS)
@@ -119,3 +119,41 @@ def test_a_queued_deployment_page_turns_running_without_a_reload(app, live_serve
     )
     expect(lists.locator(f"#deployment-row-{blocker.deployment.id}")).to_have_count(0)
     expect(clusters_page.locator(".counts")).to_contain_text("1 running · 0 pending", timeout=4_000)
+
+
+def test_the_list_filters_as_you_type_and_keeps_the_query_in_the_address(app, live_server, page):
+    user = make_user(display_name="Ada")
+    web = make_cluster(user.organization, name="web", resources={"cpu": 8000})
+    for name in ("front", "api", "trainer"):
+        deployments.submit(user, web.id, f"nginx:{len(name)}", name, "normal", {"cpu": "1"})
+    sign_in(page, live_server, user)
+    page.goto(live_server.path("/deployments/"))
+    page.evaluate("window.sameDocument = true")
+    rows = page.locator("#deployments-live tbody tr")
+    expect(rows).to_have_count(3)
+    page.get_by_label("Search").press_sequentially("tra", delay=30)
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("trainer")
+    page.wait_for_url("**/deployments/?q=tra*")
+    page.get_by_label("Status").select_option("pending")
+    expect(page.locator("#deployments-live")).to_contain_text("No deployments match.")
+    assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
+    assert "status=pending" in page.url and "q=tra" in page.url
+    # The address is the list: opening it again shows the same.
+    page.goto(page.url)
+    expect(page.locator("#deployments-live")).to_contain_text("No deployments match.")
+    expect(page.get_by_label("Search")).to_have_value("tra")
+
+
+def test_the_deploy_form_breadcrumb_follows_the_picker(app, live_server, page):
+    user = make_user(display_name="Ada")
+    make_cluster(user.organization, name="alpha", resources={"cpu": 1000})
+    beta = make_cluster(user.organization, name="beta", resources={"cpu": 1000, "gpu": 1})
+    sign_in(page, live_server, user)
+    page.goto(live_server.path("/deployments/new"))
+    crumb = page.locator("#deploy-breadcrumb")
+    expect(crumb).to_contain_text("alpha")
+    page.locator("#cluster_id").select_option(str(beta.id))
+    expect(crumb).to_contain_text("beta")
+    expect(crumb).not_to_contain_text("alpha")
+    expect(page.get_by_label("gpu")).to_be_visible()

@@ -260,4 +260,4 @@ def test_the_create_form_offers_repack_to_owners(client, login_as, db, owner):
         data={"name": "bad", "cpu": "8", "repack-enabled": "y", "repack-cooldown_minutes": "x"},
     )
     assert response.status_code == 422
-    assert "must be a whole number from 0 to 10,080" in response.get_data(as_text=True)
+    assert "must be a whole number from 0 to 10,080" in response.get_data(as_text=True).lower()

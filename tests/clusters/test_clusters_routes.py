@@ -240,7 +240,8 @@ def test_every_bad_input_is_shown_next_to_its_field_and_writes_nothing(
     page = text(response)
     error = re.search(rf'<small id="{field_id}-error" class="field-error">(.*?)</small>', page)
     assert error, f"no error shown next to {field_id}"
-    assert message in error.group(1).replace("&#39;", "'")
+    # The page words each message as a sentence (a capital, a final stop).
+    assert message.lower() in error.group(1).replace("&#39;", "'").lower()
     assert f'aria-describedby="{field_id}-error" aria-invalid="true"' in page
     assert cluster_count(db) == 0
 
@@ -256,7 +257,7 @@ def test_a_duplicate_name_is_refused(signed_in, db, user):
     make_cluster(user.organization, name="prod")
     response = signed_in.post("/clusters/new", data=form(name="Prod", cpu="1"))
     assert response.status_code == 422
-    assert "a cluster named prod already exists" in text(response)
+    assert "a cluster named prod already exists" in text(response).lower()
     assert cluster_count(db) == 1
 
 

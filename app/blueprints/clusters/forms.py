@@ -25,7 +25,7 @@ class CustomKindForm(Form):
     """One custom resource kind row (no CSRF of its own: it lives inside ClusterForm)."""
 
     kind = StringField("Resource kind")
-    amount = StringField("Capacity (whole units)")
+    amount = StringField("Capacity (whole numbers)")
 
     @property
     def is_blank(self) -> bool:
@@ -81,7 +81,7 @@ class ClusterForm(FlaskForm):
         "Runs on", choices=[SelectChoice("", "Simulated: accounting only")], validate_choice=False
     )
     cpu = StringField("CPU (cores)")
-    gpu = StringField("GPU (devices)")
+    gpu = StringField("GPU")
     ram = StringField("RAM (GiB)")
     custom = FieldList(FormField(CustomKindForm), min_entries=0, max_entries=MAX_ROWS)
     max_deployments = StringField("Maximum deployments")

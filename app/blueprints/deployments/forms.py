@@ -8,15 +8,17 @@ the input and put the service's field errors next to the right inputs.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 
 from flask_wtf import FlaskForm
-from wtforms import Field, SearchField, SelectField, StringField, TextAreaField
+from wtforms import Field, HiddenField, SearchField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
 from app.blueprints.query import bounded_int
 from app.quantities import unit_label
+from app.services.container_spec import describe_ports
 from app.services.deployments import LIST_SORTS, PRIORITY_PRESETS, SEARCH_MAX_LENGTH
 from app.services.errors import NotFound
 
@@ -32,9 +34,11 @@ STATUS_CHOICES = [
 
 
 class DeployForm(FlaskForm):
-    """Name, image, priority; `with_kinds` adds one quantity field per resource kind."""
+    """Name, image, priority; `with_kinds` adds one quantity field per resource kind.
+    `clone_of` names the deployment this one copies (the form was prefilled from it)."""
 
     cluster_id = SelectField("Cluster", coerce=int, validate_choice=True)
+    clone_of = HiddenField()
     name = StringField("Name (optional)", validators=[Optional(), Length(max=200)])
     image = StringField("Image", validators=[Length(max=600)])
     priority_preset = SelectField("Priority", choices=PRESET_CHOICES, default="normal")
@@ -60,8 +64,9 @@ class DeployForm(FlaskForm):
         """A form class for a cluster with these kinds (fields are class attributes in WTForms)."""
         attributes: dict[str, object] = {"kinds": tuple(kinds)}
         for kind in kinds:
+            unit = unit_label(kind)
             attributes[RESOURCE_PREFIX + kind] = StringField(
-                f"{kind} ({unit_label(kind)})", validators=[Length(max=40)]
+                kind if unit == kind else f"{kind} ({unit})", validators=[Length(max=40)]
             )
         return type("DeployFormForCluster", (cls,), attributes)(**kwargs)
 
@@ -110,6 +115,34 @@ class DeployForm(FlaskForm):
         if key.startswith("resource.") and key.removeprefix("resource.") in self.kinds:
             return self[RESOURCE_PREFIX + key.removeprefix("resource.")]
         return None
+
+
+def prefill(defaults) -> dict[str, str]:
+    """The deploy form's values for a copy of a deployment (`services.deployments.
+    clone_defaults`): its cluster, image, priority and requests; the name is left to choose."""
+    presets = {value: name for name, value in PRIORITY_PRESETS.items()}
+    data = {
+        "cluster_id": str(defaults.cluster_id),
+        "clone_of": str(defaults.source_id),
+        "image": defaults.image,
+        "priority_preset": presets.get(defaults.priority, "normal"),
+        "priority": "" if defaults.priority in presets else str(defaults.priority),
+    }
+    data.update({RESOURCE_PREFIX + kind: value for kind, value in defaults.requests.items()})
+    data["ports"] = ", ".join(describe_ports(defaults.ports))
+    data["command"] = shlex.join(defaults.command) if defaults.command else ""
+    return data
+
+
+class PriorityForm(FlaskForm):
+    """A deployment's new priority: a preset, or an exact number that overrides it."""
+
+    priority_preset = SelectField("New priority", choices=PRESET_CHOICES, default="normal")
+    priority = StringField("Exact priority (optional)", validators=[Optional(), Length(max=20)])
+
+    def priority_raw(self) -> str:
+        exact = (self.priority.data or "").strip()
+        return exact or self.priority_preset.data or "normal"
 
 
 def cluster_choices(clusters: Sequence) -> list[SelectChoice]:

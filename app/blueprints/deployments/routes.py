@@ -18,17 +18,20 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
+from werkzeug.datastructures import MultiDict
 
 from app.blueprints import live as live_polls
 from app.blueprints.deployments import bp
 from app.blueprints.deployments.forms import (
     DeployForm,
     FilterForm,
+    PriorityForm,
     cluster_choices,
     positive_int,
+    prefill,
 )
-from app.services import accounts, dashboards, deployments
-from app.services.errors import DomainError, NotFound
+from app.services import accounts, dashboards, deployments, waits
+from app.services.errors import DomainError, NotFound, ValidationError
 
 # htmx stops polling on this status (a partial whose deployment is gone).
 STOP_POLLING = 286
@@ -61,6 +64,7 @@ def index():
     filters, listing, has_clusters = _listing()
     page = render_template(
         "deployments/index.html",
+        waits=waits.explain(current_user.organization_id, listing.items),
         listing=listing,
         filters=filters,
         has_clusters=has_clusters,
@@ -80,10 +84,22 @@ def live_list():
     )
 
 
+def _render_live(deployment_id: int, etag: str) -> str:
+    deployment = deployments.get(current_user, deployment_id)
+    return render_template(
+        "deployments/_live.html",
+        deployment=deployment,
+        waits=waits.explain(current_user.organization_id, [deployment]),
+        live_version=etag,
+        estimate=deployments.start_estimates(current_user, [deployment]).get(deployment.id),
+    )
+
+
 def _render_list(etag: str) -> str:
     filters, listing, has_clusters = _listing()
     return render_template(
         "deployments/_list.html",
+        waits=waits.explain(current_user.organization_id, listing.items),
         listing=listing,
         filters=filters,
         has_clusters=has_clusters,
@@ -153,7 +169,17 @@ def preview():
 
 
 def _submit(form, cluster_id: int, dry_run: bool = False):
-    """The deploy form's submission as typed: for real, or as the what-if preview's dry run."""
+    """The deploy form's submission as typed: for real, or as the what-if preview's dry run.
+    A form prefilled from another deployment submits a copy of it (its history says so)."""
+    cloned_from = None
+    env = form.env.data or None
+    source_id = positive_int(form.clone_of.data)
+    if source_id is not None:
+        # A copy: what the form shows is what is submitted; the source's environment (never
+        # shown back) is copied unless new variables are given.
+        source = deployments.clone_defaults(current_user, source_id)
+        cloned_from = source.source_id
+        env = env or (source.env or None)
     return deployments.submit(
         current_user,
         cluster_id,
@@ -162,8 +188,9 @@ def _submit(form, cluster_id: int, dry_run: bool = False):
         form.priority_raw(),
         form.requests_raw(),
         dry_run=dry_run,
+        cloned_from=cloned_from,
         ports=form.ports.data or None,
-        env=form.env.data or None,
+        env=env,
         command=form.command.data or None,
         preemption_policy=form.preemption_policy.data,
         max_run=form.max_run.data,
@@ -173,16 +200,77 @@ def _submit(form, cluster_id: int, dry_run: bool = False):
 @bp.get("/<int:deployment_id>")
 @login_required
 def detail(deployment_id: int):
+    return _detail_page(deployment_id, PriorityForm())
+
+
+def _detail_page(deployment_id: int, priority_form: PriorityForm, status: int = 200):
     live_version = deployments.live_version(current_user, deployment_id)
     deployment = deployments.get(current_user, deployment_id)
-    return render_template(
+    if not priority_form.is_submitted():
+        priority_form.process(data=_priority_data(deployment.priority))
+    page = render_template(
         "deployments/detail.html",
         deployment=deployment,
+        waits=waits.explain(current_user.organization_id, [deployment]),
         live_version=live_version,
         can_delete=deployments.can_delete(current_user, deployment),
         estimate=deployments.start_estimates(current_user, [deployment]).get(deployment.id),
+        can_change_priority=deployments.can_change_priority(current_user, deployment),
+        priority_form=priority_form,
         events=deployments.timeline(current_user, deployment_id),
         logs=deployments.logs(current_user, deployment_id),
+    )
+    return page, status
+
+
+def _priority_data(priority: int) -> dict[str, str]:
+    presets = {value: name for name, value in deployments.PRIORITY_PRESETS.items()}
+    if priority in presets:
+        return {"priority_preset": presets[priority], "priority": ""}
+    return {"priority_preset": "normal", "priority": str(priority)}
+
+
+@bp.post("/<int:deployment_id>/priority")
+@login_required
+def change_priority(deployment_id: int):
+    """A new priority, in place: a scheduling event (it may start, wait or preempt)."""
+    form = PriorityForm()
+    if form.validate_on_submit():
+        try:
+            result = deployments.change_priority(current_user, deployment_id, form.priority_raw())
+        except ValidationError as exc:
+            problem = exc.fields.get("priority", exc.message)
+            target = form.priority if (form.priority.data or "").strip() else form.priority_preset
+            target.errors = [*target.errors, problem]
+        else:
+            waits_now = result.status == "pending"
+            flash(result.message, "warning" if waits_now or result.preempted else "success")
+            return redirect(url_for("deployments.detail", deployment_id=deployment_id))
+    return _detail_page(deployment_id, form, 422)
+
+
+@bp.post("/<int:deployment_id>/priority/preview")
+@login_required
+def priority_preview(deployment_id: int):
+    """What a new priority would do, as typed (a dry run: nothing is written)."""
+    form = PriorityForm()
+    try:
+        result = deployments.change_priority(
+            current_user, deployment_id, form.priority_raw(), dry_run=True
+        )
+    except ValidationError as exc:
+        return render_template("deployments/_priority_preview.html", problem=exc)
+    return render_template("deployments/_priority_preview.html", result=result)
+
+
+@bp.get("/<int:deployment_id>/live")
+def live(deployment_id: int):
+    """The deployment page's polling partial: 204/304 when unchanged, 286 when it is gone."""
+    return live_polls.poll(
+        lambda: deployments.live_version(current_user, deployment_id),
+        lambda etag: _render_live(deployment_id, etag),
+        url_for("deployments.detail", deployment_id=deployment_id),
+        gone="deployments/_gone.html",
     )
 
 
@@ -192,7 +280,7 @@ def detail(deployment_id: int):
 
 def _live_partial(deployment_id: int, render):
     if not current_user.is_authenticated:
-        response = current_app.response_class("", STOP_POLLING)
+        response = current_app.response_class("", live_polls.STOP_POLLING)
         response.headers["HX-Redirect"] = url_for(
             "accounts.login", next=url_for("deployments.detail", deployment_id=deployment_id)
         )
@@ -200,7 +288,7 @@ def _live_partial(deployment_id: int, render):
     try:
         return render()
     except NotFound:
-        return render_template("deployments/_gone.html"), STOP_POLLING
+        return render_template("deployments/_gone.html"), live_polls.STOP_POLLING
 
 
 @bp.get("/<int:deployment_id>/runtime")
@@ -237,27 +325,6 @@ def timeline_partial(deployment_id: int):
     )
 
 
-@bp.get("/<int:deployment_id>/live")
-def live(deployment_id: int):
-    """The deployment page's polling partial: 204/304 when unchanged, 286 when it is gone."""
-    return live_polls.poll(
-        lambda: deployments.live_version(current_user, deployment_id),
-        lambda etag: _render_live(deployment_id, etag),
-        url_for("deployments.detail", deployment_id=deployment_id),
-        gone="deployments/_gone.html",
-    )
-
-
-def _render_live(deployment_id: int, etag: str) -> str:
-    deployment = deployments.get(current_user, deployment_id)
-    return render_template(
-        "deployments/_live.html",
-        deployment=deployment,
-        live_version=etag,
-        estimate=deployments.start_estimates(current_user, [deployment]).get(deployment.id),
-    )
-
-
 @bp.post("/<int:deployment_id>/delete")
 @login_required
 def delete(deployment_id: int):
@@ -286,7 +353,14 @@ def _deploy_form():
     cluster is chosen. A cluster id that is not one of the organization's answers 404.
     """
     choices = deployments.cluster_choices(current_user)
-    raw = request.values.get("cluster_id", "")
+    formdata = request.form if request.method == "POST" else request.args or None
+    clone = request.args.get("clone", "") if request.method == "GET" else ""
+    if clone.strip():  # "Clone": the form prefilled from a deployment of the organization
+        source_id = positive_int(clone)
+        if source_id is None:
+            raise NotFound("No such deployment.")
+        formdata = MultiDict(prefill(deployments.clone_defaults(current_user, source_id)))
+    raw = formdata.get("cluster_id", "") if formdata else ""
     selected = None
     if raw.strip():
         wanted = positive_int(raw)
@@ -296,9 +370,7 @@ def _deploy_form():
     elif choices:
         selected = deployments.deploy_target(current_user, choices[0].id)
     kinds = [r.kind for r in selected.resources] if selected else []
-    form = DeployForm.with_kinds(
-        kinds, formdata=request.form if request.method == "POST" else request.args or None
-    )
+    form = DeployForm.with_kinds(kinds, formdata=formdata)
     form.cluster_id.choices = cluster_choices(choices)
     if selected is not None:
         form.cluster_id.data = selected.id
