@@ -24,7 +24,7 @@ UV ?= uv
 
 export FLASK_APP := wsgi.py
 
-.PHONY: help install run test lint chromium demo bench migration lock clean
+.PHONY: help install run test lint chromium docker demo bench migration lock clean
 
 help:
 	@echo "make run        install, migrate instance/kargo.db, serve http://$(HOST):$(PORT)"
@@ -59,15 +59,35 @@ chromium:
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
 	fi
 
+# The runtime tests start a private dockerd (tests/support/dockerd.py) from Debian's docker.io
+# and build their images from busybox-static; the image test builds its base with debootstrap.
+docker:
+	@missing=""; \
+	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
+	[ -x /bin/busybox ] || missing="$$missing busybox-static"; \
+	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
+		$$sudo apt-get update; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 # pytest exits non-zero when a test fails and with 5 when it collected nothing; both stop make.
-test: install chromium lint
-	@echo "== pytest on SQLite"
-	env -u KARGO_TEST_DATABASE_URL $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
-	@if [ -n "$${KARGO_TEST_DATABASE_URL:-}" ]; then \
+# The private dockerd is started once for both passes and stopped at the end, failing or not
+# (a daemon that was already running, e.g. a developer's, is left running).
+test: install chromium docker lint
+	@already=0; $(BIN)/python -c 'import sys; from tests.support import dockerd; sys.exit(0 if dockerd.Daemon(dockerd.DEFAULT_FOLDER).answers() else 1)' && already=1 || true; \
+	if [ "$$already" = 0 ]; then \
+		trap '$(BIN)/python -m tests.support.dockerd stop' EXIT; \
+		$(BIN)/python -m tests.support.dockerd start || echo "== no private dockerd: the runtime tests skip"; \
+	fi; \
+	echo "== pytest on SQLite"; \
+	env -u KARGO_TEST_DATABASE_URL $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS); \
+	if [ -n "$${KARGO_TEST_DATABASE_URL:-}" ]; then \
 		echo "== pytest on PostgreSQL (KARGO_TEST_DATABASE_URL)"; \
 		$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS); \
 	else \

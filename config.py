@@ -99,12 +99,47 @@ class Config:
     # deployments holding what a queued one waits for its reason names.
     SCHEDULER_WORK_BUDGET = _int("SCHEDULER_WORK_BUDGET", 12_000)
     SCHEDULER_BLOCKERS_LISTED = _int("SCHEDULER_BLOCKERS_LISTED", 5)
+    # Fair use (docs/scheduling.md, "Fair use"): simulated end events per start-time estimate
+    # or reservation, follow-up decisions after one that freed room while work was held, the
+    # longest maximum run time a deployment may ask for (minutes), and how often
+    # `flask kargo expire` finishes deployments whose maximum run time is over (seconds).
+    SCHEDULER_ESTIMATE_EVENTS = _int("SCHEDULER_ESTIMATE_EVENTS", 200)
+    SCHEDULER_SETTLE_ROUNDS = _int("SCHEDULER_SETTLE_ROUNDS", 3)
+    MAX_RUN_MINUTES_CEILING = _int("MAX_RUN_MINUTES_CEILING", 525_600)
+    EXPIRE_INTERVAL_SECONDS = _int("EXPIRE_INTERVAL_SECONDS", 30)
     # Defaults of a new cluster's repack settings (off by default; owners and admins turn it
     # on per cluster): the gain each move must bring, in percent of mean utilization, the
     # moves allowed per hour, and the minutes before the same deployment may move again.
     REPACK_THRESHOLD_PERCENT = os.environ.get("REPACK_THRESHOLD_PERCENT", "2")
     REPACK_MAX_PER_HOUR = _int("REPACK_MAX_PER_HOUR", 6)
     REPACK_COOLDOWN_MINUTES = _int("REPACK_COOLDOWN_MINUTES", 60)
+
+    # Runtime (app/runtime, docs in the README's "Going live"). Engines are declared by the
+    # operator in the TOML file ENGINES_FILE (or ENGINES, a mapping, in code); clusters
+    # without one stay simulated. RUNTIME_INSTALL_ID labels this installation's containers.
+    ENGINES_FILE = os.environ.get("ENGINES_FILE", "")
+    ENGINES: dict = {}
+    RUNTIME_INSTALL_ID = os.environ.get("RUNTIME_INSTALL_ID", "kargo")
+    RUNTIME_ENGINE_TIMEOUT_SECONDS = _int("RUNTIME_ENGINE_TIMEOUT_SECONDS", 10)
+    RUNTIME_STOP_GRACE_SECONDS = _int("RUNTIME_STOP_GRACE_SECONDS", 10)
+    RUNTIME_PIDS_LIMIT = _int("RUNTIME_PIDS_LIMIT", 256)
+    # A container that exits is restarted after 2, 4, 8 ... seconds, at most the maximum.
+    RUNTIME_RESTART_BACKOFF_SECONDS = _int("RUNTIME_RESTART_BACKOFF_SECONDS", 2)
+    RUNTIME_RESTART_BACKOFF_MAX_SECONDS = _int("RUNTIME_RESTART_BACKOFF_MAX_SECONDS", 300)
+    RUNTIME_PULL_RETRY_SECONDS = _int("RUNTIME_PULL_RETRY_SECONDS", 60)
+    RUNTIME_LOG_LINES = _int("RUNTIME_LOG_LINES", 50)
+    # What a deployment may ask of a real container.
+    DEPLOYMENT_MAX_PORTS = _int("DEPLOYMENT_MAX_PORTS", 16)
+    DEPLOYMENT_MAX_ENV = _int("DEPLOYMENT_MAX_ENV", 64)
+    DEPLOYMENT_ENV_VALUE_MAX = _int("DEPLOYMENT_ENV_VALUE_MAX", 4096)
+    DEPLOYMENT_COMMAND_MAX = _int("DEPLOYMENT_COMMAND_MAX", 1000)
+    # The reconciler (`flask kargo reconcile`): how often it looks for a scheduling change
+    # (PostgreSQL also wakes it at once with LISTEN/NOTIFY), how often it resyncs with nothing
+    # changed, how long a cluster's lease lasts without renewal, and its parallel engine calls.
+    RECONCILER_POLL_MS = _int("RECONCILER_POLL_MS", 500)
+    RECONCILER_RESYNC_SECONDS = _int("RECONCILER_RESYNC_SECONDS", 15)
+    RECONCILER_LEASE_SECONDS = _int("RECONCILER_LEASE_SECONDS", 20)
+    RECONCILER_WORKERS = _int("RECONCILER_WORKERS", 8)
 
     # Cookies and CSRF. The CSRF token must outlive a dashboard left open all day.
     SESSION_COOKIE_HTTPONLY = True

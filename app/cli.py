@@ -223,3 +223,63 @@ def notify_command(once: bool) -> None:
         notifications.run_forever(interval)
     except KeyboardInterrupt:
         click.echo("Stopped.")
+
+
+@kargo_cli.command("reconcile")
+@click.option("--once", is_flag=True, help="Run one pass over every cluster, then exit.")
+def reconcile_command(once: bool) -> None:
+    """Run the reconciler: make the engines run what the scheduler decided (see README)."""
+    import signal
+
+    from flask import current_app
+
+    from app.runtime.reconciler import Reconciler
+
+    reconciler = Reconciler(current_app._get_current_object())
+    if once:
+        for report in reconciler.run_once():
+            click.echo(
+                f"cluster {report.cluster_id}: "
+                + (
+                    "held by another reconciler"
+                    if report.skipped
+                    else "engine unreachable"
+                    if not report.reachable
+                    else f"started {len(report.started)}, stopped {len(report.stopped)}, "
+                    f"restarted {len(report.restarted)}, failed {len(report.failed)}"
+                )
+            )
+        return
+    signal.signal(signal.SIGTERM, lambda *_: reconciler.stop())
+    click.echo(f"reconciler {reconciler.holder} running (Ctrl-C to stop)")
+    try:
+        reconciler.run()
+    except KeyboardInterrupt:
+        reconciler.stop()
+
+
+@kargo_cli.command("expire")
+@click.option("--once", is_flag=True, help="Finish what is due now and exit (no loop).")
+@click.option(
+    "--interval",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Seconds between passes (default: EXPIRE_INTERVAL_SECONDS).",
+)
+def expire_command(once: bool, interval: int | None) -> None:
+    """Finish deployments whose maximum run time is over, freeing their resources; loops."""
+    import time
+
+    from flask import current_app
+
+    from app.services import deployments
+
+    pause = interval or current_app.config["EXPIRE_INTERVAL_SECONDS"]
+    while True:
+        finished = deployments.expire_due()
+        if finished or once:
+            ids = ", ".join(f"#{i}" for i in finished) or "none"
+            click.echo(f"Finished {len(finished)} deployment(s) past their run time: {ids}.")
+        if once:
+            return
+        time.sleep(pause)

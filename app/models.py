@@ -66,11 +66,23 @@ class Organization(db.Model):
     members_can_create_clusters: Mapped[bool] = mapped_column(
         default=False, server_default=sa.false()
     )
+    # Priority rights: the highest priority members and admins may give a deployment (owners
+    # always may use every priority). Set by owners.
+    member_max_priority: Mapped[int] = mapped_column(default=800, server_default="800")
+    admin_max_priority: Mapped[int] = mapped_column(default=1000, server_default="1000")
 
     members: Mapped[list[User]] = relationship(back_populates="organization")
 
     __table_args__ = (
         sa.CheckConstraint("deployment_quota >= 0", name="quota_not_negative"),
+        sa.CheckConstraint(
+            "member_max_priority >= 0 AND member_max_priority <= 1000",
+            name="member_max_priority_range",
+        ),
+        sa.CheckConstraint(
+            "admin_max_priority >= 0 AND admin_max_priority <= 1000",
+            name="admin_max_priority_range",
+        ),
         NEVER_REUSE_IDS,
     )
 
@@ -230,6 +242,14 @@ class Cluster(db.Model):
     repack_threshold_bp: Mapped[int] = mapped_column(default=200, server_default="200")
     repack_max_per_hour: Mapped[int] = mapped_column(default=6, server_default="6")
     repack_cooldown_minutes: Mapped[int] = mapped_column(default=60, server_default="60")
+    # The operator-declared engine (app/runtime, ENGINES) whose containers this cluster runs;
+    # None: the simulated runtime (resources are accounting only).
+    engine: Mapped[str | None] = mapped_column(sa.String(63))
+    # Fair use (docs/scheduling.md, "Fair use"): running work younger than the minimum run time
+    # is a victim only when no other choice makes room; a deployment waiting longer than the
+    # starvation threshold gets a reservation (None: the guard is off).
+    min_run_minutes: Mapped[int] = mapped_column(default=0, server_default="0")
+    starvation_minutes: Mapped[int | None]
 
     resources: Mapped[list[ClusterResource]] = relationship(
         back_populates="cluster",
@@ -247,6 +267,10 @@ class Cluster(db.Model):
         ),
         sa.CheckConstraint("repack_max_per_hour > 0", name="repack_max_per_hour_positive"),
         sa.CheckConstraint("repack_cooldown_minutes >= 0", name="repack_cooldown_not_negative"),
+        sa.CheckConstraint("min_run_minutes >= 0", name="min_run_not_negative"),
+        sa.CheckConstraint(
+            "starvation_minutes IS NULL OR starvation_minutes > 0", name="starvation_positive"
+        ),
         NEVER_REUSE_IDS,
     )
 
@@ -306,6 +330,16 @@ class Deployment(db.Model):
     last_event: Mapped[str | None] = mapped_column(sa.String(300))
     # Set when preempted; cleared once the creator has seen the notice.
     preemption_notice: Mapped[str | None] = mapped_column(sa.String(300))
+    # What a real container needs (app/runtime): published ports as
+    # [{"container": 80, "host": null | 8080, "protocol": "tcp"}], environment variables
+    # (name -> value; never shown back in full) and an optional command (argv list).
+    ports: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
+    env: Mapped[dict[str, str] | None] = mapped_column(sa.JSON)
+    command: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    # Preemption policy: False ("never preempts") waits for free room instead of evicting.
+    may_preempt: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    # Maximum run time: at its end (counted from its latest start) the deployment finishes.
+    max_run_minutes: Mapped[int | None]
 
     created_by: Mapped[User | None] = relationship()
 
@@ -313,9 +347,53 @@ class Deployment(db.Model):
         sa.UniqueConstraint("cluster_id", "name", name="uq_deployments_cluster_name"),
         sa.CheckConstraint("status IN ('running', 'pending')", name="status_known"),
         sa.CheckConstraint("priority >= 0 AND priority <= 1000", name="priority_range"),
+        sa.CheckConstraint(
+            "max_run_minutes IS NULL OR max_run_minutes > 0", name="max_run_positive"
+        ),
         sa.Index("ix_deployments_cluster_status", "cluster_id", "status"),
         sa.Index("ix_deployments_org_status", "organization_id", "status"),
         sa.Index("ix_deployments_creator_notice", "created_by_id", "preemption_notice"),
+        NEVER_REUSE_IDS,
+    )
+
+
+QUOTA_SCOPES = ("organization", "each_member", "member")
+
+
+class ResourceQuota(db.Model):
+    """A resource quota of an organization (docs/scheduling.md, "Fair use"): at most `amount`
+    of `kind` (base units) held by running deployments, counted for the whole organization
+    (`organization`), for every member separately (`each_member`) or for one member
+    (`member`, `user_id`); on one cluster (`cluster_id`) or across all; for deployments of
+    priority `min_priority`..`max_priority`. Quotas never preempt: over one, work waits."""
+
+    __tablename__ = "resource_quotas"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(sa.String(16))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    cluster_id: Mapped[int | None] = mapped_column(sa.ForeignKey("clusters.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    min_priority: Mapped[int] = mapped_column(default=0, server_default="0")
+    max_priority: Mapped[int] = mapped_column(default=1000, server_default="1000")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "scope IN ('organization', 'each_member', 'member')", name="scope_known"
+        ),
+        sa.CheckConstraint(
+            "(scope = 'member') = (user_id IS NOT NULL)", name="member_scope_names_user"
+        ),
+        sa.CheckConstraint("amount >= 0", name="amount_not_negative"),
+        sa.CheckConstraint(
+            "min_priority >= 0 AND min_priority <= max_priority AND max_priority <= 1000",
+            name="priority_range",
+        ),
         NEVER_REUSE_IDS,
     )
 
@@ -502,3 +580,68 @@ class MailPreference(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (NEVER_REUSE_IDS,)
+
+
+RUNTIME_STATUSES = ("starting", "pulling", "running", "restarting", "failed", "exited", "stopped")
+
+
+class DeploymentRuntime(db.Model):
+    """What the reconciler last observed of a deployment's container (or swarm service).
+
+    Written only by `app.services.runtime` (the reconciler); one row per deployment that an
+    engine-backed cluster has tried to run. The scheduler's state stays on `deployments`.
+    """
+
+    __tablename__ = "deployment_runtime"
+
+    deployment_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    cluster_id: Mapped[int] = mapped_column(sa.ForeignKey("clusters.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(sa.String(12))
+    exit_code: Mapped[int | None]
+    restart_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The last error in words ("image pull failed: ...", "no suitable node: ...").
+    error: Mapped[str | None] = mapped_column(sa.String(500))
+    container_id: Mapped[str | None] = mapped_column(sa.String(80))
+    # The container's own start time (not the scheduler's admission time).
+    started_at: Mapped[datetime | None]
+    # The scheduler start (deployments.started_at) this container was made for: a container of
+    # an earlier run (preempted, then restarted) is replaced, never reused.
+    generation: Mapped[str | None] = mapped_column(sa.String(32))
+    # Published ports as observed: [{"container": 80, "host": 49153, "address": "127.0.0.1"}].
+    ports: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
+    # When the reconciler may try again after a failure (restart backoff, pull retry).
+    retry_at: Mapped[datetime | None]
+    observed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.Index("ix_deployment_runtime_cluster", "cluster_id"),
+        sa.CheckConstraint(
+            "status IN ('starting', 'pulling', 'running', 'restarting', 'failed', 'exited', "
+            "'stopped')",
+            name="runtime_status_known",
+        ),
+    )
+
+
+class ClusterRuntime(db.Model):
+    """A cluster's engine as the reconciler sees it, and the lease that makes one reconciler
+    at a time its only writer (holder + expiry; a crashed holder's lease simply runs out)."""
+
+    __tablename__ = "cluster_runtime"
+
+    cluster_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    )
+    holder: Mapped[str | None] = mapped_column(sa.String(120))
+    lease_expires_at: Mapped[datetime | None]
+    # "unknown" (never reached yet), "ok" or "unreachable".
+    engine_state: Mapped[str] = mapped_column(sa.String(12), default="unknown")
+    engine_error: Mapped[str | None] = mapped_column(sa.String(500))
+    checked_at: Mapped[datetime | None]
+    # Swarm: [{"id", "hostname", "state", "availability", "cpu", "ram"}]; docker: one entry.
+    nodes: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
+    # The engine's capacity as last read (kind -> base units).
+    capacity: Mapped[dict[str, int] | None] = mapped_column(sa.JSON)
+    last_pass_at: Mapped[datetime | None]

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from app.extensions import db as _db
 from app.models import User
+from tests.support import dockerd
 from tests.support.databases import postgres_url, temporary_postgres_database
 from tests.support.gunicorn import running_gunicorn
 
@@ -33,6 +34,15 @@ def postgres_database() -> Iterator[str | None]:
         _db.metadata.create_all(engine)
         engine.dispose()
         yield url
+
+
+@pytest.fixture(scope="session")
+def docker_daemon() -> dockerd.Daemon:
+    """The run's private dockerd (see tests/support/dockerd.py), started on first use."""
+    reason = dockerd.unavailable_reason()
+    if reason:
+        pytest.skip(f"no private Docker daemon: {reason}")
+    return dockerd.start()
 
 
 @pytest.fixture

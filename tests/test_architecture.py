@@ -130,6 +130,41 @@ RULES = (
         why="services count into metrics and every layer logs; telemetry depends on none of them",
     ),
     Rule(
+        "drivers know no database, web or services",
+        modules=(
+            "app.runtime.base",
+            "app.runtime.engines",
+            "app.runtime.registry",
+            "app.runtime.simulated",
+            "app.runtime.docker",
+            "app.runtime.swarm",
+        ),
+        forbidden=(
+            *DATABASE_ACCESS,
+            "flask",
+            "flask.*",
+            "app.models",
+            "app.services",
+            "app.services.*",
+            "app.blueprints",
+            "app.blueprints.*",
+        ),
+        why="a driver makes one engine match; the reconciler (services.reconcile) owns the rest",
+    ),
+    Rule(
+        "scheduling services call no driver",
+        modules=(
+            "app.services.deployments",
+            "app.services.clusters",
+            "app.services.dashboards",
+            "app.services.accounts",
+            "app.services.history",
+        ),
+        forbidden=("app.runtime", "app.runtime.*"),
+        why="engines are reached through services.engines (outside transactions) and the "
+        "reconciler only, never inside a scheduling transaction",
+    ),
+    Rule(
         "extensions are the bottom layer",
         modules=("app.extensions",),
         forbidden=("app", "app.*"),
@@ -313,6 +348,23 @@ def test_nothing_in_app_imports_the_application_factory() -> None:
         if used == "app" or used.startswith("app:")
     ]
     assert offenders == []
+
+
+ENGINE_SDK_USERS = ("app.runtime.docker", "app.runtime.swarm")
+
+
+def test_only_the_runtime_drivers_import_the_docker_sdk() -> None:
+    """The Docker SDK is imported by the docker and swarm drivers alone (ARCHITECTURE.md,
+    "Going live"): services reach engines through `services.engines` and the reconciler."""
+    offenders = [
+        f"{module} -> {used}"
+        for module in app_modules()
+        if module not in ENGINE_SDK_USERS
+        for used in sorted(imports_of(module).used)
+        if matches(used, ("docker", "docker.*", "docker:*"))
+    ]
+    assert offenders == []
+    assert "docker" in imports_of("app.runtime.docker").top_level_packages  # not vacuous
 
 
 def test_no_legacy_model_query() -> None:

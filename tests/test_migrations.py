@@ -168,11 +168,15 @@ IDS_REVISION = "5b7e2d9c4a10"  # the revision that made them so (rows below are 
 
 
 def integer_keyed_tables() -> list[sa.Table]:
+    """Tables whose single integer key the database generates. A key that is a foreign key
+    (deployment_runtime's deployment_id) is another table's id, never generated, and SQLite
+    does not declare it AUTOINCREMENT."""
     return [
         table
         for table in db.metadata.sorted_tables
         if len(table.primary_key.columns) == 1
         and isinstance(next(iter(table.primary_key.columns)).type, sa.Integer)
+        and not next(iter(table.primary_key.columns)).foreign_keys
     ]
 
 

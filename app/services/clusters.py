@@ -71,7 +71,7 @@ from sqlalchemy.exc import IntegrityError
 from app import quantities
 from app.extensions import db
 from app.models import Cluster, ClusterResource, User, utcnow, valid_id
-from app.services import history, transactions, usage
+from app.services import engines, history, transactions, usage
 from app.services.errors import (
     BadRequest,
     Conflict,
@@ -129,6 +129,41 @@ class ResourceUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class FairUseSettings:
+    """A cluster's fair-use settings (docs/scheduling.md, "Fair use").
+
+    `min_run_minutes`: running work younger than this is a victim only when no other choice
+    makes room (0: off). `starvation_minutes`: a deployment waiting longer than this gets a
+    reservation, and later work starts only where it does not delay it (None: off).
+    """
+
+    min_run_minutes: int = 0
+    starvation_minutes: int | None = None
+
+    def describe(self) -> str:
+        """One sentence for the cluster page."""
+        if self.min_run_minutes:
+            first = (
+                f"Running deployments younger than {self.min_run_minutes} minutes are "
+                "preempted only when no other choice makes room."
+            )
+        else:
+            first = "No minimum run time: any running deployment may be preempted."
+        if self.starvation_minutes:
+            second = (
+                f"A deployment waiting longer than {self.starvation_minutes} minutes gets a "
+                "reservation: later work starts only where it does not delay it."
+            )
+        else:
+            second = "The starvation guard is off."
+        return f"{first} {second}"
+
+
+# The longest minimum run time or starvation threshold a cluster may set: one week.
+FAIR_USE_MAX_MINUTES = 10_080
+
+
+@dataclass(frozen=True, slots=True)
 class RepackSettings:
     """A cluster's opt-in repack (docs/scheduling.md, "Repack"): off by default.
 
@@ -173,6 +208,9 @@ class ClusterSnapshot:
     created_by_id: int | None = None
     created_by_name: str | None = None  # filled by get_cluster only
     repack: RepackSettings = field(default_factory=RepackSettings)
+    # The operator-declared engine running its containers (app/runtime); None: simulated.
+    engine: str | None = None
+    fair_use: FairUseSettings = field(default_factory=lambda: FairUseSettings())
 
     @property
     def capacity(self) -> dict[str, int]:
@@ -246,13 +284,77 @@ def free(cluster_id: int, amounts: Mapping[str, int]) -> None:
 
 
 def touch(cluster_id: int) -> None:
-    """Mark the cluster's live state as changed (see `state_version`). Hold the lock."""
+    """Mark the cluster's live state as changed (see `state_version`). Hold the lock.
+
+    On PostgreSQL this also wakes the reconciler (LISTEN on NOTIFY_CHANNEL) when the
+    transaction commits; on SQLite the reconciler polls the versions instead.
+    """
     db.session.execute(
         sa.update(Cluster)
         .where(Cluster.id == cluster_id)
         .values(state_version=Cluster.state_version + 1)
         .execution_options(synchronize_session=False)
     )
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, str(cluster_id))))
+
+
+# The PostgreSQL channel every scheduling commit notifies (payload: the cluster id).
+NOTIFY_CHANNEL = "kargo_runtime"
+
+
+def set_capacity(cluster_id: int, capacity: Mapping[str, int]) -> None:
+    """Change capacities the system measured (an engine's resources); users never edit them.
+
+    Hold the lock. Only kinds the cluster has change; a capacity below the usage is refused
+    (`CapacityError`): the caller has already moved work back to the queue through the
+    scheduler (`services.deployments.engine_capacity_changed`).
+    """
+    table = ClusterResource.__table__
+    for kind, amount in capacity.items():
+        if amount <= 0:
+            raise CapacityError(f"capacity of {kind} must be positive")
+        result = db.session.execute(
+            sa.update(table)
+            .where(table.c.cluster_id == cluster_id, table.c.kind == kind, table.c.used <= amount)
+            .values(capacity=amount)
+        )
+        if result.rowcount != 1:
+            raise CapacityError(
+                f"cannot set the capacity of {kind} on cluster {cluster_id} to {amount}: "
+                "usage is above it or the cluster has no such kind"
+            )
+    if capacity:  # the resource trail shows the new capacity from now on
+        resources = _load_resources(cluster_id)
+        usage.record(
+            cluster_id,
+            {r.kind: r.used for r in resources},
+            usage.queued_now(cluster_id),
+            {r.kind: r.capacity for r in resources},
+        )
+
+
+def cluster_ids_with_engine() -> list[tuple[int, int, str]]:
+    """(cluster id, organization id, engine) of every engine-backed cluster (the reconciler)."""
+    return [
+        (cluster_id, organization_id, engine)
+        for cluster_id, organization_id, engine in db.session.execute(
+            sa.select(Cluster.id, Cluster.organization_id, Cluster.engine)
+            .where(Cluster.engine.is_not(None))
+            .order_by(Cluster.id)
+        )
+    ]
+
+
+def engine_clusters_version() -> tuple[int, int]:
+    """(count, sum of state versions) of engine-backed clusters: changes on every scheduling
+    commit that concerns them (the reconciler's cheap poll on SQLite)."""
+    row = db.session.execute(
+        sa.select(
+            sa.func.count(Cluster.id), sa.func.coalesce(sa.func.sum(Cluster.state_version), 0)
+        ).where(Cluster.engine.is_not(None))
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 def state_version(cluster_id: int, organization_id: int) -> str:
@@ -474,6 +576,8 @@ def _snapshot_of(cluster: Cluster, resources: list[ClusterResource]) -> ClusterS
             cluster.repack_max_per_hour,
             cluster.repack_cooldown_minutes,
         ),
+        engine=cluster.engine,
+        fair_use=FairUseSettings(cluster.min_run_minutes or 0, cluster.starvation_minutes),
     )
 
 
@@ -501,6 +605,7 @@ def create_cluster(
     resources: Mapping[str, object] | Iterable[tuple[str, object]],
     max_deployments: object = None,
     repack: Mapping[str, object] | None = None,
+    engine: object = None,
 ) -> ClusterSnapshot:
     """Create a cluster of `actor`'s organization with a fixed capacity per resource kind.
 
@@ -520,6 +625,11 @@ def create_cluster(
         )
     errors: dict[str, str] = {}
     clean_name = _clean_name(name, errors)
+    engine_name = None
+    if engine is not None and engine != "":
+        # The engine's resources are read before any transaction: an engine call can be slow.
+        engine_name, measured = engines.measure_engine(actor.organization_id, engine, errors)
+        resources = _engine_resources(resources, measured, errors)
     capacities = _clean_resources(resources, errors)
     limit = _clean_max_deployments(max_deployments, errors)
     settings = _clean_repack(repack or {}, default_repack(), errors)
@@ -554,6 +664,7 @@ def create_cluster(
         repack_threshold_bp=settings.threshold_bp,
         repack_max_per_hour=settings.max_per_hour,
         repack_cooldown_minutes=settings.cooldown_minutes,
+        engine=engine_name,
     )
     cluster.resources = [
         ClusterResource(kind=kind, capacity=amount, used=0, position=position)
@@ -570,8 +681,9 @@ def create_cluster(
             history.Subject("cluster", cluster.id, clean_name),
             f"Created cluster {clean_name} with "
             + ", ".join(quantities.format_amount(k, v) for k, v in capacities.items())
-            + f" and room for {limit} deployments.",
-            {"capacity": capacities, "max_deployments": limit},
+            + f" and room for {limit} deployments"
+            + (f", running containers on engine {engine_name}." if engine_name else "."),
+            {"capacity": capacities, "max_deployments": limit, "engine": engine_name},
             cluster_id=cluster.id,
         )
         db.session.commit()
@@ -668,6 +780,8 @@ def get_cluster(organization_id: int, cluster_id: int) -> ClusterSnapshot:
         created_by_id=snap.created_by_id,
         created_by_name=creator_name,
         repack=snap.repack,
+        engine=snap.engine,
+        fair_use=snap.fair_use,
     )
 
 
@@ -727,6 +841,74 @@ def update_repack(actor: User, cluster_id: int, raw: Mapping[str, object]) -> Cl
             history.Subject("cluster", cluster.id, cluster.name),
             settings.describe(),
             {"before": asdict(before), "after": asdict(settings)},
+            cluster_id=cluster.id,
+        )
+    db.session.commit()
+    return get_cluster(actor.organization_id, cluster.id)
+
+
+def _minutes(value: object, key: str, errors: dict[str, str], *, off: bool) -> int | None:
+    """Whole minutes 0..FAIR_USE_MAX_MINUTES (or 1.. with `off`, where blank/0/"off" is None)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if off and text in ("", "off", "0"):
+            return None
+        if not off and text == "":
+            return 0
+        if re.fullmatch(r"[0-9]{1,6}", text):
+            value = int(text)
+    if off and (value is None or value == 0) and not isinstance(value, bool):
+        return None
+    if not _valid_int(value) or not 0 <= value <= FAIR_USE_MAX_MINUTES:  # type: ignore[operator]
+        errors[key] = f"give whole minutes from 0 to {FAIR_USE_MAX_MINUTES:,}" + (
+            " (0 or off turns it off)" if off else ""
+        )
+        return None
+    return value  # type: ignore[return-value]
+
+
+def update_fair_use(actor: User, cluster_id: int, raw: Mapping[str, object]) -> ClusterSnapshot:
+    """Change a cluster's fair-use settings (owners and admins) and commit, with an entry in
+    the organization's history.
+
+    `raw` may hold `min_run_minutes` (0 to 10,080; 0 is off) and `starvation_minutes` (1 to
+    10,080, or 0, "off" or null for off); keys left out keep their value. Raises NotFound,
+    Forbidden (a member), ValidationError (fields keyed `fair_use.<name>`); nothing is
+    written then.
+    """
+    cluster = _load_cluster(cluster_id, actor.organization_id)
+    if not can_change_repack(actor):
+        raise Forbidden("Only owners and admins can change a cluster's fair-use settings.")
+    before = _snapshot_of(cluster, []).fair_use
+    errors: dict[str, str] = {}
+    min_run = before.min_run_minutes
+    starvation = before.starvation_minutes
+    if "min_run_minutes" in raw:
+        min_run = _minutes(raw["min_run_minutes"], "fair_use.min_run_minutes", errors, off=False)
+    if "starvation_minutes" in raw:
+        starvation = _minutes(
+            raw["starvation_minutes"], "fair_use.starvation_minutes", errors, off=True
+        )
+    if errors:
+        raise ValidationError(
+            "The fair-use settings were not changed: please correct them.", errors
+        )
+    after = FairUseSettings(min_run or 0, starvation)
+    transactions.begin_write()
+    db.session.execute(
+        sa.update(Cluster)
+        .where(Cluster.id == cluster.id)
+        .values(min_run_minutes=after.min_run_minutes, starvation_minutes=after.starvation_minutes)
+        .execution_options(synchronize_session=False)
+    )
+    if after != before:
+        history.record(
+            actor.organization_id,
+            history.actor_of(actor),
+            "cluster.fair_use_changed",
+            history.Subject("cluster", cluster.id, cluster.name),
+            after.describe(),
+            {"before": asdict(before), "after": asdict(after)},
             cluster_id=cluster.id,
         )
     db.session.commit()
@@ -841,6 +1023,33 @@ def _clean_resources(
     if len(seen) > limit:
         errors["resources"] = f"a cluster has at most {limit} resource kinds"
     return capacities
+
+
+def _engine_resources(
+    resources: Mapping[str, object] | Iterable[tuple[str, object]],
+    measured: Mapping[str, int] | None,
+    errors: dict[str, str],
+) -> list[tuple[str, object]]:
+    """An engine cluster's capacity: cpu, ram (and gpu) as the engine reports them; users may
+    add custom kinds (accounting only) but never type the engine's own kinds."""
+    pairs = list(resources.items()) if isinstance(resources, Mapping) else list(resources)
+    out: list[tuple[str, object]] = []
+    for kind, amount in pairs:
+        blank = amount is None or (isinstance(amount, str) and not amount.strip())
+        if isinstance(kind, str) and kind.strip().lower() in quantities.STANDARD_KINDS:
+            if not blank:
+                _add_error(
+                    errors,
+                    f"resource.{kind.strip().lower()}",
+                    "comes from the engine: leave it empty",
+                )
+            continue
+        out.append((kind, amount))
+    for kind, amount in (measured or {}).items():
+        if amount > 0:
+            exact = {"cpu": f"{amount}m", "ram": f"{amount}Mi"}.get(kind, str(amount))
+            out.insert(0, (kind, exact))
+    return out
 
 
 def default_max_deployments() -> int:

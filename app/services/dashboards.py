@@ -16,14 +16,14 @@ A queue comes first because it is what a developer must act on: work is waiting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
 
 from app import quantities
 from app.models import User
-from app.services import clusters, deployments
+from app.services import clusters, deployments, engines
 from app.services.clusters import ClusterSnapshot
 from app.services.deployments import Counts, DeploymentView
 from app.telemetry import metrics
@@ -95,6 +95,9 @@ class ClusterDetail:
     created_by_name: str | None
     live: Utilization
     repack: clusters.RepackSettings
+    # The engine running its containers and its health (None: a simulated cluster).
+    engine: engines.EngineView | None = None
+    fair_use: clusters.FairUseSettings = field(default_factory=clusters.FairUseSettings)
 
 
 def cluster_list(user: User, page: int) -> ClusterList:
@@ -133,6 +136,8 @@ def cluster_detail(user: User, cluster_id: int) -> ClusterDetail:
         created_by_name=snap.created_by_name,
         live=_utilization_of(snap),
         repack=snap.repack,
+        engine=engines.engine_view(snap.id, snap.engine),
+        fair_use=snap.fair_use,
     )
 
 

@@ -71,6 +71,30 @@ WEBHOOK_DELIVERIES = Counter(
     ["outcome"],
 )
 
+# The reconciler (app/runtime): how long after the scheduler's decision a container runs, how
+# long a pass over one cluster takes, what it did and what went wrong.
+_RECONCILE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+RECONCILE_LAG = Histogram(
+    "kargo_reconcile_lag_seconds",
+    "Time from the scheduler starting a deployment to its container started by the reconciler.",
+    buckets=_RECONCILE_BUCKETS,
+)
+RECONCILE_PASS_DURATION = Histogram(
+    "kargo_reconcile_pass_duration_seconds",
+    "Time one reconciler pass over one cluster took (engine calls included).",
+    buckets=_RECONCILE_BUCKETS,
+)
+RECONCILE_ERRORS = Counter(
+    "kargo_reconcile_errors",
+    "Reconciler failures, by kind (engine_unreachable, pull, start, stop, pass).",
+    ["kind"],
+)
+RECONCILE_ACTIONS = Counter(
+    "kargo_reconcile_actions",
+    "Containers the reconciler started, stopped and restarted.",
+    ["action"],
+)
+
 
 def multiprocess_enabled() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))

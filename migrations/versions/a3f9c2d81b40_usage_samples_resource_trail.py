@@ -1,7 +1,7 @@
 """usage_samples: the resource trail of every cluster
 
 Revision ID: a3f9c2d81b40
-Revises: 7d2b91c4e5a3
+Revises: bba2bce9f908
 Create Date: 2026-11-30 13:45:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'a3f9c2d81b40'
-down_revision = '7d2b91c4e5a3'
+down_revision = 'bba2bce9f908'
 branch_labels = None
 depends_on = None
 

@@ -17,6 +17,7 @@ from app.blueprints.api.pagination import page_body, page_request
 from app.blueprints.api.schema import (
     Boolean,
     Integer,
+    IntegerOrString,
     NumberOrString,
     Object,
     Quantities,
@@ -24,8 +25,8 @@ from app.blueprints.api.schema import (
     json_body,
 )
 from app.blueprints.api.users import body_paths
-from app.services import clusters, dashboards, deployments
-from app.services.errors import DomainError, Forbidden
+from app.services import clusters, dashboards, deployments, engines
+from app.services.errors import BadRequest, DomainError, Forbidden
 
 REPACK = Object(
     {
@@ -39,12 +40,20 @@ REPACK = Object(
 CREATE = Object(
     {
         "cluster_name": String(),
-        "resource": Quantities(),
+        "resource": Quantities(required=False),
         "max_deployments": Integer(required=False),
         "repack": REPACK,
+        "engine": String(required=False),
     }
 )
-SETTINGS = Object({"repack": Object(REPACK.fields)})
+FAIR_USE = Object(
+    {
+        "min_run_minutes": IntegerOrString(required=False),
+        "starvation_minutes": IntegerOrString(required=False),
+    },
+    required=False,
+)
+SETTINGS = Object({"repack": REPACK, "fair_use": FAIR_USE})
 CHECK = Object({"resource": Quantities()})
 
 # The clusters service names fields after its arguments; clients know them by body paths.
@@ -59,6 +68,14 @@ def resources_of(snap: clusters.ClusterSnapshot) -> dict[str, dict[str, int | fl
             "available": quantities.to_display(usage.kind, usage.available),
         }
         for usage in snap.resources
+    }
+
+
+def fair_use_of(settings: clusters.FairUseSettings) -> dict[str, Any]:
+    return {
+        "min_run_minutes": settings.min_run_minutes,
+        "starvation_minutes": settings.starvation_minutes,
+        "description": settings.describe(),
     }
 
 
@@ -78,6 +95,7 @@ def cluster_summary(snap: clusters.ClusterSnapshot) -> dict[str, Any]:
         "max_deployments": snap.max_deployments,
         "created_at": serialize.timestamp(snap.created_at),
         "resources": resources_of(snap),
+        "engine": snap.engine,
     }
 
 
@@ -95,13 +113,17 @@ def list_clusters():
 @token_required
 def create_cluster():
     body = json_body(CREATE)
+    if body.get("resource") is None and body.get("engine") is None:
+        # Only an engine cluster takes its capacity from elsewhere (the engine).
+        raise BadRequest("The body is not what was expected.", {"resource": "is required"})
     try:
         snap = clusters.create_cluster(
             api_user(),
             body["cluster_name"],
-            body["resource"],
+            body.get("resource") or {},
             body.get("max_deployments"),
             {k: v for k, v in (body.get("repack") or {}).items() if v is not None},
+            engine=body.get("engine"),
         )
     except DomainError as error:
         raise body_paths(error, CREATE_FIELDS) from None
@@ -110,6 +132,8 @@ def create_cluster():
         "created_by": api_user().display_name,
         "deployments": {"running": 0, "pending": 0},
         "repack": repack_of(snap.repack),
+        "engine": engine_json(engines.engine_view(snap.id, snap.engine)),
+        "fair_use": fair_use_of(snap.fair_use),
     }, 201
 
 
@@ -134,16 +158,49 @@ def show_cluster(cluster_id: int):
         },
         "deployments": {"running": live.counts.running, "pending": live.counts.pending},
         "repack": repack_of(detail.repack),
+        "fair_use": fair_use_of(detail.fair_use),
+        "engine": engine_json(detail.engine),
+    }
+
+
+def engine_json(engine: engines.EngineView | None) -> dict[str, Any] | None:
+    if engine is None:
+        return None
+    return {
+        "name": engine.name,
+        "driver": engine.driver,
+        "state": engine.state,
+        "error": engine.error,
+        "checked_at": serialize.timestamp(engine.checked_at),
+        "nodes": [
+            {
+                "hostname": node.get("hostname"),
+                "state": node.get("state"),
+                "availability": node.get("availability"),
+                "resources": serialize.amounts(
+                    {kind: node[kind] for kind in ("cpu", "ram", "gpu") if node.get(kind)}
+                ),
+            }
+            for node in engine.nodes
+        ],
     }
 
 
 @route(f"/cluster/<{ID}:cluster_id>/", "PATCH")
 @token_required
 def change_settings(cluster_id: int):
-    """Change a cluster's settings: its repack (owners and admins)."""
+    """Change a cluster's settings: its repack and its fair use (owners and admins)."""
     body = json_body(SETTINGS)
-    settings = {k: v for k, v in body["repack"].items() if v is not None}
-    clusters.update_repack(api_user(), cluster_id, settings)
+    if body.get("repack") is None and body.get("fair_use") is None:
+        raise BadRequest(
+            "Give the settings to change: repack, fair_use or both.",
+            {"repack": "is required (or fair_use)"},
+        )
+    if body.get("repack") is not None:
+        settings = {k: v for k, v in body["repack"].items() if v is not None}
+        clusters.update_repack(api_user(), cluster_id, settings)
+    if body.get("fair_use") is not None:
+        clusters.update_fair_use(api_user(), cluster_id, body["fair_use"])
     return show_cluster(cluster_id)
 
 

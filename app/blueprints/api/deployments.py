@@ -17,6 +17,7 @@ from app.blueprints.api.schema import (
     IntegerOrString,
     Object,
     Quantities,
+    Raw,
     String,
     json_body,
     optional_json_body,
@@ -24,7 +25,7 @@ from app.blueprints.api.schema import (
     query_int,
 )
 from app.models import DEPLOYMENT_STATUSES, MAX_ID
-from app.services import deployments
+from app.services import deployments, engines, history
 from app.services.errors import BadRequest
 
 SUBMIT = Object(
@@ -34,6 +35,11 @@ SUBMIT = Object(
         "name": String(required=False),
         "priority": IntegerOrString(required=False),
         "resource": Quantities(),
+        "ports": Raw(required=False),
+        "env": Raw(required=False),
+        "command": Raw(required=False),
+        "preemption_policy": String(required=False),
+        "max_run": IntegerOrString(required=False),
     }
 )
 
@@ -68,6 +74,48 @@ def deployment_json(view: deployments.DeploymentView) -> dict[str, Any]:
         "created_by": view.created_by_name,
         "created_at": serialize.timestamp(view.submitted_at),
         "started_at": serialize.timestamp(view.started_at),
+        "preemption_policy": view.preemption_policy,
+        "max_run_minutes": view.max_run_minutes,
+        "ends_at": serialize.timestamp(view.ends_at),
+        "ports": [
+            {
+                "container": p["container"],
+                "host": p.get("host"),
+                "protocol": p.get("protocol", "tcp"),
+            }
+            for p in view.ports
+        ],
+        "env": dict(view.env),
+        "command": view.command,
+        "runtime": runtime_json(view.runtime),
+    }
+
+
+def runtime_json(observed: engines.RuntimeView | None) -> dict[str, Any] | None:
+    if observed is None:
+        return None
+    return {
+        "status": observed.status,
+        "description": observed.describe(),
+        "exit_code": observed.exit_code,
+        "restart_count": observed.restart_count,
+        "error": observed.error,
+        "container_id": observed.container_id,
+        "started_at": serialize.timestamp(observed.started_at),
+        "observed_at": serialize.timestamp(observed.observed_at),
+        "ports": [dict(port) for port in observed.ports],
+    }
+
+
+def event_json(event: history.EventView) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "at": serialize.timestamp(event.at),
+        "actor_kind": event.actor_kind,
+        "actor_name": event.actor_name,
+        "action": event.action,
+        "message": event.message,
+        "data": event.data,
     }
 
 
@@ -109,6 +157,11 @@ def submitted_body(body: dict[str, Any], dry_run: bool) -> deployments.SubmitRes
         priority=body.get("priority"),
         requests_raw=body["resource"],
         dry_run=dry_run,
+        ports=body.get("ports"),
+        env=body.get("env"),
+        command=body.get("command"),
+        preemption_policy=body.get("preemption_policy"),
+        max_run=body.get("max_run"),
     )
 
 
@@ -216,3 +269,17 @@ def clone(deployment_id: int):
 def delete(deployment_id: int):
     deployments.delete(api_user(), deployment_id)
     return "", 204
+
+
+@route(f"/deployment/<{ID}:deployment_id>/logs/", "GET")
+@token_required
+def logs(deployment_id: int):
+    view = deployments.logs(api_user(), deployment_id)
+    return {"lines": view.lines, "available": view.available, "reason": view.reason}
+
+
+@route(f"/deployment/<{ID}:deployment_id>/events/", "GET")
+@token_required
+def events(deployment_id: int):
+    timeline = deployments.timeline(api_user(), deployment_id)
+    return {"items": [event_json(event) for event in timeline]}

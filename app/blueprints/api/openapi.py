@@ -25,7 +25,7 @@ from app import quantities
 from app.blueprints.api import route
 from app.blueprints.api.pagination import MAX_PAGE
 from app.blueprints.api.schema import QUERY_ALIASES
-from app.models import DEPLOYMENT_STATUSES, MAX_ID, ROLES
+from app.models import DEPLOYMENT_STATUSES, MAX_ID, QUOTA_SCOPES, ROLES
 from app.services import accounts, audit, clusters, deployments, history, notifications, outbox
 
 JSON = "application/json"
@@ -140,6 +140,14 @@ def settings_properties(config: Config) -> dict[str, Any]:
         "name": text(accounts.ORGANIZATION_NAME_MAX_LENGTH),
         "deployment_quota": between(0, config["MAX_ORGANIZATION_QUOTA"]),
         "members_can_create_clusters": BOOLEAN,
+        "member_max_priority": {
+            **priority_schema(),
+            "description": "the highest priority members may use",
+        },
+        "admin_max_priority": {
+            **priority_schema(),
+            "description": "the highest priority admins may use (owners: any)",
+        },
     }
 
 
@@ -249,6 +257,14 @@ def schemas(config: Config) -> dict[str, Any]:
                     "description": "at most the operator's MAX_ORGANIZATION_QUOTA",
                 },
                 "members_can_create_clusters": BOOLEAN,
+                "member_max_priority": {
+                    **priority_request(),
+                    "description": "the highest priority members may use",
+                },
+                "admin_max_priority": {
+                    **priority_request(),
+                    "description": "the highest priority admins may use (owners: any)",
+                },
             },
             required=[],
         ),
@@ -332,6 +348,39 @@ def schemas(config: Config) -> dict[str, Any]:
                 "max_deployments": between(1, config["MAX_DEPLOYMENTS_PER_CLUSTER"]),
                 "created_at": TIMESTAMP,
                 "resources": ref("Resources"),
+                "engine": {
+                    **nullable(text(63)),
+                    "description": "the operator-declared engine running its containers; null: "
+                    "simulated (resources are accounting only)",
+                },
+            }
+        ),
+        "Engine": obj(
+            {
+                "name": text(63),
+                "driver": {
+                    **nullable(enum(["docker", "swarm", "simulated"])),
+                    "description": "null when the engine is no longer declared",
+                },
+                "state": {
+                    **enum(["unknown", "ok", "unreachable", "undeclared"]),
+                    "description": "as the reconciler last saw it; unreachable: its containers "
+                    "are left as they are and converge when it answers again",
+                },
+                "error": nullable(STRING),
+                "checked_at": nullable(TIMESTAMP),
+                "nodes": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "hostname": nullable(STRING),
+                            "state": nullable(STRING),
+                            "availability": nullable(STRING),
+                            "resources": ref("Quantities"),
+                        }
+                    ),
+                    "description": "the engine's machines (a swarm's ready and other nodes)",
+                },
             }
         ),
         "Cluster": obj(
@@ -344,6 +393,35 @@ def schemas(config: Config) -> dict[str, Any]:
                 "resources": ref("Resources"),
                 "deployments": ref("Counts"),
                 "repack": ref("Repack"),
+                "engine": nullable(ref("Engine")),
+                "fair_use": ref("FairUse"),
+            }
+        ),
+        "FairUse": obj(
+            {
+                "min_run_minutes": between(
+                    0,
+                    clusters.FAIR_USE_MAX_MINUTES,
+                    description="running work younger than this is preempted only when no "
+                    "other choice makes room (0: off)",
+                ),
+                "starvation_minutes": {
+                    **nullable(between(1, clusters.FAIR_USE_MAX_MINUTES)),
+                    "description": "a deployment waiting longer gets a reservation (null: off)",
+                },
+                "description": STRING,
+            }
+        ),
+        "FairUseIn": obj(
+            {
+                "min_run_minutes": {
+                    "anyOf": [between(0, clusters.FAIR_USE_MAX_MINUTES), STRING],
+                    "description": "whole minutes, 0 turns it off",
+                },
+                "starvation_minutes": {
+                    "anyOf": [between(0, clusters.FAIR_USE_MAX_MINUTES), STRING],
+                    "description": 'whole minutes; 0 or "off" turns the guard off',
+                },
             }
         ),
         "Repack": obj(
@@ -423,15 +501,107 @@ def schemas(config: Config) -> dict[str, Any]:
                 "created_by": {**nullable(STRING), "description": "display name of the creator"},
                 "created_at": {**TIMESTAMP, "description": "submission time (UTC)"},
                 "started_at": nullable(TIMESTAMP),
+                "preemption_policy": {
+                    **enum(deployments.PREEMPTION_POLICIES),
+                    "description": "preempt_lower: may preempt lower priority (the default); "
+                    "never: waits for free room instead",
+                },
+                "max_run_minutes": {
+                    **nullable({"type": "integer", "minimum": 1}),
+                    "description": "maximum run time from its latest start; null: none",
+                },
+                "ends_at": {
+                    **nullable(TIMESTAMP),
+                    "description": "when a running deployment with a maximum run time finishes",
+                },
+                "ports": {"type": "array", "items": ref("Port")},
+                "env": {
+                    "type": "object",
+                    "additionalProperties": STRING,
+                    "description": "variable names; the values are never shown back",
+                },
+                "command": {**nullable(STRING), "description": "the command, shell-quoted"},
+                "runtime": {
+                    **nullable(ref("Runtime")),
+                    "description": "what the reconciler last observed of its container; null "
+                    "on a simulated cluster or before the first look",
+                },
             }
         ),
+        "Port": obj(
+            {
+                "container": between(1, 65535),
+                "host": {**nullable(between(1, 65535)), "description": "null: engine-chosen"},
+                "protocol": enum(["tcp", "udp"]),
+            }
+        ),
+        "Runtime": obj(
+            {
+                "status": enum(
+                    ["starting", "pulling", "running", "restarting", "failed", "exited", "stopped"]
+                ),
+                "description": {
+                    **STRING,
+                    "examples": ["container up 3 min", "restarting, 4 restarts"],
+                },
+                "exit_code": nullable(INTEGER),
+                "restart_count": COUNT,
+                "error": {**nullable(STRING), "description": "the last error in words"},
+                "container_id": nullable(STRING),
+                "started_at": {**nullable(TIMESTAMP), "description": "the container's own"},
+                "observed_at": TIMESTAMP,
+                "ports": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "container": between(1, 65535),
+                            "host": between(1, 65535),
+                            "address": STRING,
+                            "protocol": STRING,
+                        }
+                    ),
+                    "description": "published ports as the engine bound them",
+                },
+            }
+        ),
+        "Logs": obj(
+            {
+                "lines": {"type": "array", "items": STRING},
+                "available": BOOLEAN,
+                "reason": {**nullable(STRING), "description": "why there are no lines"},
+            }
+        ),
+        "HistoryEvent": obj(
+            {
+                "id": {"type": "integer", "minimum": 1},
+                "at": TIMESTAMP,
+                "actor_kind": enum(["user", "scheduler", "reconciler", "system"]),
+                "actor_name": nullable(STRING),
+                "action": {**STRING, "examples": ["deployment.preempted"]},
+                "message": STRING,
+                "data": {"type": "object"},
+            }
+        ),
+        "Events": obj({"items": {"type": "array", "items": ref("HistoryEvent")}}),
         "Wait": obj(
             {
                 "cause": {
-                    **enum(["blocked", "preempted", "repacked", "infeasible"]),
+                    **enum(
+                        [
+                            "blocked",
+                            "preempted",
+                            "repacked",
+                            "infeasible",
+                            "quota",
+                            "no_preempt",
+                            "reserved",
+                        ]
+                    ),
                     "description": "blocked: room is held by deployments of at least its "
                     "priority; preempted / repacked: sent back to the queue for `preempted_by`; "
-                    "infeasible: can never run on this cluster (see `message`)",
+                    "infeasible: can never run on this cluster (see `message`); quota: over a "
+                    "resource quota; no_preempt: never preempts and waits for free room; "
+                    "reserved: behind a starving deployment's reservation",
                 },
                 "kind": {**nullable(STRING), "description": "the resource kind most short"},
                 "needed": {**NUMBER, "description": "how much of `kind` it asks (display unit)"},
@@ -594,11 +764,48 @@ def schemas(config: Config) -> dict[str, Any]:
                     **nullable(ref("RepackIn")),
                     "description": "turning it on is for owners and admins (403 otherwise)",
                 },
+                "engine": {
+                    **nullable(text(63)),
+                    "description": "an engine the operator declared for your organization: its "
+                    "cpu and ram become the capacity (read from the engine, never typed)",
+                },
             },
-            required=["cluster_name", "resource"],
+            required=["cluster_name"],
         ),
-        "ClusterSettingsRequest": obj({"repack": ref("RepackIn")}),
+        "ClusterSettingsRequest": obj({"repack": ref("RepackIn"), "fair_use": ref("FairUseIn")}),
         "FitRequest": obj({"resource": ref("QuantitiesIn")}),
+        "Quota": obj(
+            {
+                "id": ID,
+                "scope": enum(QUOTA_SCOPES),
+                "user_id": {**nullable(ID), "description": "the member of a member quota"},
+                "member": nullable(STRING),
+                "cluster_id": {**nullable(ID), "description": "null: across all clusters"},
+                "cluster_name": nullable(STRING),
+                "kind": STRING,
+                "amount": {**NUMBER, "description": "display units (cpu cores, ram GiB)"},
+                "min_priority": priority_schema(),
+                "max_priority": priority_schema(),
+                "description": STRING,
+                "use": {
+                    "type": "array",
+                    "items": obj({"who": STRING, "used": NUMBER, "limit": NUMBER, "full": BOOLEAN}),
+                },
+            }
+        ),
+        "QuotaList": obj({"items": {"type": "array", "items": ref("Quota")}}),
+        "QuotaRequest": obj(
+            {
+                "scope": enum(QUOTA_SCOPES),
+                "user_id": {"anyOf": [ID_IN, STRING], "description": "for scope member"},
+                "cluster_id": {"anyOf": [ID_IN, STRING], "description": "absent: all clusters"},
+                "kind": STRING,
+                "amount": {"anyOf": [NUMBER, STRING], "examples": [8, "2.5", "16Gi"]},
+                "min_priority": {"anyOf": [priority_schema(), STRING]},
+                "max_priority": {"anyOf": [priority_schema(), STRING]},
+            },
+            required=["scope", "kind", "amount"],
+        ),
         "DeploymentRequest": obj(
             {
                 "cluster_id": ID_IN,
@@ -609,6 +816,34 @@ def schemas(config: Config) -> dict[str, Any]:
                 },
                 "priority": priority_request(),
                 "resource": ref("QuantitiesIn"),
+                "preemption_policy": {
+                    **enum(deployments.PREEMPTION_POLICIES),
+                    "default": deployments.POLICY_PREEMPT_LOWER,
+                },
+                "max_run": {
+                    "anyOf": [{"type": "integer", "minimum": 1}, STRING],
+                    "description": 'maximum run time: minutes, or "90m", "2h", "1d"',
+                },
+                "ports": {
+                    "anyOf": [
+                        {"type": "array", "items": {"type": ["integer", "string"]}},
+                        STRING,
+                        {"type": "null"},
+                    ],
+                    "description": "container ports to publish: 80 (engine-chosen host port), "
+                    f'"8080:80", "53/udp"; at most {config["DEPLOYMENT_MAX_PORTS"]}',
+                    "examples": [[80, "8443:443"]],
+                },
+                "env": {
+                    **nullable({"type": "object", "additionalProperties": STRING}),
+                    "description": "environment variables; values are never shown back; at "
+                    f"most {config['DEPLOYMENT_MAX_ENV']}",
+                },
+                "command": {
+                    "anyOf": [STRING, {"type": "array", "items": STRING}, {"type": "null"}],
+                    "description": "overrides the image's command; a string is split like a "
+                    "shell would",
+                },
             },
             required=["cluster_id", "image", "resource"],
         ),
@@ -860,6 +1095,25 @@ def paths(config: Config) -> dict[str, Any]:
                 request="SettingsRequest",
             ),
         },
+        "/organization/quotas/": {
+            "get": operation(
+                "Every resource quota with the use against it (owners)",
+                ("200", json_response("Quotas", "QuotaList")),
+                ["403"],
+            ),
+            "post": operation(
+                "Add a resource quota (owners); quotas never preempt: work over one waits",
+                ("201", json_response("The quota with its use", "Quota")),
+                ["403", "422"],
+                request="QuotaRequest",
+            ),
+        },
+        "/organization/quotas/{quota_id}/": {
+            "parameters": [path_id("quota_id")],
+            "delete": operation(
+                "Remove a resource quota (owners)", ("204", NO_CONTENT), ["403", "404"]
+            ),
+        },
         "/organization/invites/": {
             "get": operation(
                 "Every invite, newest first, with its label, role, state and times",
@@ -1031,6 +1285,25 @@ def paths(config: Config) -> dict[str, Any]:
                 "Delete a deployment (its creator, owners and admins); the queue is served at once",
                 ("204", NO_CONTENT),
                 ["403", "404"],
+            ),
+        },
+        "/deployment/{deployment_id}/logs/": {
+            "parameters": [path_id("deployment_id")],
+            "get": operation(
+                "The last lines of the deployment's container output",
+                ("200", json_response("The lines, oldest first", "Logs")),
+                ["404"],
+                description=f"At most {config['RUNTIME_LOG_LINES']} lines (RUNTIME_LOG_LINES); "
+                "none on a simulated cluster, before a container exists or while its engine "
+                "does not answer (`reason` says which).",
+            ),
+        },
+        "/deployment/{deployment_id}/events/": {
+            "parameters": [path_id("deployment_id")],
+            "get": operation(
+                "The deployment's history: submitted, started, container events, preempted...",
+                ("200", json_response("The newest 100 events, oldest first", "Events")),
+                ["404"],
             ),
         },
         "/deployment/{deployment_id}/clone/": {

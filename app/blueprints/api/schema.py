@@ -170,6 +170,16 @@ class IntegerOrString(Field):
         return None
 
 
+class Raw(Field):
+    """Any JSON value, passed to the service as is: the service validates it and names the
+    problem (ports, env and command have rules only `services.container_spec` knows)."""
+
+    json_type = "any value"
+
+    def check(self, value: Any, path: str, errors: dict[str, str]) -> Any:
+        return value
+
+
 class Object(Field):
     """A JSON object with known keys; an unknown key is refused so typos do not pass silently."""
 

@@ -8,10 +8,11 @@ service's field errors next to the right inputs.
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, FieldList, Form, FormField, StringField
+from wtforms import BooleanField, FieldList, Form, FormField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 
 from app.quantities import STANDARD_KINDS, QuantityError, validate_kind
-from app.services.clusters import RepackSettings
+from app.services.clusters import FairUseSettings, RepackSettings
 
 # Highest index a custom-kind row may carry; rows are numbered by the "Add" button, and
 # removed rows leave gaps, so this is far above the kinds a cluster may have.
@@ -75,6 +76,10 @@ class ClusterForm(FlaskForm):
     """Every rule is checked by the service (one pass, every message at once); only CSRF here."""
 
     name = StringField("Name")
+    # "" is simulated; otherwise an engine the operator declared (checked by the service).
+    engine = SelectField(
+        "Runs on", choices=[SelectChoice("", "Simulated: accounting only")], validate_choice=False
+    )
     cpu = StringField("CPU (cores)")
     gpu = StringField("GPU (devices)")
     ram = StringField("RAM (GiB)")
@@ -107,7 +112,7 @@ class ClusterForm(FlaskForm):
                 target.errors = [*target.errors, message]
 
     def _field_for(self, key: str):
-        if key in ("name", "max_deployments"):
+        if key in ("name", "max_deployments", "engine"):
             return getattr(self, key)
         if key.startswith("repack."):
             return getattr(self.repack.form, key.removeprefix("repack."), None)
@@ -147,4 +152,21 @@ def repack_data(settings: RepackSettings) -> dict[str, object]:
         "threshold": settings.threshold_percent,
         "max_per_hour": str(settings.max_per_hour),
         "cooldown_minutes": str(settings.cooldown_minutes),
+    }
+
+
+class FairUseForm(FlaskForm):
+    """The cluster page's fair-use settings (CSRF checked); the service parses and checks."""
+
+    min_run_minutes = StringField("Minimum run time (minutes)")
+    starvation_minutes = StringField("Starvation threshold (minutes)")
+
+
+def fair_use_data(settings: FairUseSettings) -> dict[str, object]:
+    """A cluster's fair-use settings as the form shows them (an empty threshold is off)."""
+    return {
+        "min_run_minutes": str(settings.min_run_minutes),
+        "starvation_minutes": ""
+        if settings.starvation_minutes is None
+        else str(settings.starvation_minutes),
     }

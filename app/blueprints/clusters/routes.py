@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from wtforms.fields.choices import SelectChoice
 
 from app.blueprints import charts
 from app.blueprints.clusters import bp
@@ -17,12 +18,14 @@ from app.blueprints.clusters.forms import (
     MAX_ROW_INDEX,
     ClusterForm,
     CustomKindForm,
+    FairUseForm,
     RepackSettingsForm,
+    fair_use_data,
     repack_data,
 )
 from app.blueprints.query import bounded_int
 from app.extensions import login_manager
-from app.services import clusters, dashboards, deployments
+from app.services import clusters, dashboards, deployments, engines
 from app.services.errors import Conflict, NotFound, ValidationError
 
 # htmx stops polling when a poll is answered with this status.
@@ -48,6 +51,13 @@ def create():
         max_deployments=str(clusters.default_max_deployments()),
         repack=repack_data(clusters.default_repack()),
     )
+    form.engine.choices = [
+        SelectChoice("", "Simulated: accounting only"),
+        *(
+            SelectChoice(choice.name, f"Engine {choice.name} ({choice.driver})")
+            for choice in engines.engine_choices(current_user.organization_id)
+        ),
+    ]
     if form.validate_on_submit():
         try:
             cluster = clusters.create_cluster(
@@ -56,6 +66,7 @@ def create():
                 form.resources(),
                 form.max_deployments.data,
                 form.repack.form.settings(),
+                engine=form.engine.data or None,
             )
         except ValidationError as exc:
             form.place_errors(exc.fields)
@@ -70,6 +81,14 @@ def create():
         can_add_row=next_index <= MAX_ROW_INDEX,
     )
     return page, 422 if form.is_submitted() else 200
+
+
+@bp.get("/new/engine")
+@login_required
+def engine_offer():
+    """What the chosen engine offers (its capacity, read from it now): shown before creating."""
+    offer = engines.offer(current_user.organization_id, request.args.get("engine", ""))
+    return render_template("clusters/_engine_offer.html", offer=offer)
 
 
 @bp.get("/new/resource-row")
@@ -99,7 +118,30 @@ def detail(cluster_id: int):
         live=cluster.live,
         usage=_usage_chart(cluster_id, request.args.get("usage")),
         repack_form=RepackSettingsForm(data={"repack": repack_data(cluster.repack)}),
+        fair_use_form=FairUseForm(data=fair_use_data(cluster.fair_use)),
     )
+
+
+@bp.post("/<int:cluster_id>/fair-use")
+@login_required
+def fair_use(cluster_id: int):
+    """The cluster page's fair-use settings (owners and admins)."""
+    form = FairUseForm()
+    if form.validate_on_submit():
+        try:
+            snap = clusters.update_fair_use(
+                current_user,
+                cluster_id,
+                {
+                    "min_run_minutes": form.min_run_minutes.data,
+                    "starvation_minutes": form.starvation_minutes.data,
+                },
+            )
+        except ValidationError as exc:
+            flash(" ".join(exc.fields.values()) or exc.message, "error")
+        else:
+            flash(snap.fair_use.describe(), "success")
+    return redirect(url_for("clusters.detail", cluster_id=cluster_id))
 
 
 @bp.post("/<int:cluster_id>/repack")

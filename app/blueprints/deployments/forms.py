@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from flask_wtf import FlaskForm
-from wtforms import Field, SelectField, StringField
+from wtforms import Field, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
@@ -39,6 +39,19 @@ class DeployForm(FlaskForm):
     image = StringField("Image", validators=[Length(max=600)])
     priority_preset = SelectField("Priority", choices=PRESET_CHOICES, default="normal")
     priority = StringField("Exact priority (optional)", validators=[Optional(), Length(max=20)])
+    # What a real container needs (engine clusters): checked by services.container_spec.
+    ports = StringField("Ports to publish (optional)", validators=[Length(max=400)])
+    env = TextAreaField("Environment variables (optional)", validators=[Length(max=300_000)])
+    command = StringField("Command (optional)", validators=[Length(max=2000)])
+    preemption_policy = SelectField(
+        "When the cluster is full",
+        choices=[
+            ("preempt_lower", "May preempt lower priority"),
+            ("never", "Never preempts: wait for free room"),
+        ],
+        default="preempt_lower",
+    )
+    max_run = StringField("Maximum run time (optional)", validators=[Length(max=20)])
 
     kinds: Sequence[str] = ()
 
@@ -90,7 +103,7 @@ class DeployForm(FlaskForm):
             self.form_errors.append(message)
 
     def _field_for(self, key: str) -> Field | None:
-        if key in ("name", "image", "cluster_id"):
+        if key in ("name", "image", "cluster_id", "ports", "env", "command"):
             return self[key]
         if key == "priority":
             return self.priority if (self.priority.data or "").strip() else self.priority_preset

@@ -29,6 +29,9 @@ from app.blueprints.deployments.forms import (
 from app.services import deployments
 from app.services.errors import DomainError, NotFound
 
+# htmx stops polling on this status (a partial whose deployment is gone).
+STOP_POLLING = 286
+
 
 @bp.app_context_processor
 def preemption_notices() -> dict:
@@ -119,6 +122,11 @@ def _submit(form, cluster_id: int, dry_run: bool = False):
         form.priority_raw(),
         form.requests_raw(),
         dry_run=dry_run,
+        ports=form.ports.data or None,
+        env=form.env.data or None,
+        command=form.command.data or None,
+        preemption_policy=form.preemption_policy.data,
+        max_run=form.max_run.data,
     )
 
 
@@ -130,6 +138,59 @@ def detail(deployment_id: int):
         "deployments/detail.html",
         deployment=deployment,
         can_delete=deployments.can_delete(current_user, deployment),
+        events=deployments.timeline(current_user, deployment_id),
+        logs=deployments.logs(current_user, deployment_id),
+    )
+
+
+# The live parts of the deployment page: each partial re-polls itself (hx-trigger "every"),
+# and a deployment that is gone (deleted meanwhile) stops its polls with 286.
+
+
+def _live_partial(deployment_id: int, render):
+    if not current_user.is_authenticated:
+        response = current_app.response_class("", STOP_POLLING)
+        response.headers["HX-Redirect"] = url_for(
+            "accounts.login", next=url_for("deployments.detail", deployment_id=deployment_id)
+        )
+        return response
+    try:
+        return render()
+    except NotFound:
+        return render_template("deployments/_gone.html"), STOP_POLLING
+
+
+@bp.get("/<int:deployment_id>/runtime")
+def runtime_partial(deployment_id: int):
+    return _live_partial(
+        deployment_id,
+        lambda: render_template(
+            "deployments/_runtime.html", deployment=deployments.get(current_user, deployment_id)
+        ),
+    )
+
+
+@bp.get("/<int:deployment_id>/logs")
+def logs_partial(deployment_id: int):
+    return _live_partial(
+        deployment_id,
+        lambda: render_template(
+            "deployments/_logs.html",
+            deployment_id=deployment_id,
+            logs=deployments.logs(current_user, deployment_id),
+        ),
+    )
+
+
+@bp.get("/<int:deployment_id>/timeline")
+def timeline_partial(deployment_id: int):
+    return _live_partial(
+        deployment_id,
+        lambda: render_template(
+            "deployments/_timeline.html",
+            deployment_id=deployment_id,
+            events=deployments.timeline(current_user, deployment_id),
+        ),
     )
 
 

@@ -1,0 +1,384 @@
+"""The docker driver: one Docker Engine per Kargo cluster, one container per running deployment.
+
+Through the official Docker SDK for Python (only `app.runtime` imports it). A container is
+created from the deployment's requests and nothing else the user controls about the host:
+
+- limits: cpu -> NanoCpus, ram -> a memory limit with no swap beyond it, gpu -> a device
+  request for that many GPUs (needs the NVIDIA runtime on the engine; not testable here);
+  custom kinds are accounting only;
+- never privileged, never the host's network or PID namespace, no mounts at all;
+  no-new-privileges and a pids limit always;
+- ports published on the engine's bind address (127.0.0.1 unless the operator says otherwise);
+- no engine restart policy: the reconciler is the one that restarts (and counts restarts).
+
+The container's name is fixed by the install, the deployment and its generation, so a
+reconciler that crashed between "create" and writing it down finds the container again (the
+engine answers 409 to a second create) instead of making a duplicate.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import docker
+import docker.errors
+import docker.tls
+import docker.types
+import requests.exceptions
+
+from app.runtime.base import (
+    LABEL_CLUSTER,
+    LABEL_DEPLOYMENT,
+    LABEL_GENERATION,
+    LABEL_INSTALL,
+    LABEL_NAME,
+    Capacity,
+    EngineUnreachable,
+    Observed,
+    StartFailed,
+    WorkloadSpec,
+)
+from app.runtime.engines import DriverSettings, Engine
+
+API_VERSION = "1.41"  # Docker Engine 20.10 and newer
+MIB = 1024 * 1024
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_UNREACHABLE = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    ConnectionError,
+    FileNotFoundError,
+    TimeoutError,
+)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """Docker's RFC 3339 times with nanoseconds ("2026-11-30T13:50:01.123456789Z") as naive
+    UTC; the zero time ("0001-01-01T00:00:00Z") as None."""
+    if not text or text.startswith("0001-"):
+        return None
+    main, _, fraction = text.rstrip("Z").partition(".")
+    fraction = re.sub(r"[^0-9].*$", "", fraction)
+    try:
+        moment = datetime.fromisoformat(main)
+    except ValueError:
+        return None
+    if fraction:
+        moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+    return moment.replace(tzinfo=None)
+
+
+def clean_line(line: str) -> str:
+    return _CONTROL.sub("", line).rstrip()
+
+
+def explain(exc: Exception) -> str:
+    """An engine error in words: Docker's own explanation when it gave one."""
+    if isinstance(exc, docker.errors.APIError) and exc.explanation:
+        text = exc.explanation
+        return text.decode() if isinstance(text, bytes) else str(text)
+    return str(exc) or exc.__class__.__name__
+
+
+class DockerDriver:
+    name = "docker"
+
+    def __init__(self, engine: Engine, settings: DriverSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._client: docker.DockerClient | None = None
+
+    # -- connection --------------------------------------------------------------------------
+
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            tls: docker.tls.TLSConfig | bool = False
+            if self.engine.tls_ca:
+                tls = docker.tls.TLSConfig(
+                    client_cert=(self.engine.tls_cert, self.engine.tls_key),
+                    ca_cert=self.engine.tls_ca,
+                    verify=self.engine.tls_verify,
+                )
+            try:
+                self._client = docker.DockerClient(
+                    base_url=self.engine.endpoint,
+                    version=API_VERSION,
+                    timeout=self.settings.timeout_seconds,
+                    tls=tls,
+                )
+            except docker.errors.DockerException as exc:
+                raise EngineUnreachable(f"engine {self.engine.name}: {explain(exc)}") from exc
+        return self._client
+
+    def _call(self, action, *args, **kwargs):
+        """Run an SDK call; a connection failure becomes EngineUnreachable."""
+        try:
+            return action(*args, **kwargs)
+        except _UNREACHABLE as exc:
+            raise EngineUnreachable(
+                f"engine {self.engine.name} at {self.engine.endpoint} does not answer: "
+                f"{exc.__class__.__name__}"
+            ) from exc
+        except docker.errors.DockerException as exc:
+            if isinstance(exc, docker.errors.APIError):
+                raise
+            raise EngineUnreachable(f"engine {self.engine.name}: {explain(exc)}") from exc
+
+    def _labels(self, cluster_id: int) -> list[str]:
+        return [f"{LABEL_INSTALL}={self.settings.install_id}", f"{LABEL_CLUSTER}={cluster_id}"]
+
+    # -- the interface -----------------------------------------------------------------------
+
+    def health(self) -> None:
+        self._call(self.client().ping)
+
+    def capacity(self) -> Capacity:
+        info = self._call(self.client().info)
+        amounts = {
+            "cpu": int(info.get("NCPU", 0)) * 1000,
+            "ram": int(info.get("MemTotal", 0)) // MIB,
+        }
+        node = {
+            "hostname": info.get("Name"),
+            "state": "ready",
+            "availability": "active",
+            "cpu": amounts["cpu"],
+            "ram": amounts["ram"],
+            "version": info.get("ServerVersion"),
+        }
+        return Capacity(amounts, (node,))
+
+    def observe(self, cluster_id: int) -> list[Observed]:
+        api = self.client().api
+        rows = self._call(api.containers, all=True, filters={"label": self._labels(cluster_id)})
+        found = []
+        for row in rows:
+            labels = row.get("Labels") or {}
+            try:
+                deployment_id = int(labels.get(LABEL_DEPLOYMENT, ""))
+            except ValueError:
+                deployment_id = 0  # not one of ours to keep: an orphan to remove
+            state = row.get("State", "")
+            if state == "running":
+                found.append(
+                    Observed(
+                        deployment_id,
+                        row["Id"],
+                        labels.get(LABEL_GENERATION),
+                        "running",
+                        ports=self._ports(row.get("Ports") or []),
+                    )
+                )
+                continue
+            found.append(self._inspected(deployment_id, row["Id"], labels, state))
+        return found
+
+    def _inspected(
+        self, deployment_id: int, container_id: str, labels: dict, state: str
+    ) -> Observed:
+        """A container that is not running: its exit code and why, from an inspect."""
+        try:
+            details = self._call(self.client().api.inspect_container, container_id)
+        except docker.errors.NotFound:
+            return Observed(deployment_id, container_id, labels.get(LABEL_GENERATION), "exited")
+        status = details.get("State", {})
+        exit_code = status.get("ExitCode")
+        if state == "created":
+            runtime_status, error = "starting", None
+        elif state == "restarting":
+            runtime_status, error = "restarting", None
+        else:
+            runtime_status = "exited"
+            error = f"exited with code {exit_code}"
+            if status.get("OOMKilled"):
+                error += " (out of memory: it used more ram than it requested)"
+            elif status.get("Error"):
+                error += f": {status['Error']}"
+        return Observed(
+            deployment_id,
+            container_id,
+            labels.get(LABEL_GENERATION),
+            runtime_status,
+            exit_code=exit_code,
+            started_at=parse_time(status.get("StartedAt")),
+            error=error,
+        )
+
+    @staticmethod
+    def _ports(raw: list[dict]) -> tuple[dict, ...]:
+        seen = set()
+        ports = []
+        for item in raw:
+            if not item.get("PublicPort"):
+                continue
+            key = (item.get("PrivatePort"), item.get("PublicPort"), item.get("Type"))
+            if key in seen:  # listed once per address family
+                continue
+            seen.add(key)
+            ports.append(
+                {
+                    "container": item.get("PrivatePort"),
+                    "host": item.get("PublicPort"),
+                    "address": item.get("IP") or "0.0.0.0",
+                    "protocol": item.get("Type", "tcp"),
+                }
+            )
+        return tuple(sorted(ports, key=lambda p: (p["container"], p["host"])))
+
+    def container_name(self, spec: WorkloadSpec) -> str:
+        install = re.sub(r"[^a-zA-Z0-9_.-]", "-", self.settings.install_id)
+        return f"kargo-{install}-{spec.deployment_id}-{spec.generation}"
+
+    def _ensure_image(self, image: str) -> None:
+        api = self.client().api
+        try:
+            self._call(api.inspect_image, image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.NotFound:
+            pass
+        auth = self.engine.registry_auth(image)
+        repository, tag = _split_tag(image)
+        try:
+            self._call(api.pull, repository, tag=tag, auth_config=auth)
+        except docker.errors.APIError as exc:
+            raise StartFailed(f"image pull failed: {image}: {explain(exc)}", pull=True) from exc
+
+    def start(self, spec: WorkloadSpec) -> Observed:
+        api = self.client().api
+        name = self.container_name(spec)
+        try:
+            details = self._call(api.inspect_container, name)
+        except docker.errors.NotFound:
+            details = None
+        if details is None:
+            self._ensure_image(spec.image)
+            try:
+                created = self._call(
+                    api.create_container,
+                    spec.image,
+                    command=list(spec.command) if spec.command else None,
+                    name=name,
+                    labels=self._spec_labels(spec),
+                    environment=dict(spec.env),
+                    ports=[(p.container, p.protocol) for p in spec.ports],
+                    host_config=self._host_config(spec),
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:  # made by a run that crashed before writing it down
+                    created = {"Id": name}
+                else:
+                    raise StartFailed(f"container could not be created: {explain(exc)}") from exc
+            container_id = created["Id"]
+        else:
+            container_id = details["Id"]
+        try:
+            self._call(api.start, container_id)
+        except docker.errors.APIError as exc:
+            raise StartFailed(f"container could not start: {explain(exc)}", "failed") from exc
+        details = self._call(api.inspect_container, container_id)
+        state = details.get("State", {})
+        ports = self._ports(_ports_of(details))
+        if state.get("Running"):
+            return Observed(
+                spec.deployment_id,
+                details["Id"],
+                spec.generation,
+                "running",
+                started_at=parse_time(state.get("StartedAt")),
+                ports=ports,
+            )
+        return self._inspected(
+            spec.deployment_id, details["Id"], details["Config"].get("Labels") or {}, "exited"
+        )
+
+    def _spec_labels(self, spec: WorkloadSpec) -> dict[str, str]:
+        return {
+            LABEL_INSTALL: self.settings.install_id,
+            LABEL_CLUSTER: str(spec.cluster_id),
+            LABEL_DEPLOYMENT: str(spec.deployment_id),
+            LABEL_GENERATION: spec.generation,
+            LABEL_NAME: spec.name,
+        }
+
+    def _host_config(self, spec: WorkloadSpec) -> dict:
+        api = self.client().api
+        requests_ = spec.requests
+        bindings = {
+            f"{p.container}/{p.protocol}": (self.engine.bind_address, p.host)
+            if p.host
+            else (self.engine.bind_address,)
+            for p in spec.ports
+        }
+        devices = []
+        if requests_.get("gpu"):
+            devices.append(
+                docker.types.DeviceRequest(count=int(requests_["gpu"]), capabilities=[["gpu"]])
+            )
+        memory = f"{int(requests_['ram'])}m" if requests_.get("ram") else None
+        return api.create_host_config(
+            port_bindings=bindings,
+            nano_cpus=int(requests_.get("cpu", 0)) * 1_000_000 or None,
+            mem_limit=memory,
+            memswap_limit=memory,
+            pids_limit=self.settings.pids_limit,
+            security_opt=["no-new-privileges:true"],
+            privileged=False,
+            network_mode="bridge",
+            device_requests=devices or None,
+            restart_policy={"Name": "no"},
+            init=False,
+        )
+
+    def stop(self, workload_id: str, grace_seconds: int) -> None:
+        api = self.client().api
+        try:
+            self._call(api.stop, workload_id, timeout=grace_seconds)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            pass  # removing with force below ends it either way
+        try:
+            self._call(api.remove_container, workload_id, force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: removal already in progress
+                raise
+
+    def logs(self, workload_id: str, lines: int) -> list[str]:
+        try:
+            raw = self._call(self.client().api.logs, workload_id, tail=lines)
+        except docker.errors.NotFound:
+            return []
+        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+        return [clean_line(line) for line in text.splitlines()][-lines:]
+
+
+def _split_tag(image: str) -> tuple[str, str | None]:
+    if "@" in image:
+        return image, None
+    slash = image.rfind("/")
+    colon = image.rfind(":")
+    if colon > slash:
+        return image[:colon], image[colon + 1 :]
+    return image, "latest"
+
+
+def _ports_of(details: dict) -> list[dict]:
+    """The published ports of an inspected container, in the list endpoint's shape."""
+    out = []
+    for key, bindings in (details.get("NetworkSettings", {}).get("Ports") or {}).items():
+        private, _, protocol = key.partition("/")
+        for binding in bindings or []:
+            out.append(
+                {
+                    "PrivatePort": int(private),
+                    "PublicPort": int(binding.get("HostPort") or 0),
+                    "IP": binding.get("HostIp"),
+                    "Type": protocol or "tcp",
+                }
+            )
+    return out
