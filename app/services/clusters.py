@@ -327,6 +327,14 @@ def set_capacity(cluster_id: int, capacity: Mapping[str, int]) -> None:
                 f"cannot set the capacity of {kind} on cluster {cluster_id} to {amount}: "
                 "usage is above it or the cluster has no such kind"
             )
+    if capacity:  # the resource trail shows the new capacity from now on
+        resources = _load_resources(cluster_id)
+        usage.record(
+            cluster_id,
+            {r.kind: r.used for r in resources},
+            usage.queued_now(cluster_id),
+            {r.kind: r.capacity for r in resources},
+        )
 
 
 def cluster_ids_with_engine() -> list[tuple[int, int, str]]:

@@ -8,8 +8,9 @@ enqueued here the same way, when SMTP is configured and their preferences ask fo
 The notify worker (`services.notifications.run_once`) reads the rows; nothing here sends.
 
 Any service that records an event of a subscribable action through `history.record` enqueues
-its deliveries this way; the runtime's reconciler records `deployment.failed` and
-`cluster.capacity_changed` (docs/webhooks.md).
+its deliveries this way: the reconciler's `deployment.container_exited`, `pull_failed` and
+`start_failed` go out as `deployment.failed`, `container_restarted` as `deployment.restarted`,
+and the capacity changes it makes as `cluster.capacity_changed` (docs/webhooks.md).
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ EVENTS: dict[str, str] = {
     "deployment.repacked": "deployment.preempted",
     "deployment.evicted": "deployment.preempted",
     "deployment.failed": "deployment.failed",
+    # The reconciler's names for a failed or restarted container (app/services/reconcile.py).
+    "deployment.container_exited": "deployment.failed",
+    "deployment.pull_failed": "deployment.failed",
+    "deployment.start_failed": "deployment.failed",
+    "deployment.container_restarted": "deployment.restarted",
     "deployment.queued_long": "deployment.queued_long",
     "invite.redeemed": "invite.redeemed",
     "cluster.capacity_changed": "cluster.capacity_changed",
@@ -84,6 +90,9 @@ MAIL_TOPICS: dict[str, str] = {
     "deployment.started": "started",
     "deployment.restarted": "started",
     "deployment.failed": "failed",
+    "deployment.container_exited": "failed",
+    "deployment.pull_failed": "failed",
+    "deployment.start_failed": "failed",
 }
 
 

@@ -299,6 +299,17 @@ def series(
     return Series(since, until, step, tuple(kinds), buckets(rows, since, until, step), queued_now)
 
 
+def queued_now(cluster_id: int) -> dict[str, int]:
+    """The queued demand of the cluster's newest row (what waits now), by kind."""
+    newest = db.session.scalar(
+        sa.select(UsageSample.queued)
+        .where(UsageSample.cluster_id == cluster_id)
+        .order_by(UsageSample.at.desc(), UsageSample.id.desc())
+        .limit(1)
+    )
+    return dict(newest or {})
+
+
 def many(
     cluster_ids: Sequence[int], since: datetime, step: int, until: datetime | None = None
 ) -> dict[int, list[Point]]:
