@@ -234,10 +234,19 @@ def reconcile_cluster(
         report.capacity_changed = True
 
     desired = _desired(cluster_id)
+    # Plain rows, not ORM objects: they stay readable after the transaction ends.
     previous = {
         row.deployment_id: row
-        for row in db.session.scalars(
-            sa.select(DeploymentRuntime).where(DeploymentRuntime.cluster_id == cluster_id)
+        for row in db.session.execute(
+            sa.select(
+                DeploymentRuntime.deployment_id,
+                DeploymentRuntime.status,
+                DeploymentRuntime.restart_count,
+                DeploymentRuntime.error,
+                DeploymentRuntime.container_id,
+                DeploymentRuntime.generation,
+                DeploymentRuntime.retry_at,
+            ).where(DeploymentRuntime.cluster_id == cluster_id)
         )
     }
     db.session.rollback()
@@ -393,9 +402,7 @@ def reconcile_cluster(
 _ENGINE_MANAGED = ("running", "restarting", "starting", "pulling", "failed")
 
 
-def _engine_managed(
-    observed: Observed, before: DeploymentRuntime | None, engine_name: str
-) -> _Outcome:
+def _engine_managed(observed: Observed, before: Any, engine_name: str) -> _Outcome:
     outcome = _Outcome(observed=observed, status=observed.status, error=observed.error)
     count = before.restart_count if before is not None else 0
     pulling = bool(observed.error and observed.error.startswith("image pull failed"))
@@ -422,7 +429,7 @@ def _engine_managed(
     return outcome
 
 
-def _steady(before: DeploymentRuntime | None, outcome: _Outcome, wanted: _Desired | None) -> bool:
+def _steady(before: Any, outcome: _Outcome, wanted: _Desired | None) -> bool:
     """Nothing to write: the pass saw exactly what the row already says (most passes)."""
     observed = outcome.observed
     if before is None or wanted is None or observed is None:
@@ -448,7 +455,7 @@ def _write_back(
     organization_id: int,
     engine_name: str,
     desired: Mapping[int, _Desired],
-    previous: Mapping[int, DeploymentRuntime],
+    previous: Mapping[int, Any],
     outcomes: Mapping[int, _Outcome],
     report: PassReport,
 ) -> None:
