@@ -80,6 +80,13 @@ def make_app(url: str, engines: dict, install_id: str):
             "RECONCILER_WORKERS": 8,
             "MAX_DEPLOYMENTS_PER_CLUSTER": 5000,
             "DEFAULT_DEPLOYMENT_QUOTA": 100000,
+            # One process here plays the web workers (N submitting threads) and the
+            # reconciler; in production they are separate processes with their own pools.
+            "SQLALCHEMY_ENGINE_OPTIONS": {
+                "pool_pre_ping": True,
+                "pool_size": 80,
+                "max_overflow": 20,
+            },
         }
     )
     with app.app_context():

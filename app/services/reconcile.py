@@ -25,7 +25,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -329,7 +329,20 @@ def reconcile_cluster(
         except Exception as exc:  # an engine error in words, never a crash of the loop
             return wanted, StartFailed(f"container could not start: {exc}")
 
+    def flush(ids: Iterable[int]) -> None:
+        """Write back what is known of these deployments now (the rest follows later in
+        the pass), so a stop or a start shows without waiting for the slowest one."""
+        batch = {}
+        for deployment_id in list(ids):
+            outcome = outcomes.pop(deployment_id, None)
+            if outcome is not None and not _steady(
+                previous.get(deployment_id), outcome, desired.get(deployment_id)
+            ):
+                batch[deployment_id] = outcome
+        _write_back(cluster_id, organization_id, engine_name, desired, previous, batch, report)
+
     workers = max(1, config["RECONCILER_WORKERS"])
+    starting = {wanted.id for wanted in to_start}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for observed, problem in pool.map(stop, to_stop):
             if problem is not None:
@@ -339,7 +352,17 @@ def reconcile_cluster(
             metrics.RECONCILE_ACTIONS.labels("stop").inc()
             if observed.deployment_id in previous and observed.deployment_id not in keep:
                 outcomes.setdefault(observed.deployment_id, _Outcome(stopped=True)).stopped = True
-        for wanted, result in pool.map(start, to_start):
+        # What was only observed, and what was stopped, is written before the starts begin.
+        flush([deployment_id for deployment_id in outcomes if deployment_id not in starting])
+        last_flush = time.monotonic()
+        done: list[int] = []
+        for future in as_completed([pool.submit(start, wanted) for wanted in to_start]):
+            wanted, result = future.result()
+            done.append(wanted.id)
+            if time.monotonic() - last_flush >= _FLUSH_SECONDS:
+                flush(done[:-1])
+                done = done[-1:]
+                last_flush = time.monotonic()
             outcome = outcomes.setdefault(wanted.id, _Outcome())
             before = previous.get(wanted.id)
             if isinstance(result, Observed):
@@ -387,15 +410,13 @@ def reconcile_cluster(
                     action = "deployment.pull_failed" if result.pull else "deployment.start_failed"
                     message = result.reason[0].upper() + result.reason[1:] + "."
                     outcome.event = (action, message, {"error": result.reason})
-    changing = {
-        deployment_id: outcome
-        for deployment_id, outcome in outcomes.items()
-        if not _steady(previous.get(deployment_id), outcome, desired.get(deployment_id))
-    }
-    _write_back(cluster_id, organization_id, engine_name, desired, previous, changing, report)
+    flush(list(outcomes))
     metrics.RECONCILE_PASS_DURATION.observe(time.perf_counter() - started)
     return report
 
+
+# While starts are under way, what finished is written back at least this often.
+_FLUSH_SECONDS = 0.5
 
 # Statuses the engine itself drives (the swarm restarts and retries by itself); the
 # reconciler records them, with an event when a condition or a restart is new.
