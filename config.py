@@ -99,6 +99,14 @@ class Config:
     # deployments holding what a queued one waits for its reason names.
     SCHEDULER_WORK_BUDGET = _int("SCHEDULER_WORK_BUDGET", 12_000)
     SCHEDULER_BLOCKERS_LISTED = _int("SCHEDULER_BLOCKERS_LISTED", 5)
+    # Fair use (docs/scheduling.md, "Fair use"): simulated end events per start-time estimate
+    # or reservation, follow-up decisions after one that freed room while work was held, the
+    # longest maximum run time a deployment may ask for (minutes), and how often
+    # `flask kargo expire` finishes deployments whose maximum run time is over (seconds).
+    SCHEDULER_ESTIMATE_EVENTS = _int("SCHEDULER_ESTIMATE_EVENTS", 200)
+    SCHEDULER_SETTLE_ROUNDS = _int("SCHEDULER_SETTLE_ROUNDS", 3)
+    MAX_RUN_MINUTES_CEILING = _int("MAX_RUN_MINUTES_CEILING", 525_600)
+    EXPIRE_INTERVAL_SECONDS = _int("EXPIRE_INTERVAL_SECONDS", 30)
     # Defaults of a new cluster's repack settings (off by default; owners and admins turn it
     # on per cluster): the gain each move must bring, in percent of mean utilization, the
     # moves allowed per hour, and the minutes before the same deployment may move again.

@@ -58,16 +58,18 @@ if _log_format() == "json":
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "app.telemetry.logs.JsonFormatter"}},
+        # Named "kargo" like the handler the app installs in each worker
+        # (app/telemetry/logs.py), which replaces it there instead of printing every line twice.
         "handlers": {
-            "stderr": {
+            "kargo": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
                 "stream": "ext://sys.stderr",
             }
         },
-        "root": {"level": "INFO", "handlers": ["stderr"]},
+        "root": {"level": "INFO", "handlers": ["kargo"]},
         "loggers": {
-            "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+            "gunicorn.error": {"level": "INFO", "handlers": ["kargo"], "propagate": False},
             "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
         },
     }

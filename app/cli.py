@@ -211,3 +211,30 @@ def reconcile_command(once: bool) -> None:
         reconciler.run()
     except KeyboardInterrupt:
         reconciler.stop()
+
+
+@kargo_cli.command("expire")
+@click.option("--once", is_flag=True, help="Finish what is due now and exit (no loop).")
+@click.option(
+    "--interval",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Seconds between passes (default: EXPIRE_INTERVAL_SECONDS).",
+)
+def expire_command(once: bool, interval: int | None) -> None:
+    """Finish deployments whose maximum run time is over, freeing their resources; loops."""
+    import time
+
+    from flask import current_app
+
+    from app.services import deployments
+
+    pause = interval or current_app.config["EXPIRE_INTERVAL_SECONDS"]
+    while True:
+        finished = deployments.expire_due()
+        if finished or once:
+            ids = ", ".join(f"#{i}" for i in finished) or "none"
+            click.echo(f"Finished {len(finished)} deployment(s) past their run time: {ids}.")
+        if once:
+            return
+        time.sleep(pause)

@@ -66,11 +66,23 @@ class Organization(db.Model):
     members_can_create_clusters: Mapped[bool] = mapped_column(
         default=False, server_default=sa.false()
     )
+    # Priority rights: the highest priority members and admins may give a deployment (owners
+    # always may use every priority). Set by owners.
+    member_max_priority: Mapped[int] = mapped_column(default=800, server_default="800")
+    admin_max_priority: Mapped[int] = mapped_column(default=1000, server_default="1000")
 
     members: Mapped[list[User]] = relationship(back_populates="organization")
 
     __table_args__ = (
         sa.CheckConstraint("deployment_quota >= 0", name="quota_not_negative"),
+        sa.CheckConstraint(
+            "member_max_priority >= 0 AND member_max_priority <= 1000",
+            name="member_max_priority_range",
+        ),
+        sa.CheckConstraint(
+            "admin_max_priority >= 0 AND admin_max_priority <= 1000",
+            name="admin_max_priority_range",
+        ),
         NEVER_REUSE_IDS,
     )
 
@@ -233,6 +245,11 @@ class Cluster(db.Model):
     # The operator-declared engine (app/runtime, ENGINES) whose containers this cluster runs;
     # None: the simulated runtime (resources are accounting only).
     engine: Mapped[str | None] = mapped_column(sa.String(63))
+    # Fair use (docs/scheduling.md, "Fair use"): running work younger than the minimum run time
+    # is a victim only when no other choice makes room; a deployment waiting longer than the
+    # starvation threshold gets a reservation (None: the guard is off).
+    min_run_minutes: Mapped[int] = mapped_column(default=0, server_default="0")
+    starvation_minutes: Mapped[int | None]
 
     resources: Mapped[list[ClusterResource]] = relationship(
         back_populates="cluster",
@@ -250,6 +267,10 @@ class Cluster(db.Model):
         ),
         sa.CheckConstraint("repack_max_per_hour > 0", name="repack_max_per_hour_positive"),
         sa.CheckConstraint("repack_cooldown_minutes >= 0", name="repack_cooldown_not_negative"),
+        sa.CheckConstraint("min_run_minutes >= 0", name="min_run_not_negative"),
+        sa.CheckConstraint(
+            "starvation_minutes IS NULL OR starvation_minutes > 0", name="starvation_positive"
+        ),
         NEVER_REUSE_IDS,
     )
 
@@ -315,6 +336,10 @@ class Deployment(db.Model):
     ports: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
     env: Mapped[dict[str, str] | None] = mapped_column(sa.JSON)
     command: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    # Preemption policy: False ("never preempts") waits for free room instead of evicting.
+    may_preempt: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    # Maximum run time: at its end (counted from its latest start) the deployment finishes.
+    max_run_minutes: Mapped[int | None]
 
     created_by: Mapped[User | None] = relationship()
 
@@ -322,9 +347,53 @@ class Deployment(db.Model):
         sa.UniqueConstraint("cluster_id", "name", name="uq_deployments_cluster_name"),
         sa.CheckConstraint("status IN ('running', 'pending')", name="status_known"),
         sa.CheckConstraint("priority >= 0 AND priority <= 1000", name="priority_range"),
+        sa.CheckConstraint(
+            "max_run_minutes IS NULL OR max_run_minutes > 0", name="max_run_positive"
+        ),
         sa.Index("ix_deployments_cluster_status", "cluster_id", "status"),
         sa.Index("ix_deployments_org_status", "organization_id", "status"),
         sa.Index("ix_deployments_creator_notice", "created_by_id", "preemption_notice"),
+        NEVER_REUSE_IDS,
+    )
+
+
+QUOTA_SCOPES = ("organization", "each_member", "member")
+
+
+class ResourceQuota(db.Model):
+    """A resource quota of an organization (docs/scheduling.md, "Fair use"): at most `amount`
+    of `kind` (base units) held by running deployments, counted for the whole organization
+    (`organization`), for every member separately (`each_member`) or for one member
+    (`member`, `user_id`); on one cluster (`cluster_id`) or across all; for deployments of
+    priority `min_priority`..`max_priority`. Quotas never preempt: over one, work waits."""
+
+    __tablename__ = "resource_quotas"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(sa.String(16))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    cluster_id: Mapped[int | None] = mapped_column(sa.ForeignKey("clusters.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    min_priority: Mapped[int] = mapped_column(default=0, server_default="0")
+    max_priority: Mapped[int] = mapped_column(default=1000, server_default="1000")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "scope IN ('organization', 'each_member', 'member')", name="scope_known"
+        ),
+        sa.CheckConstraint(
+            "(scope = 'member') = (user_id IS NOT NULL)", name="member_scope_names_user"
+        ),
+        sa.CheckConstraint("amount >= 0", name="amount_not_negative"),
+        sa.CheckConstraint(
+            "min_priority >= 0 AND min_priority <= max_priority AND max_priority <= 1000",
+            name="priority_range",
+        ),
         NEVER_REUSE_IDS,
     )
 

@@ -1,8 +1,9 @@
-"""The container packaging works without a Docker engine.
+"""The container packaging, checked without a Docker engine.
 
-No Docker daemon runs on these machines, so instead: hadolint lints the Dockerfile, the image's
-start command (boot.sh: `flask db upgrade`, then gunicorn) runs directly and must serve, and
-docker-compose.yml, .dockerignore and the lock files are checked for what the image relies on.
+hadolint lints the Dockerfile, the image's start command (boot.sh: `flask db upgrade`, then
+gunicorn) runs directly and must serve, and docker-compose.yml, .dockerignore and the lock files
+are checked for what the image relies on. The image itself is built and run in
+tests/ops/test_image.py, where a private Docker daemon can run.
 """
 
 from __future__ import annotations

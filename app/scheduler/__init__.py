@@ -10,12 +10,19 @@ docs/scheduling.md; each file of this package is one step of a decision:
     queue.py       rules 6 and 8: the queue in order with a reason for everyone; infeasible
     decide.py      schedule(): the steps in order, fast paths first
     checks.py      violations (rules 1-3) and transition_violations (rules 4-5)
+    fairness.py    schedule(): fair use on top (quotas, non-preempting work, the minimum run
+                   time, the starvation guard's reservation) and the forward simulation of
+                   start-time estimates
 
 INTERFACE CONTRACT (the deployments service and the benchmarks depend on these names):
 
     Job(id, priority, requests, submitted, started=None, preempted_by=None)
     ClusterState(capacity, running, pending, max_deployments=None, repack=None,
-                 work_budget=DEFAULT_WORK_BUDGET, blockers_listed=DEFAULT_BLOCKERS_LISTED)
+                 work_budget=DEFAULT_WORK_BUDGET, blockers_listed=DEFAULT_BLOCKERS_LISTED,
+                 fair=None)
+    Fairness(now, quotas, never_preempts, max_run, min_run, starve_after, waiting_since,
+             unit, horizon)          Quota(kind, limit, members, used_elsewhere, label)
+    simulate(state, targets) -> Simulation(starts, running_at, unlimited, events)
     Repack(threshold_bp, evictions_left, cooling)
     Submit(job) | Delete(ids) | Reconcile()
     schedule(state, event) -> Decision(started, preempted, queue, used, evicted, repacked,
@@ -32,7 +39,7 @@ integers in base units (cpu in millicores, ram in MiB, other kinds whole units).
 """
 
 from .checks import transition_violations, violations
-from .decide import schedule
+from .fairness import Simulation, quota_violations, schedule, simulate
 from .queue import infeasible
 from .search import EXACT_CLASS_LIMIT
 from .types import (
@@ -42,8 +49,10 @@ from .types import (
     Decision,
     Delete,
     Event,
+    Fairness,
     Job,
     QueueEntry,
+    Quota,
     Reconcile,
     Repack,
     Submit,
@@ -58,14 +67,19 @@ __all__ = [
     "Decision",
     "Delete",
     "Event",
+    "Fairness",
     "Job",
     "QueueEntry",
+    "Quota",
     "Reconcile",
     "Repack",
+    "Simulation",
     "Submit",
     "Wait",
     "infeasible",
+    "quota_violations",
     "schedule",
+    "simulate",
     "transition_violations",
     "violations",
 ]

@@ -57,12 +57,58 @@ DEFAULT_BLOCKERS_LISTED = 5
 
 
 @dataclass(frozen=True, slots=True)
+class Quota:
+    """One resource quota as one decision on one cluster sees it (docs/scheduling.md, "Fair
+    use").
+
+    At most `limit` of `kind` (base units) may be held by running deployments it counts:
+    `used_elsewhere` is what they hold on other clusters, `members` the ids of this cluster's
+    deployments (running or pending) it counts (the caller applies owner and priority range).
+    `label` words whose quota it is in a reason: "over your gpu quota (6 of 8 used)".
+    """
+
+    kind: str
+    limit: int
+    members: frozenset[int]
+    used_elsewhere: int = 0
+    label: str = "your"
+
+
+@dataclass(frozen=True, slots=True)
+class Fairness:
+    """The fair-use rules of one decision (docs/scheduling.md, "Fair use"); None on a
+    `ClusterState` skips them all (the plain rules, at no extra cost).
+
+    `now` is the caller's time key (same unit as `Job.submitted`); `unit` is how many time keys
+    make a second (the service uses microseconds). `quotas` never preempt: a deployment over
+    one waits. `never_preempts` holds the ids of deployments that wait for free room instead
+    of evicting anyone. `max_run` maps ids to their maximum run time (time keys): a running
+    job ends at `started + max_run` at the latest. `min_run`: a running job that started
+    less than this ago is a victim only when no other choice makes room. `starve_after`: a
+    pending job that has waited longer than this (since `waiting_since.get(id, submitted)`)
+    gets a reservation (backfill: later work starts only where it does not delay it).
+    `horizon` bounds the simulated end events of an estimate or a reservation.
+    """
+
+    now: int
+    quotas: tuple[Quota, ...] = ()
+    never_preempts: frozenset[int] = frozenset()
+    max_run: Mapping[int, int] = field(default_factory=dict)
+    min_run: int = 0
+    starve_after: int | None = None
+    waiting_since: Mapping[int, int] = field(default_factory=dict)
+    unit: int = 1_000_000
+    horizon: int = 200
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterState:
     """One cluster before an event.
 
     `max_deployments` is carried for the caller (rule 9 is the service's). `repack` turns the
     opt-in repack on for this decision. `work_budget` bounds the admission search (counted, so
-    decisions stay deterministic); `blockers_listed` bounds `Wait.blocking_ids`.
+    decisions stay deterministic); `blockers_listed` bounds `Wait.blocking_ids`. `fair` holds
+    the fair-use rules (quotas, non-preempting work, minimum run time, reservations).
     """
 
     capacity: Mapping[str, int]
@@ -72,6 +118,7 @@ class ClusterState:
     repack: Repack | None = None
     work_budget: int = DEFAULT_WORK_BUDGET
     blockers_listed: int = DEFAULT_BLOCKERS_LISTED
+    fair: Fairness | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +156,7 @@ class Wait(NamedTuple):
     4 cpu is free". (A named tuple: a mass preemption makes thousands.)
     """
 
-    cause: str
+    cause: str  # also "quota", "no_preempt" and "reserved" (docs/scheduling.md, "Fair use")
     kind: str | None
     needed: int
     free: int
@@ -170,3 +217,9 @@ class Decision:
     repacked: dict[int, int] = field(default_factory=dict)  # moved id -> id started for it
     exact: bool = field(default=True, compare=False)
     work: int = field(default=0, compare=False)
+    # Fair use: this decision sent running work back to the queue while some deployments were
+    # held (over a quota, never preempting, behind a reservation); the room or quota it freed
+    # may let them start, so the caller should follow it with a Reconcile.
+    settle: bool = field(default=False, compare=False)
+    # The pending deployment holding the cluster's reservation (starvation guard), if any.
+    reserved: int | None = field(default=None, compare=False)

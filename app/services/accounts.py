@@ -832,6 +832,8 @@ class OrganizationSettings:
     name: str
     deployment_quota: int
     members_can_create_clusters: bool
+    member_max_priority: int = 800  # the highest priority members may use
+    admin_max_priority: int = 1000  # the highest priority admins may use (owners: any)
 
 
 def _settings_of(organization: Organization) -> OrganizationSettings:
@@ -839,6 +841,8 @@ def _settings_of(organization: Organization) -> OrganizationSettings:
         organization.name,
         organization.deployment_quota,
         organization.members_can_create_clusters,
+        organization.member_max_priority,
+        organization.admin_max_priority,
     )
 
 
@@ -853,9 +857,12 @@ def update_settings(
     name: str,
     deployment_quota: object,
     members_can_create_clusters: bool | None = None,
+    member_max_priority: int | None = None,
+    admin_max_priority: int | None = None,
 ) -> OrganizationSettings:
-    """Rename the organization, set its quota (up to MAX_ORGANIZATION_QUOTA) and whether
-    members may create clusters (None keeps it). Owners only."""
+    """Rename the organization, set its quota (up to MAX_ORGANIZATION_QUOTA), whether
+    members may create clusters and the highest priority members and admins may use (already
+    parsed integers 0..1000; None keeps each). Owners only."""
     _require(can_manage_members(actor), OWNERS_ONLY)
     name = (name or "").strip()
     deployment_quota = parse_quota(deployment_quota)
@@ -872,6 +879,10 @@ def update_settings(
     organization.deployment_quota = deployment_quota
     if members_can_create_clusters is not None:
         organization.members_can_create_clusters = bool(members_can_create_clusters)
+    if member_max_priority is not None:
+        organization.member_max_priority = member_max_priority
+    if admin_max_priority is not None:
+        organization.admin_max_priority = admin_max_priority
     db.session.commit()
     return _settings_of(organization)
 

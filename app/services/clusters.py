@@ -121,6 +121,41 @@ class ResourceUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class FairUseSettings:
+    """A cluster's fair-use settings (docs/scheduling.md, "Fair use").
+
+    `min_run_minutes`: running work younger than this is a victim only when no other choice
+    makes room (0: off). `starvation_minutes`: a deployment waiting longer than this gets a
+    reservation, and later work starts only where it does not delay it (None: off).
+    """
+
+    min_run_minutes: int = 0
+    starvation_minutes: int | None = None
+
+    def describe(self) -> str:
+        """One sentence for the cluster page."""
+        if self.min_run_minutes:
+            first = (
+                f"Running deployments younger than {self.min_run_minutes} minutes are "
+                "preempted only when no other choice makes room."
+            )
+        else:
+            first = "No minimum run time: any running deployment may be preempted."
+        if self.starvation_minutes:
+            second = (
+                f"A deployment waiting longer than {self.starvation_minutes} minutes gets a "
+                "reservation: later work starts only where it does not delay it."
+            )
+        else:
+            second = "The starvation guard is off."
+        return f"{first} {second}"
+
+
+# The longest minimum run time or starvation threshold a cluster may set: one week.
+FAIR_USE_MAX_MINUTES = 10_080
+
+
+@dataclass(frozen=True, slots=True)
 class RepackSettings:
     """A cluster's opt-in repack (docs/scheduling.md, "Repack"): off by default.
 
@@ -167,6 +202,7 @@ class ClusterSnapshot:
     repack: RepackSettings = field(default_factory=RepackSettings)
     # The operator-declared engine running its containers (app/runtime); None: simulated.
     engine: str | None = None
+    fair_use: FairUseSettings = field(default_factory=lambda: FairUseSettings())
 
     @property
     def capacity(self) -> dict[str, int]:
@@ -388,6 +424,7 @@ def _snapshot_of(cluster: Cluster, resources: list[ClusterResource]) -> ClusterS
             cluster.repack_cooldown_minutes,
         ),
         engine=cluster.engine,
+        fair_use=FairUseSettings(cluster.min_run_minutes or 0, cluster.starvation_minutes),
     )
 
 
@@ -590,6 +627,7 @@ def get_cluster(organization_id: int, cluster_id: int) -> ClusterSnapshot:
         created_by_name=creator_name,
         repack=snap.repack,
         engine=snap.engine,
+        fair_use=snap.fair_use,
     )
 
 
@@ -649,6 +687,74 @@ def update_repack(actor: User, cluster_id: int, raw: Mapping[str, object]) -> Cl
             history.Subject("cluster", cluster.id, cluster.name),
             settings.describe(),
             {"before": asdict(before), "after": asdict(settings)},
+            cluster_id=cluster.id,
+        )
+    db.session.commit()
+    return get_cluster(actor.organization_id, cluster.id)
+
+
+def _minutes(value: object, key: str, errors: dict[str, str], *, off: bool) -> int | None:
+    """Whole minutes 0..FAIR_USE_MAX_MINUTES (or 1.. with `off`, where blank/0/"off" is None)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if off and text in ("", "off", "0"):
+            return None
+        if not off and text == "":
+            return 0
+        if re.fullmatch(r"[0-9]{1,6}", text):
+            value = int(text)
+    if off and (value is None or value == 0) and not isinstance(value, bool):
+        return None
+    if not _valid_int(value) or not 0 <= value <= FAIR_USE_MAX_MINUTES:  # type: ignore[operator]
+        errors[key] = f"give whole minutes from 0 to {FAIR_USE_MAX_MINUTES:,}" + (
+            " (0 or off turns it off)" if off else ""
+        )
+        return None
+    return value  # type: ignore[return-value]
+
+
+def update_fair_use(actor: User, cluster_id: int, raw: Mapping[str, object]) -> ClusterSnapshot:
+    """Change a cluster's fair-use settings (owners and admins) and commit, with an entry in
+    the organization's history.
+
+    `raw` may hold `min_run_minutes` (0 to 10,080; 0 is off) and `starvation_minutes` (1 to
+    10,080, or 0, "off" or null for off); keys left out keep their value. Raises NotFound,
+    Forbidden (a member), ValidationError (fields keyed `fair_use.<name>`); nothing is
+    written then.
+    """
+    cluster = _load_cluster(cluster_id, actor.organization_id)
+    if not can_change_repack(actor):
+        raise Forbidden("Only owners and admins can change a cluster's fair-use settings.")
+    before = _snapshot_of(cluster, []).fair_use
+    errors: dict[str, str] = {}
+    min_run = before.min_run_minutes
+    starvation = before.starvation_minutes
+    if "min_run_minutes" in raw:
+        min_run = _minutes(raw["min_run_minutes"], "fair_use.min_run_minutes", errors, off=False)
+    if "starvation_minutes" in raw:
+        starvation = _minutes(
+            raw["starvation_minutes"], "fair_use.starvation_minutes", errors, off=True
+        )
+    if errors:
+        raise ValidationError(
+            "The fair-use settings were not changed: please correct them.", errors
+        )
+    after = FairUseSettings(min_run or 0, starvation)
+    transactions.begin_write()
+    db.session.execute(
+        sa.update(Cluster)
+        .where(Cluster.id == cluster.id)
+        .values(min_run_minutes=after.min_run_minutes, starvation_minutes=after.starvation_minutes)
+        .execution_options(synchronize_session=False)
+    )
+    if after != before:
+        history.record(
+            actor.organization_id,
+            history.actor_of(actor),
+            "cluster.fair_use_changed",
+            history.Subject("cluster", cluster.id, cluster.name),
+            after.describe(),
+            {"before": asdict(before), "after": asdict(after)},
             cluster_id=cluster.id,
         )
     db.session.commit()

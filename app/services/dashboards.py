@@ -16,7 +16,7 @@ A queue comes first because it is what a developer must act on: work is waiting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
@@ -97,6 +97,7 @@ class ClusterDetail:
     repack: clusters.RepackSettings
     # The engine running its containers and its health (None: a simulated cluster).
     engine: engines.EngineView | None = None
+    fair_use: clusters.FairUseSettings = field(default_factory=clusters.FairUseSettings)
 
 
 def cluster_list(user: User, page: int) -> ClusterList:
@@ -136,6 +137,7 @@ def cluster_detail(user: User, cluster_id: int) -> ClusterDetail:
         live=_utilization_of(snap),
         repack=snap.repack,
         engine=engines.engine_view(snap.id, snap.engine),
+        fair_use=snap.fair_use,
     )
 
 

@@ -33,7 +33,7 @@ from app import scheduler
 from app.extensions import db
 from app.models import DEPLOYMENT_STATUSES, Deployment, Organization, User, utcnow, valid_id
 from app.quantities import format_amount, format_number, parse_requests
-from app.services import clusters, container_spec, engines, history, transactions
+from app.services import clusters, container_spec, engines, history, quotas, transactions
 from app.services.errors import (
     Forbidden,
     Infeasible,
@@ -47,6 +47,10 @@ PRIORITY_PRESETS: dict[str, int] = {"low": 100, "normal": 500, "high": 800, "cri
 DEFAULT_PRIORITY = PRIORITY_PRESETS["normal"]
 MIN_PRIORITY, MAX_PRIORITY = 0, 1000
 MANAGER_ROLES = ("owner", "admin")
+# Preemption policies (docs/scheduling.md, "Fair use"), as the API and the form name them.
+POLICY_PREEMPT_LOWER, POLICY_NEVER = "preempt_lower", "never"
+PREEMPTION_POLICIES = (POLICY_PREEMPT_LOWER, POLICY_NEVER)
+_MINUTE_KEYS = 60_000_000  # the scheduler's time keys (microseconds) in a minute
 
 # A dry run needs an id for the deployment that does not exist yet; real ids are positive.
 _PREVIEW_ID = -1
@@ -98,10 +102,24 @@ class DeploymentView:
     env: dict[str, str] = field(default_factory=dict)
     command: str | None = None
     runtime: engines.RuntimeView | None = None
+    may_preempt: bool = True  # preemption policy: False "never preempts"
+    max_run_minutes: int | None = None  # maximum run time, from its latest start
 
     @property
     def port_labels(self) -> list[str]:
         return container_spec.describe_ports(list(self.ports))
+
+    @property
+    def preemption_policy(self) -> str:
+        """ "preempt_lower" (may preempt lower priority, the default) or "never"."""
+        return POLICY_PREEMPT_LOWER if self.may_preempt else POLICY_NEVER
+
+    @property
+    def ends_at(self) -> datetime | None:
+        """When a running deployment with a maximum run time finishes at the latest."""
+        if self.max_run_minutes is None or self.started_at is None or self.status != "running":
+            return None
+        return self.started_at + timedelta(minutes=self.max_run_minutes)
 
     @property
     def priority_label(self) -> str:
@@ -245,6 +263,8 @@ def view_of(deployment: Deployment, cluster_name: str | None = None) -> Deployme
         ports=tuple(deployment.ports or ()),
         env=container_spec.masked(deployment.env),
         command=container_spec.command_text(deployment.command),
+        may_preempt=deployment.may_preempt is not False,
+        max_run_minutes=deployment.max_run_minutes,
     )
 
 
@@ -390,6 +410,30 @@ def max_page_size() -> int:
     """The largest page a list may ask for: the API's configured bound (or the pages' size)."""
     config = current_app.config
     return max(config["API_MAX_PAGE_SIZE"], config["PAGE_SIZE"])
+
+
+class RunningHolding(NamedTuple):
+    """What one running deployment holds, for use against quotas (`services.organizations`)."""
+
+    created_by_id: int | None
+    cluster_id: int
+    priority: int
+    requests: dict[str, int]
+
+
+def running_holdings(organization_id: int) -> list[RunningHolding]:
+    """Every running deployment of the organization: creator, cluster, priority, requests."""
+    return [
+        RunningHolding(row.created_by_id, row.cluster_id, row.priority, dict(row.requests or {}))
+        for row in db.session.execute(
+            sa.select(
+                Deployment.created_by_id,
+                Deployment.cluster_id,
+                Deployment.priority,
+                Deployment.requests,
+            ).where(Deployment.organization_id == organization_id, Deployment.status == "running")
+        )
+    ]
 
 
 def organization_count(organization_id: int) -> int:
@@ -623,6 +667,88 @@ def parse_priority(value: object) -> int:
     return value
 
 
+def parse_policy(value: object) -> bool:
+    """A preemption policy ("preempt_lower", the default, or "never") as `may_preempt`."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return True
+    if isinstance(value, str) and value.strip().lower() in PREEMPTION_POLICIES:
+        return value.strip().lower() == POLICY_PREEMPT_LOWER
+    raise ValueError('the preemption policy is "preempt_lower" (the default) or "never"')
+
+
+_DURATION = re.compile(r"([0-9]{1,7})\s*(m|min|mins|minutes?|h|hours?|d|days?)?")
+
+
+def parse_max_run(value: object) -> int | None:
+    """A maximum run time in whole minutes: a number of minutes, or text such as "90m",
+    "2h", "1d"; None or blank for none. At most MAX_RUN_MINUTES_CEILING."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    minutes: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        minutes = value
+    elif isinstance(value, str):
+        found = _DURATION.fullmatch(value.strip().lower())
+        if found:
+            unit = (found.group(2) or "m")[0]
+            minutes = int(found.group(1)) * {"m": 1, "h": 60, "d": 1440}[unit]
+    ceiling = current_app.config["MAX_RUN_MINUTES_CEILING"]
+    if minutes is None or not 1 <= minutes <= ceiling:
+        raise ValueError(
+            f"the maximum run time is whole minutes from 1 to {ceiling:,}, such as 90, "
+            '"90m", "2h" or "1d"; leave it empty for none'
+        )
+    return minutes
+
+
+def parse_priority_rights(values: Mapping[str, object]) -> dict[str, int | None]:
+    """Priority rights as the settings give them (field -> a number 0..1000, a tier name, or
+    None to keep the current value), parsed; every problem is reported under its field."""
+    parsed: dict[str, int | None] = {}
+    problems: dict[str, str] = {}
+    for key, value in values.items():
+        if value is None:
+            parsed[key] = None
+            continue
+        try:
+            if isinstance(value, str) and not value.strip():
+                raise ValueError("give a priority: " + _PRIORITY_CHOICES)
+            parsed[key] = parse_priority(value)
+        except ValueError as exc:
+            problems[key] = str(exc)
+    if problems:
+        raise ValidationError(_summary(problems), fields=problems)
+    return parsed
+
+
+def max_priority_for(user: User) -> int:
+    """The highest priority `user` may give a deployment (priority rights): owners any, admins
+    and members up to what the owners set for their role."""
+    if user.role == "owner":
+        return MAX_PRIORITY
+    column = (
+        Organization.admin_max_priority
+        if user.role == "admin"
+        else Organization.member_max_priority
+    )
+    limit = db.session.scalar(sa.select(column).where(Organization.id == user.organization_id))
+    return MAX_PRIORITY if limit is None else limit
+
+
+def _check_priority_right(user: User, priority: int) -> None:
+    """Refuse a priority above what the user's role may use (422, field "priority")."""
+    limit = max_priority_for(user)
+    if priority > limit:
+        problem = (
+            f"as {'an' if user.role == 'admin' else 'a'} {user.role} you may use priorities up "
+            f"to {priority_label(limit)}; ask an owner for more"
+        )
+        raise ValidationError(
+            f"Priority {priority_label(priority)} is above your role's limit: {problem}.",
+            fields={"priority": problem},
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class _Valid:
     name: str | None  # None: generate one from the image
@@ -690,6 +816,23 @@ def _check_engine(cluster: clusters.ClusterSnapshot, requests: Mapping[str, int]
         problems["resource.ram"] = f"a container needs at least {minimum} MiB of ram"
     if problems:
         raise ValidationError(_summary(problems), fields=problems)
+
+
+def _validate_policy(policy: object, max_run: object) -> tuple[bool, int | None]:
+    """The preemption policy (as `may_preempt`) and the maximum run time (minutes or None)."""
+    problems: dict[str, str] = {}
+    may_preempt, minutes = True, None
+    try:
+        may_preempt = parse_policy(policy)
+    except ValueError as exc:
+        problems["preemption_policy"] = str(exc)
+    try:
+        minutes = parse_max_run(max_run)
+    except ValueError as exc:
+        problems["max_run"] = str(exc)
+    if problems:
+        raise ValidationError(_summary(problems), fields=problems)
+    return may_preempt, minutes
 
 
 def _summary(problems: Mapping[str, str]) -> str:
@@ -817,6 +960,8 @@ _ROW_COLUMNS = (
     Deployment.preemptions,
     Deployment.preempted_by_id,
     Deployment.created_by_id,
+    Deployment.may_preempt,
+    Deployment.max_run_minutes,
 )
 
 
@@ -866,9 +1011,15 @@ def _state(
     cluster: clusters.ClusterSnapshot,
     running: list[scheduler.Job],
     pending: list[scheduler.Job],
+    rows: Mapping[int, Any] | None = None,
+    new: Any = None,
+    *,
+    lock: bool = False,
 ) -> scheduler.ClusterState:
     """The scheduler's input for one cluster, with its repack settings turned into the
-    numbers the clock-free scheduler takes (`_repack`)."""
+    numbers the clock-free scheduler takes (`_repack`) and its fair-use rules (`_fairness`,
+    from `rows` and the `new` deployment's row, when given; `lock` takes the organization's
+    row lock that quotas across clusters need)."""
     config = current_app.config
     return scheduler.ClusterState(
         cluster.capacity,
@@ -878,7 +1029,137 @@ def _state(
         repack=_repack(cluster),
         work_budget=config["SCHEDULER_WORK_BUDGET"],
         blockers_listed=config["SCHEDULER_BLOCKERS_LISTED"],
+        fair=None if rows is None else _fairness(cluster, rows, new, lock=lock),
     )
+
+
+def _fairness(
+    cluster: clusters.ClusterSnapshot, rows: Mapping[int, Any], new: Any = None, *, lock: bool
+) -> scheduler.Fairness | None:
+    """The cluster's fair-use rules for the scheduler (docs/scheduling.md, "Fair use"), or
+    None when none applies (then the plain rules decide, at no extra cost)."""
+    every: dict[int, Any] = dict(rows)
+    if new is not None:
+        every[new.id] = new
+    settings = cluster.fair_use
+    never = frozenset(i for i, row in every.items() if row.may_preempt is False)
+    quota_list = _quota_instances(cluster, every, lock=lock)
+    if not (never or quota_list or settings.min_run_minutes or settings.starvation_minutes):
+        return None
+    return scheduler.Fairness(
+        now=_micros(utcnow()),
+        quotas=quota_list,
+        never_preempts=never,
+        max_run=_max_runs(every),
+        min_run=settings.min_run_minutes * _MINUTE_KEYS,
+        starve_after=(
+            settings.starvation_minutes * _MINUTE_KEYS if settings.starvation_minutes else None
+        ),
+        horizon=current_app.config["SCHEDULER_ESTIMATE_EVENTS"],
+    )
+
+
+def _max_runs(rows: Mapping[int, Any]) -> dict[int, int]:
+    return {i: row.max_run_minutes * _MINUTE_KEYS for i, row in rows.items() if row.max_run_minutes}
+
+
+def _lock_organization(organization_id: int) -> None:
+    """Serialize decisions that read quotas across clusters (see `_check_org_quota`)."""
+    if db.engine.dialect.name != "sqlite":
+        db.session.execute(
+            sa.select(Organization.id)
+            .where(Organization.id == organization_id)
+            .with_for_update(key_share=True)
+        )
+
+
+def _quota_instances(
+    cluster: clusters.ClusterSnapshot, every: Mapping[int, Any], *, lock: bool
+) -> tuple[scheduler.Quota, ...]:
+    """The organization's quotas covering this cluster, as the scheduler applies them: one per
+    quota, or per quota and member for "each member" quotas, with what their members' running
+    deployments hold on the other clusters."""
+    rules = quotas.rules_for(cluster.organization_id, cluster.id)
+    if not rules:
+        return ()
+    elsewhere: list[Any] = []
+    if any(rule.cluster_id is None for rule in rules):
+        if lock:
+            _lock_organization(cluster.organization_id)
+        elsewhere = list(
+            db.session.execute(
+                sa.select(Deployment.created_by_id, Deployment.priority, Deployment.requests).where(
+                    Deployment.organization_id == cluster.organization_id,
+                    Deployment.cluster_id != cluster.id,
+                    Deployment.status == "running",
+                )
+            )
+        )
+    by_creator: dict[int | None, list[int]] = defaultdict(list)
+    for deployment_id, row in every.items():
+        by_creator[row.created_by_id].append(deployment_id)
+    found: list[scheduler.Quota] = []
+    for rule in rules:
+        if rule.scope == "each_member":
+            groups = [(owner, ids) for owner, ids in by_creator.items() if owner is not None]
+        elif rule.scope == "member":
+            groups = [(rule.user_id, by_creator.get(rule.user_id, []))]
+        else:
+            groups = [(None, list(every))]
+        for owner, ids in groups:
+            members = frozenset(
+                i for i in ids if rule.applies(every[i].created_by_id, every[i].priority)
+            )
+            if not members:
+                continue
+            used = 0
+            if rule.cluster_id is None:
+                used = sum(
+                    (row.requests or {}).get(rule.kind, 0)
+                    for row in elsewhere
+                    if rule.applies(row.created_by_id, row.priority)
+                    and (rule.scope != "each_member" or row.created_by_id == owner)
+                )
+            label = "your organization's" if rule.scope == "organization" else "your"
+            found.append(scheduler.Quota(rule.kind, rule.amount, members, used, label))
+    return tuple(found)
+
+
+def _check_quota_feasible(
+    organization_id: int,
+    cluster_id: int,
+    creator_id: int | None,
+    priority: int,
+    requests: Mapping[str, int],
+) -> None:
+    """Refuse (422) a deployment that no quota covering it could ever admit: it asks for
+    more of a kind than the quota allows at all. One that fits a quota later waits instead."""
+    for rule in quotas.rules_for(organization_id, cluster_id):
+        need = requests.get(rule.kind, 0)
+        if need > rule.amount and rule.applies(creator_id, priority):
+            whose = "your organization's" if rule.scope == "organization" else "your"
+            problem = (
+                f"asks for {format_amount(rule.kind, need)}, more than {whose} {rule.kind} "
+                f"quota of {format_amount(rule.kind, rule.amount)} allows"
+            )
+            raise QuotaExceeded(
+                f"This deployment could never start: it {problem}.",
+                fields={f"resource.{rule.kind}": problem},
+            )
+
+
+def _settle(cluster: clusters.ClusterSnapshot, decision: scheduler.Decision) -> None:
+    """Follow a decision that freed room or quota while fair use held work back with
+    Reconcile decisions (at most SCHEDULER_SETTLE_ROUNDS), each applied like any other."""
+    rounds = current_app.config["SCHEDULER_SETTLE_ROUNDS"]
+    while decision.settle and rounds > 0:
+        rounds -= 1
+        db.session.flush()
+        rows, running, pending = _load_state(cluster.id)
+        decision = _decide(
+            _state(cluster, running, pending, rows, lock=True), scheduler.Reconcile(), "settle"
+        )
+        _apply(cluster, rows, decision, {})
 
 
 def _repack(cluster: clusters.ClusterSnapshot) -> scheduler.Repack | None:
@@ -1146,6 +1427,8 @@ def submit(
     ports: object = None,
     env: object = None,
     command: object = None,
+    preemption_policy: object = None,
+    max_run: object = None,
 ) -> SubmitResult:
     """Submit a deployment to a cluster of the user's organization and schedule it at once.
 
@@ -1165,9 +1448,15 @@ def submit(
             cluster = clusters.snapshot(cluster_id, organization_id)
         else:
             cluster = clusters.lock(cluster_id, organization_id)
+            _expire_locked(cluster, utcnow())
         valid = _validate_fields(image, name, priority, requests_raw, ports, env, command)
+        may_preempt, max_run_minutes = _validate_policy(preemption_policy, max_run)
+        _check_priority_right(user, valid.priority)
         _check_feasible(cluster.capacity, valid.requests)
         _check_engine(cluster, valid.requests)
+        _check_quota_feasible(
+            organization_id, cluster.id, creator_id, valid.priority, valid.requests
+        )
         if valid.name is not None and _name_taken(cluster.id, valid.name):
             raise ValidationError(
                 f"A deployment named {valid.name} already exists on cluster {cluster.name}.",
@@ -1196,6 +1485,8 @@ def submit(
                 ports=valid.spec.ports or None,
                 env=valid.spec.env or None,
                 command=valid.spec.command,
+                may_preempt=may_preempt,
+                max_run_minutes=max_run_minutes,
             )
             db.session.add(new)
             db.session.flush()
@@ -1217,8 +1508,16 @@ def submit(
                 cluster_id=cluster.id,
             )
         job = scheduler.Job(new_id, valid.priority, valid.requests, _micros(now))
+        new_row = SimpleNamespace(
+            id=new_id,
+            priority=valid.priority,
+            created_by_id=creator_id,
+            requests=valid.requests,
+            may_preempt=may_preempt,
+            max_run_minutes=max_run_minutes,
+        )
         decision = _decide(
-            _state(cluster, running, pending),
+            _state(cluster, running, pending, rows, new_row, lock=not dry_run),
             scheduler.Submit(job),
             "dry_run" if dry_run else "submit",
         )
@@ -1242,6 +1541,7 @@ def submit(
                 repacked=repacked,
             )
         _apply(cluster, rows, decision, {}, new)
+        _settle(cluster, decision)
         _check_org_quota(organization_id, counting_new=True)
         db.session.commit()
     view = get(user, new_id)
@@ -1396,10 +1696,13 @@ def change_priority(
         target = view_of(_find(user, deployment_id))
         if not can_change_priority(user, target):
             raise Forbidden("Only its creator, an owner or an admin can change its priority.")
+        if new_priority != target.priority:
+            _check_priority_right(user, new_priority)
         if dry_run:
             cluster = clusters.snapshot(target.cluster_id, organization_id)
         else:
             cluster = clusters.lock(target.cluster_id, organization_id)
+            _expire_locked(cluster, utcnow())
         rows, running, pending = _load_state(cluster.id, {deployment_id: new_priority})
         if deployment_id not in rows:  # deleted by someone else while we waited for the lock
             raise NotFound("No such deployment.")
@@ -1420,7 +1723,12 @@ def change_priority(
                 current.reason,
                 deployment=None if dry_run else current,
             )
-        decision = scheduler.schedule(_state(cluster, running, pending), scheduler.Reconcile())
+        _check_quota_feasible(
+            organization_id, cluster.id, row.created_by_id, new_priority, row.requests
+        )
+        decision = scheduler.schedule(
+            _state(cluster, running, pending, rows, lock=not dry_run), scheduler.Reconcile()
+        )
         subject = Planned(deployment_id, row.name, new_priority)
         plan = _plan(rows, decision, deployment_id, subject)
         preempted_by = decision.preempted.get(deployment_id)
@@ -1473,6 +1781,7 @@ def change_priority(
             cluster_id=cluster.id,
         )
         _apply(cluster, rows, decision, {})
+        _settle(cluster, decision)
         db.session.commit()
     view = get(user, deployment_id)
     return replace(
@@ -1578,8 +1887,9 @@ def delete(user: User, deployment_id: int) -> DeploymentView:
         cluster_id = target.cluster_id
         db.session.expunge(target)
         cluster = clusters.lock(cluster_id, user.organization_id)
+        _expire_locked(cluster, utcnow())
         rows, running, pending = _load_state(cluster.id)
-        if deployment_id not in rows:  # deleted by someone else while we waited for the lock
+        if deployment_id not in rows:  # deleted (or finished) while we waited for the lock
             raise NotFound("No such deployment.")
         _delete_and_schedule(user, cluster, rows, running, pending, {deployment_id})
         db.session.commit()
@@ -1623,7 +1933,7 @@ def _delete_and_schedule(
     ids: set[int],
 ) -> None:
     decision = _decide(
-        _state(cluster, running, pending),
+        _state(cluster, running, pending, rows, lock=True),
         scheduler.Delete(frozenset(ids)),
         "delete",
     )
@@ -1650,6 +1960,102 @@ def _delete_and_schedule(
         for deployment_id in sorted(ids)
     )
     _apply(cluster, rows, decision, released)
+    _settle(cluster, decision)
+
+
+# --------------------------------------------------------------------------------------------
+# Maximum run times
+
+
+EXPIRED = "deployment.expired"
+
+
+def _due(rows: Mapping[int, Any], now: datetime) -> set[int]:
+    """Running deployments whose maximum run time is over at `now`."""
+    return {
+        row.id
+        for row in rows.values()
+        if row.status == "running"
+        and row.max_run_minutes
+        and row.started_at is not None
+        and row.started_at + timedelta(minutes=row.max_run_minutes) <= now
+    }
+
+
+def _expire_locked(cluster: clusters.ClusterSnapshot, now: datetime) -> list[int]:
+    """With the cluster's lock held: finish its deployments whose maximum run time is over
+    (removed, resources freed, the queue served, `deployment.expired` in their history).
+    Re-reads the rows under the lock, so a deployment already gone or restarted is skipped."""
+    rows, running, pending = _load_state(cluster.id)
+    due = _due(rows, now)
+    if not due:
+        return []
+    decision = _decide(
+        _state(cluster, running, pending, rows, lock=True),
+        scheduler.Delete(frozenset(due)),
+        "expire",
+    )
+    released: dict[str, int] = defaultdict(int)
+    for deployment_id in due:
+        _add(released, rows[deployment_id].requests)
+    db.session.execute(
+        sa.delete(Deployment)
+        .where(Deployment.id.in_(due))
+        .execution_options(synchronize_session=False)
+    )
+    history.record_all(
+        history.entry(
+            cluster.organization_id,
+            history.SYSTEM,
+            EXPIRED,
+            history.Subject("deployment", deployment_id, rows[deployment_id].name),
+            f"Finished: its maximum run time of {rows[deployment_id].max_run_minutes} minutes "
+            "was over; its resources were freed.",
+            {"max_run_minutes": rows[deployment_id].max_run_minutes},
+            cluster_id=cluster.id,
+        )
+        for deployment_id in sorted(due)
+    )
+    _apply(cluster, rows, decision, released)
+    _settle(cluster, decision)
+    return sorted(due)
+
+
+def expire_due(now: datetime | None = None) -> list[int]:
+    """Finish every running deployment whose maximum run time is over at `now` (default: the
+    clock), cluster by cluster, each in its own transaction under that cluster's lock; returns
+    the ids finished. Idempotent and safe from anywhere (the `flask kargo expire` loop, the
+    reconciler, a test with a fake clock): the due ones are re-read under each lock, so two
+    callers never finish one deployment twice and never free its resources twice."""
+    now = now or utcnow()
+    candidates = db.session.execute(
+        sa.select(
+            Deployment.cluster_id,
+            Deployment.organization_id,
+            Deployment.started_at,
+            Deployment.max_run_minutes,
+        ).where(Deployment.status == "running", Deployment.max_run_minutes.is_not(None))
+    ).all()
+    targets = sorted(
+        {
+            (row.cluster_id, row.organization_id)
+            for row in candidates
+            if row.started_at is not None
+            and row.started_at + timedelta(minutes=row.max_run_minutes) <= now
+        }
+    )
+    db.session.rollback()  # end the read before taking any lock
+    finished: list[int] = []
+    for cluster_id, organization_id in targets:
+        with _rollback_on_error():
+            try:
+                cluster = clusters.lock(cluster_id, organization_id)
+            except NotFound:  # deleted meanwhile
+                db.session.rollback()
+                continue
+            finished += _expire_locked(cluster, now)
+            db.session.commit()
+    return finished
 
 
 def delete_cluster(user: User, cluster_id: int) -> None:

@@ -118,11 +118,16 @@ def configure(level: str, fmt: str) -> None:
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # gunicorn's loggers keep their own handlers unless told to propagate to the root.
-    for name in ("gunicorn.error", "gunicorn.access"):
-        logger = logging.getLogger(name)
-        logger.handlers.clear()
-        logger.propagate = True
+    # gunicorn's error logger keeps its own handlers unless told to propagate to the root.
+    error_log = logging.getLogger("gunicorn.error")
+    error_log.handlers.clear()
+    error_log.propagate = True
+    # Its access log stays silent: Kargo writes one line per request itself (kargo.request,
+    # with the route template), while gunicorn's line would repeat it with the raw path and
+    # query string, where invite codes and reset tokens travel.
+    access_log = logging.getLogger("gunicorn.access")
+    access_log.handlers[:] = [logging.NullHandler()]
+    access_log.propagate = False
 
 
 class _DefaultRequestId(logging.Filter):

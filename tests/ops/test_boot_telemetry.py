@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -75,6 +76,12 @@ def test_counts_add_up_across_workers_and_logs_keep_secrets(database_url, tmp_pa
     requests_logged = [entry for entry in parsed if entry["logger"] == "kargo.request"]
     assert len(requests_logged) >= REQUESTS + 5
     assert all(re.fullmatch(r"[0-9a-f]{16}", entry["request_id"]) for entry in requests_logged)
+    # One line per request: the worker's handler replaces gunicorn's instead of doubling every
+    # line, and gunicorn's own access line (raw path and query string) is not written.
+    ids = Counter(entry["request_id"] for entry in requests_logged)
+    assert max(ids.values()) == 1, ids.most_common(3)
+    assert not [entry for entry in parsed if entry["logger"] == "gunicorn.access"]
+    assert len([e for e in parsed if e["message"].startswith("Handling signal")]) <= 1
     invite_line = next(e for e in requests_logged if e["endpoint"].startswith("/invite/"))
     assert invite_line["status"] == 200 and invite_line["method"] == "GET"
     owner_lines = [e for e in requests_logged if e.get("user_id")]

@@ -3,7 +3,8 @@
 `running_boot_sh(database_url, folder, workers, **env)` starts boot.sh in its own process group
 with a free loopback port and its output in `folder/boot.log`, waits for /healthz, yields the
 base URL and the log's path, and stops the whole group (SIGTERM, then SIGKILL) afterwards, the
-way `docker stop` does. Every wait has a time bound.
+way `docker stop` does. `running_boot_shs` starts several on one database at the same moment.
+Every wait has a time bound.
 """
 
 from __future__ import annotations
@@ -34,6 +35,34 @@ STOP_TIMEOUT_SECONDS = 20
 def running_boot_sh(
     database_url: str, folder: Path, workers: int = 2, **env_overrides: str
 ) -> Iterator[tuple[str, Path]]:
+    with running_boot_shs(database_url, [folder], workers, **env_overrides) as (started,):
+        yield started
+
+
+@contextmanager
+def running_boot_shs(
+    database_url: str, folders: list[Path], workers: int = 2, **env_overrides: str
+) -> Iterator[list[tuple[str, Path]]]:
+    """Several instances on one database, started at the same moment (each in its folder).
+
+    They all run `flask db upgrade` at once, as containers of one service do when they start
+    together; every one must then serve /healthz. Yields (base URL, log path) per instance.
+    """
+    started: list[tuple[subprocess.Popen, str, Path]] = []
+    try:
+        for folder in folders:
+            started.append(_start(database_url, folder, workers, env_overrides))
+        for process, base, log_path in started:
+            _wait_until_healthy(base, process, log_path)
+        yield [(base, log_path) for _, base, log_path in started]
+    finally:
+        for process, _, _ in started:
+            stop_group(process)
+
+
+def _start(
+    database_url: str, folder: Path, workers: int, env_overrides: dict[str, str]
+) -> tuple[subprocess.Popen, str, Path]:
     port = free_port()
     env = {
         key: value
@@ -63,12 +92,7 @@ def running_boot_sh(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(base, process, log_path)
-        yield base, log_path
-    finally:
-        stop_group(process)
+    return process, f"http://127.0.0.1:{port}", log_path
 
 
 def _wait_until_healthy(base: str, process: subprocess.Popen, log_path: Path) -> None:

@@ -44,6 +44,8 @@ class SettingsForm(FlaskForm):
     name = StringField("Organization name", filters=[_strip])
     deployment_quota = StringField("Deployment quota")
     members_can_create_clusters = BooleanField("Members may create clusters")
+    member_max_priority = StringField("Highest priority members may use")
+    admin_max_priority = StringField("Highest priority admins may use")
     submit = SubmitField("Save settings")
 
     def validate_name(self, field) -> None:
@@ -54,3 +56,24 @@ class SettingsForm(FlaskForm):
         quota = accounts_service.parse_quota(field.data)
         if message := accounts_service.quota_problem(quota):
             raise FieldError(message)
+
+
+class QuotaForm(FlaskForm):
+    """Add a resource quota; the quotas service parses and checks every field."""
+
+    scope = SelectField(
+        "Applies to",
+        choices=[
+            ("organization", "The whole organization"),
+            ("each_member", "Each member"),
+            ("member", "One member"),
+        ],
+        default="each_member",
+    )
+    user_id = SelectField("Member (for one member)", default="")
+    cluster_id = SelectField("Cluster", default="")
+    kind = StringField("Resource kind", filters=[_strip], default="gpu")
+    amount = StringField("At most", filters=[_strip])
+    min_priority = StringField("From priority", filters=[_strip], default="0")
+    max_priority = StringField("To priority", filters=[_strip], default="1000")
+    submit = SubmitField("Add quota")

@@ -15,9 +15,15 @@ from flask_login import current_user, login_required
 from app.blueprints import links, once
 from app.blueprints.accounts.forms import show_domain_error
 from app.blueprints.admin import bp
-from app.blueprints.admin.forms import ROLE_CHOICES, InviteForm, RoleForm, SettingsForm
+from app.blueprints.admin.forms import (
+    ROLE_CHOICES,
+    InviteForm,
+    QuotaForm,
+    RoleForm,
+    SettingsForm,
+)
 from app.services import accounts as accounts_service
-from app.services import organizations
+from app.services import organizations, quotas
 from app.services.errors import Conflict, DomainError, ValidationError
 
 # Ids in paths: digits; the services answer 404 for an id no row can have (models.valid_id).
@@ -176,6 +182,8 @@ def settings():
             "name": current.name,
             "deployment_quota": current.deployment_quota,
             "members_can_create_clusters": current.members_can_create_clusters,
+            "member_max_priority": current.member_max_priority,
+            "admin_max_priority": current.admin_max_priority,
         }
     )
     if form.validate_on_submit():
@@ -185,6 +193,8 @@ def settings():
                 form.name.data,
                 form.deployment_quota.data,
                 form.members_can_create_clusters.data,
+                form.member_max_priority.data,
+                form.admin_max_priority.data,
             )
         except DomainError as exc:
             show_domain_error(form, exc)
@@ -195,3 +205,41 @@ def settings():
         "admin/settings.html", form=form, quota_maximum=accounts_service.quota_maximum()
     )
     return page, 422 if form.is_submitted() else 200
+
+
+@bp.route("/quotas", methods=["GET", "POST"])
+def quotas_page():
+    """Resource quotas and the use against them (owners); add one with the form."""
+    overview = organizations.quota_overview(current_user)
+    choices = organizations.quota_choices(current_user)
+    form = QuotaForm()
+    form.user_id.choices = [("", "(none)"), *choices.members]
+    form.cluster_id.choices = [("", "Every cluster"), *choices.clusters]
+    if form.validate_on_submit():
+        try:
+            quotas.create(
+                current_user,
+                {
+                    "scope": form.scope.data,
+                    "user_id": form.user_id.data or None,
+                    "cluster_id": form.cluster_id.data or None,
+                    "kind": form.kind.data,
+                    "amount": form.amount.data,
+                    "min_priority": form.min_priority.data,
+                    "max_priority": form.max_priority.data,
+                },
+            )
+        except DomainError as exc:
+            show_domain_error(form, exc)
+        else:
+            flash("Quota added.", "success")
+            return redirect(url_for("admin.quotas_page"))
+    page = render_template("admin/quotas.html", form=form, overview=overview)
+    return page, 422 if form.is_submitted() else 200
+
+
+@bp.post(f"/quotas/<{ID}:quota_id>/delete")
+def delete_quota(quota_id: int):
+    quotas.delete(current_user, quota_id)
+    flash("Quota removed.", "success")
+    return redirect(url_for("admin.quotas_page"))

@@ -17,6 +17,7 @@ from app.blueprints.api.pagination import page_body, page_request
 from app.blueprints.api.schema import (
     Boolean,
     Integer,
+    IntegerOrString,
     NumberOrString,
     Object,
     Quantities,
@@ -45,7 +46,14 @@ CREATE = Object(
         "engine": String(required=False),
     }
 )
-SETTINGS = Object({"repack": Object(REPACK.fields)})
+FAIR_USE = Object(
+    {
+        "min_run_minutes": IntegerOrString(required=False),
+        "starvation_minutes": IntegerOrString(required=False),
+    },
+    required=False,
+)
+SETTINGS = Object({"repack": REPACK, "fair_use": FAIR_USE})
 CHECK = Object({"resource": Quantities()})
 
 # The clusters service names fields after its arguments; clients know them by body paths.
@@ -60,6 +68,14 @@ def resources_of(snap: clusters.ClusterSnapshot) -> dict[str, dict[str, int | fl
             "available": quantities.to_display(usage.kind, usage.available),
         }
         for usage in snap.resources
+    }
+
+
+def fair_use_of(settings: clusters.FairUseSettings) -> dict[str, Any]:
+    return {
+        "min_run_minutes": settings.min_run_minutes,
+        "starvation_minutes": settings.starvation_minutes,
+        "description": settings.describe(),
     }
 
 
@@ -117,6 +133,7 @@ def create_cluster():
         "deployments": {"running": 0, "pending": 0},
         "repack": repack_of(snap.repack),
         "engine": engine_json(engines.engine_view(snap.id, snap.engine)),
+        "fair_use": fair_use_of(snap.fair_use),
     }, 201
 
 
@@ -141,6 +158,7 @@ def show_cluster(cluster_id: int):
         },
         "deployments": {"running": live.counts.running, "pending": live.counts.pending},
         "repack": repack_of(detail.repack),
+        "fair_use": fair_use_of(detail.fair_use),
         "engine": engine_json(detail.engine),
     }
 
@@ -171,10 +189,18 @@ def engine_json(engine: engines.EngineView | None) -> dict[str, Any] | None:
 @route(f"/cluster/<{ID}:cluster_id>/", "PATCH")
 @token_required
 def change_settings(cluster_id: int):
-    """Change a cluster's settings: its repack (owners and admins)."""
+    """Change a cluster's settings: its repack and its fair use (owners and admins)."""
     body = json_body(SETTINGS)
-    settings = {k: v for k, v in body["repack"].items() if v is not None}
-    clusters.update_repack(api_user(), cluster_id, settings)
+    if body.get("repack") is None and body.get("fair_use") is None:
+        raise BadRequest(
+            "Give the settings to change: repack, fair_use or both.",
+            {"repack": "is required (or fair_use)"},
+        )
+    if body.get("repack") is not None:
+        settings = {k: v for k, v in body["repack"].items() if v is not None}
+        clusters.update_repack(api_user(), cluster_id, settings)
+    if body.get("fair_use") is not None:
+        clusters.update_fair_use(api_user(), cluster_id, body["fair_use"])
     return show_cluster(cluster_id)
 
 

@@ -38,6 +38,8 @@ SUBMIT = Object(
         "ports": Raw(required=False),
         "env": Raw(required=False),
         "command": Raw(required=False),
+        "preemption_policy": String(required=False),
+        "max_run": IntegerOrString(required=False),
     }
 )
 
@@ -72,6 +74,9 @@ def deployment_json(view: deployments.DeploymentView) -> dict[str, Any]:
         "created_by": view.created_by_name,
         "created_at": serialize.timestamp(view.submitted_at),
         "started_at": serialize.timestamp(view.started_at),
+        "preemption_policy": view.preemption_policy,
+        "max_run_minutes": view.max_run_minutes,
+        "ends_at": serialize.timestamp(view.ends_at),
         "ports": [
             {
                 "container": p["container"],
@@ -155,6 +160,8 @@ def submitted_body(body: dict[str, Any], dry_run: bool) -> deployments.SubmitRes
         ports=body.get("ports"),
         env=body.get("env"),
         command=body.get("command"),
+        preemption_policy=body.get("preemption_policy"),
+        max_run=body.get("max_run"),
     )
 
 

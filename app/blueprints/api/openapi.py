@@ -25,7 +25,7 @@ from app import quantities
 from app.blueprints.api import route
 from app.blueprints.api.pagination import MAX_PAGE
 from app.blueprints.api.schema import QUERY_ALIASES
-from app.models import DEPLOYMENT_STATUSES, MAX_ID, ROLES
+from app.models import DEPLOYMENT_STATUSES, MAX_ID, QUOTA_SCOPES, ROLES
 from app.services import accounts, clusters, deployments
 
 JSON = "application/json"
@@ -140,6 +140,14 @@ def settings_properties(config: Config) -> dict[str, Any]:
         "name": text(accounts.ORGANIZATION_NAME_MAX_LENGTH),
         "deployment_quota": between(0, config["MAX_ORGANIZATION_QUOTA"]),
         "members_can_create_clusters": BOOLEAN,
+        "member_max_priority": {
+            **priority_schema(),
+            "description": "the highest priority members may use",
+        },
+        "admin_max_priority": {
+            **priority_schema(),
+            "description": "the highest priority admins may use (owners: any)",
+        },
     }
 
 
@@ -249,6 +257,14 @@ def schemas(config: Config) -> dict[str, Any]:
                     "description": "at most the operator's MAX_ORGANIZATION_QUOTA",
                 },
                 "members_can_create_clusters": BOOLEAN,
+                "member_max_priority": {
+                    **priority_request(),
+                    "description": "the highest priority members may use",
+                },
+                "admin_max_priority": {
+                    **priority_request(),
+                    "description": "the highest priority admins may use (owners: any)",
+                },
             },
             required=[],
         ),
@@ -378,6 +394,34 @@ def schemas(config: Config) -> dict[str, Any]:
                 "deployments": ref("Counts"),
                 "repack": ref("Repack"),
                 "engine": nullable(ref("Engine")),
+                "fair_use": ref("FairUse"),
+            }
+        ),
+        "FairUse": obj(
+            {
+                "min_run_minutes": between(
+                    0,
+                    clusters.FAIR_USE_MAX_MINUTES,
+                    description="running work younger than this is preempted only when no "
+                    "other choice makes room (0: off)",
+                ),
+                "starvation_minutes": {
+                    **nullable(between(1, clusters.FAIR_USE_MAX_MINUTES)),
+                    "description": "a deployment waiting longer gets a reservation (null: off)",
+                },
+                "description": STRING,
+            }
+        ),
+        "FairUseIn": obj(
+            {
+                "min_run_minutes": {
+                    "anyOf": [between(0, clusters.FAIR_USE_MAX_MINUTES), STRING],
+                    "description": "whole minutes, 0 turns it off",
+                },
+                "starvation_minutes": {
+                    "anyOf": [between(0, clusters.FAIR_USE_MAX_MINUTES), STRING],
+                    "description": 'whole minutes; 0 or "off" turns the guard off',
+                },
             }
         ),
         "Repack": obj(
@@ -457,6 +501,19 @@ def schemas(config: Config) -> dict[str, Any]:
                 "created_by": {**nullable(STRING), "description": "display name of the creator"},
                 "created_at": {**TIMESTAMP, "description": "submission time (UTC)"},
                 "started_at": nullable(TIMESTAMP),
+                "preemption_policy": {
+                    **enum(deployments.PREEMPTION_POLICIES),
+                    "description": "preempt_lower: may preempt lower priority (the default); "
+                    "never: waits for free room instead",
+                },
+                "max_run_minutes": {
+                    **nullable({"type": "integer", "minimum": 1}),
+                    "description": "maximum run time from its latest start; null: none",
+                },
+                "ends_at": {
+                    **nullable(TIMESTAMP),
+                    "description": "when a running deployment with a maximum run time finishes",
+                },
                 "ports": {"type": "array", "items": ref("Port")},
                 "env": {
                     "type": "object",
@@ -529,10 +586,22 @@ def schemas(config: Config) -> dict[str, Any]:
         "Wait": obj(
             {
                 "cause": {
-                    **enum(["blocked", "preempted", "repacked", "infeasible"]),
+                    **enum(
+                        [
+                            "blocked",
+                            "preempted",
+                            "repacked",
+                            "infeasible",
+                            "quota",
+                            "no_preempt",
+                            "reserved",
+                        ]
+                    ),
                     "description": "blocked: room is held by deployments of at least its "
                     "priority; preempted / repacked: sent back to the queue for `preempted_by`; "
-                    "infeasible: can never run on this cluster (see `message`)",
+                    "infeasible: can never run on this cluster (see `message`); quota: over a "
+                    "resource quota; no_preempt: never preempts and waits for free room; "
+                    "reserved: behind a starving deployment's reservation",
                 },
                 "kind": {**nullable(STRING), "description": "the resource kind most short"},
                 "needed": {**NUMBER, "description": "how much of `kind` it asks (display unit)"},
@@ -703,8 +772,40 @@ def schemas(config: Config) -> dict[str, Any]:
             },
             required=["cluster_name"],
         ),
-        "ClusterSettingsRequest": obj({"repack": ref("RepackIn")}),
+        "ClusterSettingsRequest": obj({"repack": ref("RepackIn"), "fair_use": ref("FairUseIn")}),
         "FitRequest": obj({"resource": ref("QuantitiesIn")}),
+        "Quota": obj(
+            {
+                "id": ID,
+                "scope": enum(QUOTA_SCOPES),
+                "user_id": {**nullable(ID), "description": "the member of a member quota"},
+                "member": nullable(STRING),
+                "cluster_id": {**nullable(ID), "description": "null: across all clusters"},
+                "cluster_name": nullable(STRING),
+                "kind": STRING,
+                "amount": {**NUMBER, "description": "display units (cpu cores, ram GiB)"},
+                "min_priority": priority_schema(),
+                "max_priority": priority_schema(),
+                "description": STRING,
+                "use": {
+                    "type": "array",
+                    "items": obj({"who": STRING, "used": NUMBER, "limit": NUMBER, "full": BOOLEAN}),
+                },
+            }
+        ),
+        "QuotaList": obj({"items": {"type": "array", "items": ref("Quota")}}),
+        "QuotaRequest": obj(
+            {
+                "scope": enum(QUOTA_SCOPES),
+                "user_id": {"anyOf": [ID_IN, STRING], "description": "for scope member"},
+                "cluster_id": {"anyOf": [ID_IN, STRING], "description": "absent: all clusters"},
+                "kind": STRING,
+                "amount": {"anyOf": [NUMBER, STRING], "examples": [8, "2.5", "16Gi"]},
+                "min_priority": {"anyOf": [priority_schema(), STRING]},
+                "max_priority": {"anyOf": [priority_schema(), STRING]},
+            },
+            required=["scope", "kind", "amount"],
+        ),
         "DeploymentRequest": obj(
             {
                 "cluster_id": ID_IN,
@@ -715,6 +816,14 @@ def schemas(config: Config) -> dict[str, Any]:
                 },
                 "priority": priority_request(),
                 "resource": ref("QuantitiesIn"),
+                "preemption_policy": {
+                    **enum(deployments.PREEMPTION_POLICIES),
+                    "default": deployments.POLICY_PREEMPT_LOWER,
+                },
+                "max_run": {
+                    "anyOf": [{"type": "integer", "minimum": 1}, STRING],
+                    "description": 'maximum run time: minutes, or "90m", "2h", "1d"',
+                },
                 "ports": {
                     "anyOf": [
                         {"type": "array", "items": {"type": ["integer", "string"]}},
@@ -984,6 +1093,25 @@ def paths(config: Config) -> dict[str, Any]:
                 ("200", json_response("The settings and the quota against use", "SettingsSaved")),
                 ["403", "422"],
                 request="SettingsRequest",
+            ),
+        },
+        "/organization/quotas/": {
+            "get": operation(
+                "Every resource quota with the use against it (owners)",
+                ("200", json_response("Quotas", "QuotaList")),
+                ["403"],
+            ),
+            "post": operation(
+                "Add a resource quota (owners); quotas never preempt: work over one waits",
+                ("201", json_response("The quota with its use", "Quota")),
+                ["403", "422"],
+                request="QuotaRequest",
+            ),
+        },
+        "/organization/quotas/{quota_id}/": {
+            "parameters": [path_id("quota_id")],
+            "delete": operation(
+                "Remove a resource quota (owners)", ("204", NO_CONTENT), ["403", "404"]
             ),
         },
         "/organization/invites/": {

@@ -17,6 +17,7 @@ from app.blueprints.api.auth import api_user, bearer_token, token_required
 from app.blueprints.api.schema import (
     Boolean,
     IntegerOrString,
+    NumberOrString,
     Object,
     String,
     check,
@@ -24,7 +25,7 @@ from app.blueprints.api.schema import (
     query_text,
     read_json,
 )
-from app.services import accounts, organizations
+from app.services import accounts, organizations, quotas
 from app.services.errors import BadRequest
 
 REDEEM = Object(
@@ -56,6 +57,8 @@ SETTINGS = Object(
         "name": String(required=False),
         "deployment_quota": IntegerOrString(required=False),
         "members_can_create_clusters": Boolean(required=False),
+        "member_max_priority": IntegerOrString(required=False),
+        "admin_max_priority": IntegerOrString(required=False),
     }
 )
 
@@ -155,6 +158,8 @@ def update_settings():
         body.get("name", current.name),
         body.get("deployment_quota", current.deployment_quota),
         body.get("members_can_create_clusters"),
+        body.get("member_max_priority"),
+        body.get("admin_max_priority"),
     )
     return {
         **serialize.settings(saved.settings),
@@ -189,3 +194,64 @@ def redeem_invite():
         "user": serialize.user(user),
         "organization": serialize.organization_summary(user.organization),
     }, 201
+
+
+QUOTA = Object(
+    {
+        "scope": String(),
+        "user_id": IntegerOrString(required=False),
+        "cluster_id": IntegerOrString(required=False),
+        "kind": String(),
+        "amount": NumberOrString(),
+        "min_priority": IntegerOrString(required=False),
+        "max_priority": IntegerOrString(required=False),
+    }
+)
+
+
+def quota_json(use: organizations.QuotaUse) -> dict:
+    rule = use.rule
+    return {
+        "id": rule.id,
+        "scope": rule.scope,
+        "user_id": rule.user_id,
+        "member": use.member_name,
+        "cluster_id": rule.cluster_id,
+        "cluster_name": use.cluster_name,
+        "kind": rule.kind,
+        "amount": serialize.amounts({rule.kind: rule.amount})[rule.kind],
+        "min_priority": rule.min_priority,
+        "max_priority": rule.max_priority,
+        "description": use.description,
+        "use": [
+            {
+                "who": line.who,
+                "used": serialize.amounts({rule.kind: line.used})[rule.kind],
+                "limit": serialize.amounts({rule.kind: line.limit})[rule.kind],
+                "full": line.full,
+            }
+            for line in use.lines
+        ],
+    }
+
+
+@route("/organization/quotas/", "GET")
+@token_required
+def list_quotas():
+    """Every resource quota with the use against it (owners)."""
+    return {"items": [quota_json(use) for use in organizations.quota_overview(api_user())]}
+
+
+@route("/organization/quotas/", "POST")
+@token_required
+def create_quota():
+    rule = quotas.create(api_user(), json_body(QUOTA))
+    found = next(u for u in organizations.quota_overview(api_user()) if u.rule.id == rule.id)
+    return quota_json(found), 201
+
+
+@route(f"/organization/quotas/<{ID}:quota_id>/", "DELETE")
+@token_required
+def delete_quota(quota_id: int):
+    quotas.delete(api_user(), quota_id)
+    return "", 204

@@ -108,4 +108,6 @@ def settings(saved: Any) -> dict[str, Any]:
         "name": saved.name,
         "deployment_quota": saved.deployment_quota,
         "members_can_create_clusters": saved.members_can_create_clusters,
+        "member_max_priority": saved.member_max_priority,
+        "admin_max_priority": saved.admin_max_priority,
     }

@@ -12,7 +12,7 @@ from wtforms import BooleanField, FieldList, Form, FormField, SelectField, Strin
 from wtforms.fields.choices import SelectChoice
 
 from app.quantities import STANDARD_KINDS, QuantityError, validate_kind
-from app.services.clusters import RepackSettings
+from app.services.clusters import FairUseSettings, RepackSettings
 
 # Highest index a custom-kind row may carry; rows are numbered by the "Add" button, and
 # removed rows leave gaps, so this is far above the kinds a cluster may have.
@@ -152,4 +152,21 @@ def repack_data(settings: RepackSettings) -> dict[str, object]:
         "threshold": settings.threshold_percent,
         "max_per_hour": str(settings.max_per_hour),
         "cooldown_minutes": str(settings.cooldown_minutes),
+    }
+
+
+class FairUseForm(FlaskForm):
+    """The cluster page's fair-use settings (CSRF checked); the service parses and checks."""
+
+    min_run_minutes = StringField("Minimum run time (minutes)")
+    starvation_minutes = StringField("Starvation threshold (minutes)")
+
+
+def fair_use_data(settings: FairUseSettings) -> dict[str, object]:
+    """A cluster's fair-use settings as the form shows them (an empty threshold is off)."""
+    return {
+        "min_run_minutes": str(settings.min_run_minutes),
+        "starvation_minutes": ""
+        if settings.starvation_minutes is None
+        else str(settings.starvation_minutes),
     }

@@ -17,7 +17,9 @@ from app.blueprints.clusters.forms import (
     MAX_ROW_INDEX,
     ClusterForm,
     CustomKindForm,
+    FairUseForm,
     RepackSettingsForm,
+    fair_use_data,
     repack_data,
 )
 from app.blueprints.query import bounded_int
@@ -111,7 +113,30 @@ def detail(cluster_id: int):
         cluster=cluster,
         live=cluster.live,
         repack_form=RepackSettingsForm(data={"repack": repack_data(cluster.repack)}),
+        fair_use_form=FairUseForm(data=fair_use_data(cluster.fair_use)),
     )
+
+
+@bp.post("/<int:cluster_id>/fair-use")
+@login_required
+def fair_use(cluster_id: int):
+    """The cluster page's fair-use settings (owners and admins)."""
+    form = FairUseForm()
+    if form.validate_on_submit():
+        try:
+            snap = clusters.update_fair_use(
+                current_user,
+                cluster_id,
+                {
+                    "min_run_minutes": form.min_run_minutes.data,
+                    "starvation_minutes": form.starvation_minutes.data,
+                },
+            )
+        except ValidationError as exc:
+            flash(" ".join(exc.fields.values()) or exc.message, "error")
+        else:
+            flash(snap.fair_use.describe(), "success")
+    return redirect(url_for("clusters.detail", cluster_id=cluster_id))
 
 
 @bp.post("/<int:cluster_id>/repack")

@@ -43,6 +43,15 @@ class DeployForm(FlaskForm):
     ports = StringField("Ports to publish (optional)", validators=[Length(max=400)])
     env = TextAreaField("Environment variables (optional)", validators=[Length(max=300_000)])
     command = StringField("Command (optional)", validators=[Length(max=2000)])
+    preemption_policy = SelectField(
+        "When the cluster is full",
+        choices=[
+            ("preempt_lower", "May preempt lower priority"),
+            ("never", "Never preempts: wait for free room"),
+        ],
+        default="preempt_lower",
+    )
+    max_run = StringField("Maximum run time (optional)", validators=[Length(max=20)])
 
     kinds: Sequence[str] = ()
 

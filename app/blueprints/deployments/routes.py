@@ -125,6 +125,8 @@ def _submit(form, cluster_id: int, dry_run: bool = False):
         ports=form.ports.data or None,
         env=form.env.data or None,
         command=form.command.data or None,
+        preemption_policy=form.preemption_policy.data,
+        max_run=form.max_run.data,
     )
 
 
