@@ -2103,18 +2103,13 @@ def engine_capacity_changed(
             ),
         )
         rows, running, pending = _load_state(cluster.id)
-        state = scheduler.ClusterState(
-            target,
-            running,
-            pending,
-            cluster.max_deployments,
-            work_budget=current_app.config["SCHEDULER_WORK_BUDGET"],
-            blockers_listed=current_app.config["SCHEDULER_BLOCKERS_LISTED"],
+        decision = _decide(
+            _state(resized, running, pending, rows, lock=True), scheduler.Reconcile(), "reconcile"
         )
-        decision = _decide(state, scheduler.Reconcile(), "reconcile")
         clusters.set_capacity(cluster.id, {k: v for k, v in new_capacity.items() if v > current[k]})
         _apply(resized, rows, decision, {})
         clusters.set_capacity(cluster.id, {k: v for k, v in new_capacity.items() if v < current[k]})
+        _settle(resized, decision)
         changes = ", ".join(
             f"{kind} {format_amount(kind, current[kind])} -> {format_amount(kind, amount)}"
             for kind, amount in new_capacity.items()
