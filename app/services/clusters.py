@@ -529,7 +529,11 @@ def create_cluster(
             + ", ".join(quantities.format_amount(k, v) for k, v in capacities.items())
             + f" and room for {limit} deployments"
             + (f", running containers on engine {engine_name}." if engine_name else "."),
-            {"capacity": capacities, "max_deployments": limit, "engine": engine_name},
+            {
+                "capacity": capacities,
+                "max_deployments": limit,
+                **({"engine": engine_name} if engine_name else {}),
+            },
             cluster_id=cluster.id,
         )
         db.session.commit()
