@@ -158,6 +158,49 @@ class Config:
     # Strict-Transport-Security max-age sent in production (0: no header).
     HSTS_SECONDS = 0
 
+    # History: audit entries (and the usage trail's finest rows) older than this many days are
+    # deleted by `flask kargo prune-history`.
+    HISTORY_RETENTION_DAYS = _int("HISTORY_RETENTION_DAYS", 365)
+    # The resource trail (usage per cluster and kind): change rows are rolled up into minute
+    # rows after USAGE_RAW_HOURS, minute rows into hour rows after USAGE_MINUTE_DAYS (by the
+    # prune command). A usage query may ask for at most USAGE_MAX_POINTS points, each at
+    # least USAGE_MIN_STEP_SECONDS long.
+    USAGE_RAW_HOURS = _int("USAGE_RAW_HOURS", 48)
+    USAGE_MINUTE_DAYS = _int("USAGE_MINUTE_DAYS", 14)
+    USAGE_MAX_POINTS = _int("USAGE_MAX_POINTS", 1000)
+    USAGE_MIN_STEP_SECONDS = _int("USAGE_MIN_STEP_SECONDS", 10)
+
+    # Webhooks and the notify worker (`flask kargo notify`; docs/webhooks.md).
+    MAX_WEBHOOKS_PER_ORGANIZATION = _int("MAX_WEBHOOKS_PER_ORGANIZATION", 20)
+    WEBHOOK_TIMEOUT_SECONDS = _int("WEBHOOK_TIMEOUT_SECONDS", 5)
+    WEBHOOK_MAX_ATTEMPTS = _int("WEBHOOK_MAX_ATTEMPTS", 8)
+    WEBHOOK_RETRY_BASE_SECONDS = _int("WEBHOOK_RETRY_BASE_SECONDS", 30)
+    WEBHOOK_RETRY_MAX_SECONDS = _int("WEBHOOK_RETRY_MAX_SECONDS", 6 * 3600)
+    # Only these hosts may receive webhooks (comma-separated); unset: any public host.
+    WEBHOOK_ALLOWED_HOSTS = _list("WEBHOOK_ALLOWED_HOSTS")
+    # 1 lets webhooks reach loopback and private addresses (a receiver on the same network).
+    WEBHOOK_ALLOW_PRIVATE_TARGETS = os.environ.get("WEBHOOK_ALLOW_PRIVATE_TARGETS", "0") == "1"
+    # Settled deliveries (and their attempts) are pruned after this many days.
+    DELIVERY_RETENTION_DAYS = _int("DELIVERY_RETENTION_DAYS", 30)
+    # How long a worker holds a delivery it is sending (longer than the timeout).
+    DELIVERY_CLAIM_SECONDS = _int("DELIVERY_CLAIM_SECONDS", 60)
+    NOTIFY_INTERVAL_SECONDS = _int("NOTIFY_INTERVAL_SECONDS", 5)
+    NOTIFY_BATCH_SIZE = _int("NOTIFY_BATCH_SIZE", 50)
+    # A queued deployment waiting longer than this is reported once (deployment.queued_long).
+    QUEUED_TOO_LONG_SECONDS = _int("QUEUED_TOO_LONG_SECONDS", 1800)
+
+    # Mail about one's own deployments (preempted, started after waiting, failed), sent by the
+    # notify worker when SMTP_HOST is set; each user chooses on their profile.
+    SMTP_HOST = os.environ.get("SMTP_HOST", "").strip()
+    SMTP_PORT = _int("SMTP_PORT", 25)
+    SMTP_USERNAME = os.environ.get("SMTP_USERNAME", "")
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD", "")
+    SMTP_STARTTLS = os.environ.get("SMTP_STARTTLS", "0") == "1"
+    SMTP_TIMEOUT_SECONDS = _int("SMTP_TIMEOUT_SECONDS", 10)
+    MAIL_FROM = os.environ.get("MAIL_FROM", "kargo@localhost")
+    # A start is worth a mail only after waiting at least this long in the queue.
+    MAIL_STARTED_AFTER_WAIT_SECONDS = _int("MAIL_STARTED_AFTER_WAIT_SECONDS", 60)
+
     # Telemetry. LOG_FORMAT: json (one object per line), text, or off (leave logging alone).
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

@@ -110,13 +110,17 @@ def register_blueprints(app: Flask) -> None:
     from app.blueprints.api import bp as api_bp
     from app.blueprints.clusters import bp as clusters_bp
     from app.blueprints.deployments import bp as deployments_bp
+    from app.blueprints.history import bp as history_bp
     from app.blueprints.main import bp as main_bp
+    from app.blueprints.webhooks import bp as webhooks_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(clusters_bp, url_prefix="/clusters")
     app.register_blueprint(deployments_bp, url_prefix="/deployments")
+    app.register_blueprint(history_bp, url_prefix="/history")
+    app.register_blueprint(webhooks_bp, url_prefix="/admin/webhooks")
     app.register_blueprint(api_bp)  # at its own prefix, /api/v1
     csrf.exempt(api_bp)
 

@@ -238,3 +238,53 @@ def expire_command(once: bool, interval: int | None) -> None:
         if once:
             return
         time.sleep(pause)
+
+
+@kargo_cli.command("prune-history")
+def prune_history_command() -> None:
+    """Delete audit entries older than HISTORY_RETENTION_DAYS and roll up the resource trail
+    (run it daily, from cron)."""
+    from datetime import timedelta
+
+    from flask import current_app
+
+    from app.models import utcnow
+    from app.services import audit, clusters, notifications
+
+    deleted = audit.prune()
+    days = current_app.config["HISTORY_RETENTION_DAYS"]
+    click.echo(f"Deleted {deleted} history entries older than {days} days.")
+    retention = current_app.config["DELIVERY_RETENTION_DAYS"]
+    settled = notifications.prune(utcnow() - timedelta(days=retention))
+    click.echo(f"Deleted {settled} settled webhook deliveries older than {retention} days.")
+    trail = clusters.compact_usage()
+    click.echo(
+        f"Usage trail: rolled up {trail.rolled_up} rows, deleted {trail.deleted} hour rows "
+        f"older than {days} days."
+    )
+
+
+@kargo_cli.command("notify")
+@click.option("--once", is_flag=True, help="One pass, then exit (tests, cron).")
+def notify_command(once: bool) -> None:
+    """Deliver webhooks from the outbox and report long waits, every NOTIFY_INTERVAL_SECONDS.
+
+    Run it as its own process (a compose service); several may run at once.
+    """
+    from flask import current_app
+
+    from app.services import notifications
+
+    if once:
+        summary = notifications.run_once()
+        click.echo(
+            f"Delivered {summary.delivered}, to retry {summary.retried}, failed "
+            f"{summary.failed}; {summary.long_waits} long waits reported."
+        )
+        return
+    interval = current_app.config["NOTIFY_INTERVAL_SECONDS"]
+    click.echo(f"Delivering notifications every {interval} seconds (Ctrl+C stops).")
+    try:
+        notifications.run_forever(interval)
+    except KeyboardInterrupt:
+        click.echo("Stopped.")

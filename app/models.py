@@ -507,3 +507,141 @@ class ClusterRuntime(db.Model):
     # The engine's capacity as last read (kind -> base units).
     capacity: Mapped[dict[str, int] | None] = mapped_column(sa.JSON)
     last_pass_at: Mapped[datetime | None]
+
+
+class UsageSample(db.Model):
+    """The resource trail: a cluster's usage, queued demand and capacity per kind over time.
+
+    Written by `services.clusters` in the scheduling transaction, one row per change (`step`
+    0: the state from `at` until the next row). `flask kargo prune-history` rolls older change
+    rows up into minute rows and those into hour rows (`step` 60 or 3600: time-weighted means
+    over the bucket starting at `at`, the bucket's peak and the state it ended in), one per
+    bucket that saw a change, so a year of a busy cluster is at most 8,760 hour rows. Amounts
+    are exact integers in base units, by kind.
+    """
+
+    __tablename__ = "usage_samples"
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True
+    )
+    cluster_id: Mapped[int] = mapped_column(sa.ForeignKey("clusters.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    step: Mapped[int] = mapped_column(default=0, server_default="0")
+    used: Mapped[dict[str, int]] = mapped_column(sa.JSON)
+    peak: Mapped[dict[str, int]] = mapped_column(sa.JSON)
+    queued: Mapped[dict[str, int]] = mapped_column(sa.JSON)
+    capacity: Mapped[dict[str, int]] = mapped_column(sa.JSON)
+    # Rolled-up rows only: the state at the end of the bucket ({"used": ..., "queued": ...}),
+    # which holds from `at + step` until the next row.
+    settled: Mapped[dict[str, dict[str, int]] | None] = mapped_column(sa.JSON)
+
+    __table_args__ = (
+        sa.Index("ix_usage_samples_cluster_at", "cluster_id", "at"),
+        sa.CheckConstraint("step IN (0, 60, 3600)", name="step_known"),
+        NEVER_REUSE_IDS,
+    )
+
+
+class Webhook(db.Model):
+    """An organization's HTTP endpoint that receives signed events (docs/webhooks.md)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(sa.String(2000))
+    # The HMAC key shared with the receiver; shown once, kept to sign every delivery.
+    secret: Mapped[str] = mapped_column(sa.String(128))
+    # Webhook event names (`services.notifications.EVENTS`) it subscribes to.
+    events: Mapped[list[str]] = mapped_column(sa.JSON)
+    active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+
+class Delivery(db.Model):
+    """The outbox: one message to send, written in the transaction of the event it carries.
+
+    `channel` is "webhook" (`webhook_id` set) or "email" (`user_id` set). The notify worker
+    sends due rows in id order, one at a time per (`target`, `ordering_key`), so the events of
+    one deployment reach a receiver in the order they happened. `body` is the exact JSON sent.
+    """
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True
+    )
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    channel: Mapped[str] = mapped_column(sa.String(10), default="webhook")
+    webhook_id: Mapped[int | None] = mapped_column(sa.ForeignKey("webhooks.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    event_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    event: Mapped[str] = mapped_column(sa.String(48))
+    ordering_key: Mapped[str] = mapped_column(sa.String(64))
+    body: Mapped[str] = mapped_column(sa.Text)
+    # pending (to send or retry), delivered, failed (gave up after the last attempt)
+    status: Mapped[str] = mapped_column(sa.String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A worker claims a row until then (a crashed worker's claim lapses).
+    claimed_until: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(sa.String(300))
+    last_duration_ms: Mapped[int | None]
+
+    __table_args__ = (
+        sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
+        sa.Index("ix_deliveries_webhook", "webhook_id", "id"),
+        sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status_known"),
+        sa.CheckConstraint("channel IN ('webhook', 'email')", name="channel_known"),
+        NEVER_REUSE_IDS,
+    )
+
+
+class DeliveryAttempt(db.Model):
+    """One try of a delivery: when, the HTTP status (or the error) and how long it took."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True
+    )
+    delivery_id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.ForeignKey("deliveries.id", ondelete="CASCADE"),
+        index=True,
+    )
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(sa.String(300))
+    duration_ms: Mapped[int]
+
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+
+class MailPreference(db.Model):
+    """Where and which mails a user gets about their own deployments (when SMTP is set up)."""
+
+    __tablename__ = "mail_preferences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    email: Mapped[str] = mapped_column(sa.String(254), default="", server_default="")
+    on_preempted: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    on_started: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    on_failed: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (NEVER_REUSE_IDS,)

@@ -88,6 +88,22 @@ RULES = (
         why="every domain writes its own entries through history.record; history reads only events",
     ),
     Rule(
+        "the resource trail belongs to clusters",
+        modules=("app.services.*",),
+        forbidden=("app.services.usage", "app.models:UsageSample"),
+        why="usage over time is cluster state: others read and write it through services.clusters",
+        exempt={
+            "app.services.clusters -> app.services.usage": "clusters is the trail's one door",
+            "app.services.usage -> app.models:UsageSample": "the trail owns its table",
+        },
+    ),
+    Rule(
+        "the resource trail knows nothing of deployments",
+        modules=("app.services.usage",),
+        forbidden=("app.services.deployments", *DEPLOYMENT_MODEL, "app.services.accounts"),
+        why="it stores what services.clusters hands it: amounts by kind",
+    ),
+    Rule(
         "services sit below the edges",
         modules=("app.services", "app.services.*"),
         forbidden=("app.blueprints", "app.blueprints.*"),

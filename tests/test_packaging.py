@@ -286,6 +286,10 @@ def test_compose_runs_kargo_on_postgresql() -> None:
     assert kargo["depends_on"]["redis"]["condition"]["="] == "service_healthy"
     assert "8001:8001" in text
     assert "volumes" in tree
+    # The reconciler runs the same image but serves no HTTP: the image's HEALTHCHECK is off.
+    reconciler = services["reconciler"]
+    assert reconciler["image"]["="] == kargo["image"]["="]
+    assert reconciler["healthcheck"]["disable"]["="] == "true"
 
 
 # --- README ------------------------------------------------------------------------------

@@ -285,9 +285,9 @@ def _reservation(
     held: Mapping[int, _Hold],
 ) -> _Reservation | None:
     """The reservation of the first job in queue order that has waited longer than
-    `starve_after` and does not fit in the free room now, if any: its start is simulated over
-    the known end times with only the work ahead of it queued, and the room left beside it then
-    is what later work may take."""
+    `starve_after`, if any: its start is now when it fits in the free room, else simulated over
+    the known end times with only the work ahead of it queued; the room left beside it then is
+    what later work may take."""
     fair = state.fair
     if fair is None or fair.starve_after is None or not pending:
         return None
@@ -298,8 +298,13 @@ def _reservation(
         if fair.now - since <= fair.starve_after:
             continue
         vec = cluster.pending_vec(job.requests)
-        if vec is None or fits(vec, free):
+        if vec is None:
             continue
+        behind = frozenset(other.id for other in order[index + 1 :])
+        if fits(vec, free):
+            # It fits now: later work may take only what it leaves (best packing alone could
+            # prefer smaller work that fills the room better, again and again).
+            return _Reservation(job.id, fair.now, vsub(free, vec), behind)
         ahead = order[: index + 1]
         sim = simulate(
             replace(state, running=running, pending=ahead, fair=replace(fair, starve_after=None)),
@@ -310,7 +315,6 @@ def _reservation(
             spare = vsub(free, vec)  # no known start: nothing behind it takes what it needs
         else:
             spare = vsub(cluster.cap, cluster.sum_jobs(sim.running_at[job.id]))
-        behind = frozenset(other.id for other in order[index + 1 :])
         return _Reservation(job.id, start, spare, behind)
     return None
 

@@ -35,6 +35,11 @@ while a live row has that key's hash. Logging out deletes the row; a password ch
 the user's other rows and revokes their API tokens; deactivation does both for every one of
 them, so reactivating brings back nothing.
 
+Every change an organization would want to audit (sign-ups, redeemed invites, invites made,
+revoked and re-opened, roles, deactivations, settings and quota, password changes and resets,
+personal API tokens, and failed logins of a known username, without the password) is recorded
+through `history.record` in the transaction of the change itself.
+
 Errors are domain errors (`app.services.errors`) whose `fields` map a field name to a message:
 `username`, `password`, `current_password`, `display_name`, `organization_name`, `name`,
 `label`, `deployment_quota`, `role`, `expires_in_days`.
@@ -68,7 +73,7 @@ from app.models import (
     utcnow,
     valid_id,
 )
-from app.services import transactions
+from app.services import history, transactions
 from app.services.errors import (
     Conflict,
     Forbidden,
@@ -381,6 +386,14 @@ def _well_formed(secret: object) -> bool:
     return isinstance(secret, str) and SECRET_PATTERN.fullmatch(secret) is not None
 
 
+def _member(user: User) -> history.Subject:
+    return history.Subject("user", user.id, user.display_name)
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") + "Z" if moment is not None else None
+
+
 @dataclass(frozen=True)
 class Ended:
     """How many login sessions and API tokens an action ended."""
@@ -453,10 +466,19 @@ def signup(username: str, password: str, display_name: str, organization_name: s
     )
     db.session.add_all([organization, user])
     try:
-        db.session.commit()
+        db.session.flush()
     except IntegrityError:
         db.session.rollback()
         raise _taken() from None
+    history.record(
+        organization.id,
+        history.actor_of(user),
+        "user.signed_up",
+        _member(user),
+        f"{display_name} ({username}) signed up and created organization {organization_name}.",
+        {"username": username, "role": "owner", "organization": organization_name},
+    )
+    db.session.commit()
     return user
 
 
@@ -474,8 +496,10 @@ def authenticate(username: str, password: str) -> User:
         _burn_password_check(password[:PASSWORD_MAX_LENGTH])
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
     if not verify_password(user, password):
+        _record_failed_login(user, "wrong password")
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
     if not user.active:
+        _record_failed_login(user, "account deactivated")
         raise Unauthorized(
             "This account has been deactivated. Ask an owner of your organization to "
             "reactivate it.",
@@ -486,6 +510,23 @@ def authenticate(username: str, password: str) -> User:
     db.session.execute(sa.update(User).where(User.id == user_id).values(last_login_at=utcnow()))
     db.session.commit()
     return db.session.get(User, user_id)
+
+
+def _record_failed_login(user: User, reason: str) -> None:
+    """Record a failed login of an existing username in its organization (never the password
+    tried; an unknown username belongs to no organization and is only rate-limited)."""
+    organization_id, subject = user.organization_id, _member(user)
+    username = user.username
+    _begin_write()
+    history.record(
+        organization_id,
+        history.SYSTEM,
+        "user.login_failed",
+        subject,
+        f"Failed login as {username}: {reason}.",
+        {"username": username, "reason": reason},
+    )
+    db.session.commit()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -700,10 +741,20 @@ def update_profile(actor: User, display_name: str) -> User:
     """Change the actor's display name."""
     display_name = (display_name or "").strip()
     _raise_if({"display_name": display_name_problem(display_name)})
-    user_id = actor.id
+    user_id, organization_id = actor.id, actor.organization_id
     _begin_write()
     user = db.session.get(User, user_id)
-    user.display_name = display_name
+    before = user.display_name
+    if before != display_name:
+        user.display_name = display_name
+        history.record(
+            organization_id,
+            history.Actor("user", user_id, display_name),
+            "user.renamed",
+            _member(user),
+            f"{before} is now called {display_name}.",
+            {"before": {"display_name": before}, "after": {"display_name": display_name}},
+        )
     db.session.commit()
     return user
 
@@ -720,11 +771,21 @@ def change_password(actor: User, current_password: str, new_password: str) -> En
         problem = "Choose a password different from the current one."
     _raise_if({"password": problem})
     password_hash = hash_password(new_password)  # slow: outside the write lock
-    user_id, keep = actor.id, actor.credential
+    user_id, keep, who = actor.id, actor.credential, history.actor_of(actor)
+    organization_id = actor.organization_id
     _begin_write()
     user = db.session.get(User, user_id)
     user.password_hash = password_hash
     ended = _end_credentials(user_id, keep=keep)
+    history.record(
+        organization_id,
+        who,
+        "user.password_changed",
+        _member(user),
+        f"{user.display_name} changed their password"
+        + (f"; {ended.describe()} ended." if ended.describe() else "."),
+        {"ended_sessions": ended.sessions, "ended_tokens": ended.tokens},
+    )
     db.session.commit()
     return ended
 
@@ -786,7 +847,16 @@ def change_role(actor: User, user_id: int, role: str) -> User:
             "The last owner cannot be demoted. Make another member an owner first.",
             code="last_owner",
         )
+    before = target.role
     target.role = role
+    history.record(
+        target.organization_id,
+        history.actor_of(actor),
+        "user.role_changed",
+        _member(target),
+        f"{target.display_name} changed from {before} to {role}.",
+        {"before": {"role": before}, "after": {"role": role}},
+    )
     db.session.commit()
     return target
 
@@ -807,6 +877,20 @@ def deactivate(actor: User, user_id: int) -> tuple[User, Ended]:
         )
     target.active = False
     ended = _end_credentials(target.id)
+    history.record(
+        target.organization_id,
+        history.actor_of(actor),
+        "user.deactivated",
+        _member(target),
+        f"Deactivated {target.display_name}"
+        + (f"; {ended.describe()} ended." if ended.describe() else "."),
+        {
+            "before": {"active": True},
+            "after": {"active": False},
+            "ended_sessions": ended.sessions,
+            "ended_tokens": ended.tokens,
+        },
+    )
     db.session.commit()
     return target, ended
 
@@ -818,6 +902,14 @@ def reactivate(actor: User, user_id: int) -> User:
         db.session.rollback()
         return target
     target.active = True
+    history.record(
+        target.organization_id,
+        history.actor_of(actor),
+        "user.reactivated",
+        _member(target),
+        f"Reactivated {target.display_name}.",
+        {"before": {"active": False}, "after": {"active": True}},
+    )
     db.session.commit()
     return target
 
@@ -872,9 +964,10 @@ def update_settings(
             "deployment_quota": quota_problem(deployment_quota),
         }
     )
-    organization_id = actor.organization_id
+    organization_id, who = actor.organization_id, history.actor_of(actor)
     _begin_write(organization_id)
     organization = db.session.get(Organization, organization_id)
+    before = _settings_of(organization)
     organization.name = name
     organization.deployment_quota = deployment_quota
     if members_can_create_clusters is not None:
@@ -883,8 +976,32 @@ def update_settings(
         organization.member_max_priority = member_max_priority
     if admin_max_priority is not None:
         organization.admin_max_priority = admin_max_priority
+    after = _settings_of(organization)
+    changed = [
+        field
+        for field in before.__dataclass_fields__
+        if getattr(before, field) != getattr(after, field)
+    ]
+    if changed:
+        history.record(
+            organization_id,
+            who,
+            "organization.settings_changed",
+            history.Subject("organization", organization_id, name),
+            "Changed "
+            + ", ".join(
+                f"{field.replace('_', ' ')} from {getattr(before, field)} "
+                f"to {getattr(after, field)}"
+                for field in changed
+            )
+            + ".",
+            {
+                "before": {field: getattr(before, field) for field in changed},
+                "after": {field: getattr(after, field) for field in changed},
+            },
+        )
     db.session.commit()
-    return _settings_of(organization)
+    return after
 
 
 # ---------------------------------------------------------------------------------------------
@@ -925,7 +1042,7 @@ def create_invite(actor: User, label: str = "", role: str = "member") -> tuple[I
     if not problems["role"] and not can_invite_as(actor, role):
         problems["role"] = "Only an owner can invite another owner."
     _raise_if(problems)
-    organization_id, actor_id = actor.organization_id, actor.id
+    organization_id, actor_id, who = actor.organization_id, actor.id, history.actor_of(actor)
     code = secrets.token_urlsafe(32)  # 256 bits
     _begin_write()
     now = utcnow()
@@ -939,6 +1056,15 @@ def create_invite(actor: User, label: str = "", role: str = "member") -> tuple[I
         expires_at=now + _ttl("INVITE_TTL_SECONDS"),
     )
     db.session.add(invite)
+    db.session.flush()
+    history.record(
+        organization_id,
+        who,
+        "invite.created",
+        history.Subject("invite", invite.id, label or None),
+        f"Invited {label or 'someone'} as {role}.",
+        {"label": label, "role": role, "expires_at": _stamp(invite.expires_at)},
+    )
     db.session.commit()
     return invite, code
 
@@ -976,6 +1102,7 @@ def redeem_invite(code: str, username: str, password: str, display_name: str) ->
     if state != "active":
         raise _invite_unusable(state)
     invite_id, organization_id, role = invite.id, invite.organization_id, invite.role
+    invite_label = invite.label
     username, display_name = (username or "").strip(), (display_name or "").strip()
     _raise_if(_account_problems(username, password, display_name))
     if _username_taken(username):
@@ -1009,6 +1136,15 @@ def redeem_invite(code: str, username: str, password: str, display_name: str) ->
         db.session.rollback()
         invite = db.session.get(Invite, invite_id)
         raise _invite_unusable(_state_of(invite, utcnow()) if invite else "invalid")
+    history.record(
+        organization_id,
+        history.actor_of(user),
+        "invite.redeemed",
+        history.Subject("invite", invite_id, invite_label or None),
+        f"{display_name} ({username}) joined as {role} with invite "
+        f"{invite_label or '#' + str(invite_id)}.",
+        {"user_id": user.id, "username": username, "role": role},
+    )
     db.session.commit()
     return user
 
@@ -1034,16 +1170,19 @@ def _invite_refusal(invite: Invite, now: datetime, doing: str) -> Conflict:
     return Conflict(f"This invite was not {doing}: {reason}.", code=f"invite_{state}")
 
 
-def _change_invite(actor: User, invite_id: int, allowed: tuple, values: dict, doing: str) -> Invite:
+def _change_invite(
+    actor: User, invite_id: int, allowed: tuple, values: dict, doing: str, action: str
+) -> Invite:
     """Apply `values` to one invite of the actor's organization only if it is still in the
     state `allowed` describes: one conditional UPDATE, so a redemption racing with a revoke
     either wins (and the revoke reports it) or finds the invite revoked. Never both."""
     _require(can_manage_invites(actor), OWNERS_AND_ADMINS)
     if not valid_id(invite_id):
         raise NotFound("No such invite in your organization.")
-    organization_id = actor.organization_id
+    organization_id, who = actor.organization_id, history.actor_of(actor)
     _begin_write()
     mine = (Invite.id == invite_id, Invite.organization_id == organization_id)
+    before = db.session.scalar(sa.select(Invite.expires_at).where(*mine))
     changed = db.session.execute(
         sa.update(Invite)
         .where(*mine, *allowed)
@@ -1063,6 +1202,18 @@ def _change_invite(actor: User, invite_id: int, allowed: tuple, values: dict, do
         refusal = _invite_refusal(invite, utcnow(), doing)
         db.session.rollback()
         raise refusal
+    changes = {"before": {}, "after": {}}
+    for column, value in values.items():
+        changes["before"][column] = _stamp(before) if column == "expires_at" else None
+        changes["after"][column] = _stamp(value)
+    history.record(
+        organization_id,
+        who,
+        action,
+        history.Subject("invite", invite.id, invite.label or None),
+        f"Invite {invite.label or '#' + str(invite.id)} was {doing}.",
+        changes,
+    )
     db.session.commit()
     return invite
 
@@ -1070,7 +1221,9 @@ def _change_invite(actor: User, invite_id: int, allowed: tuple, values: dict, do
 def revoke_invite(actor: User, invite_id: int) -> Invite:
     """Revoke an active invite (owners and admins). Conflict, with the truth, otherwise."""
     now = utcnow()
-    return _change_invite(actor, invite_id, _live(Invite, now), {"revoked_at": now}, "revoked")
+    return _change_invite(
+        actor, invite_id, _live(Invite, now), {"revoked_at": now}, "revoked", "invite.revoked"
+    )
 
 
 def reopen_invite(actor: User, invite_id: int) -> Invite:
@@ -1078,7 +1231,7 @@ def reopen_invite(actor: User, invite_id: int) -> Invite:
     now = utcnow()
     expired = (Invite.used_at.is_(None), Invite.revoked_at.is_(None), Invite.expires_at <= now)
     values = {"expires_at": now + _ttl("INVITE_TTL_SECONDS")}
-    return _change_invite(actor, invite_id, expired, values, "re-opened")
+    return _change_invite(actor, invite_id, expired, values, "re-opened", "invite.reopened")
 
 
 def list_invites(actor: User) -> list[InviteView]:
@@ -1164,6 +1317,14 @@ def create_password_reset(actor: User, user_id: int) -> tuple[PasswordReset, str
         expires_at=now + _ttl("PASSWORD_RESET_TTL_SECONDS"),
     )
     db.session.add(reset)
+    history.record(
+        target.organization_id,
+        history.actor_of(actor),
+        "user.password_reset_issued",
+        _member(target),
+        f"Issued a password reset link for {target.display_name}.",
+        {"expires_at": _stamp(reset.expires_at)},
+    )
     db.session.commit()
     return reset, code
 
@@ -1205,7 +1366,16 @@ def reset_password(code: str, new_password: str) -> User:
         raise _link_unusable(RESET_PROBLEMS, "reset", "revoked" if state == "active" else state)
     user.password_hash = password_hash
     user.last_login_at = now  # the new password logs them in
-    _end_credentials(user_id)
+    ended = _end_credentials(user_id)
+    history.record(
+        user.organization_id,
+        history.actor_of(user),
+        "user.password_reset",
+        _member(user),
+        f"{user.display_name} set a new password with a reset link"
+        + (f"; {ended.describe()} ended." if ended.describe() else "."),
+        {"ended_sessions": ended.sessions, "ended_tokens": ended.tokens},
+    )
     db.session.commit()
     return user
 
@@ -1239,8 +1409,14 @@ def _token_view(token: ApiToken, actor: User) -> TokenView:
     )
 
 
-def _new_token(user_id: int, name: str, lifetime: timedelta) -> tuple[ApiToken, str]:
+def _new_token(
+    user_id: int, name: str, lifetime: timedelta, audit: User | None = None
+) -> tuple[ApiToken, str]:
+    """Store a new token. `audit` (the acting user) records a personal token's creation; the
+    short-lived tokens of API logins are logins, not changes, and are not recorded."""
     secret = secrets.token_urlsafe(32)
+    who = history.actor_of(audit) if audit is not None else None
+    organization_id = audit.organization_id if audit is not None else None
     _begin_write()
     now = utcnow()
     api_token = ApiToken(
@@ -1251,6 +1427,16 @@ def _new_token(user_id: int, name: str, lifetime: timedelta) -> tuple[ApiToken, 
         expires_at=now + lifetime,
     )
     db.session.add(api_token)
+    if who is not None and organization_id is not None:
+        db.session.flush()
+        history.record(
+            organization_id,
+            who,
+            "token.created",
+            history.Subject("token", api_token.id, name),
+            f"Created API token {name}, valid until {api_token.expires_at:%Y-%m-%d}.",
+            {"name": name, "expires_at": _stamp(api_token.expires_at)},
+        )
     db.session.commit()
     return api_token, secret
 
@@ -1274,7 +1460,7 @@ def create_token(actor: User, name: str, expires_in_days: object) -> tuple[Token
     name = (name or "").strip() if isinstance(name, str) else ""
     days = parse_days(expires_in_days)
     _raise_if({"name": token_name_problem(name), "expires_in_days": token_lifetime_problem(days)})
-    api_token, secret = _new_token(actor.id, name, timedelta(days=days))
+    api_token, secret = _new_token(actor.id, name, timedelta(days=days), audit=actor)
     return _token_view(api_token, actor), secret
 
 
@@ -1296,7 +1482,7 @@ def revoke_api_token(actor: User, token_id: int) -> TokenView:
     """Revoke one of the actor's own live tokens; NotFound for any other id."""
     if not valid_id(token_id):
         raise NotFound("No such token.")
-    actor_id = actor.id
+    actor_id, organization_id, who = actor.id, actor.organization_id, history.actor_of(actor)
     _begin_write()
     revoked = db.session.execute(
         sa.update(ApiToken)
@@ -1314,6 +1500,14 @@ def revoke_api_token(actor: User, token_id: int) -> TokenView:
         db.session.rollback()
         raise NotFound("No such token: it may have been revoked or expired already.")
     view = _token_view(token, actor)
+    history.record(
+        organization_id,
+        who,
+        "token.revoked",
+        history.Subject("token", token.id, token.name),
+        f"Revoked API token {token.name}.",
+        {"name": token.name},
+    )
     db.session.commit()
     return view
 

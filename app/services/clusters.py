@@ -26,6 +26,11 @@ Internal interface (what `services.deployments` may call; it never touches clust
     so `state_version` changes whenever anything shown on the live dashboard may have.
 ``state_version(cluster_id, organization_id) -> str``
     The version and the usage per kind, one indexed read: the live dashboard's ETag.
+``organization_version(organization_id) -> str``
+    The same over every cluster of an organization, hashed: the live lists' ETag.
+``record_usage(cluster, used, queued_before, queued)``
+    Add a row to the resource trail (`services.usage`) when the usage or the queued demand
+    changed in this scheduling transaction; the caller commits it with the change.
 
 All quantities are exact integers in base units (see `app.quantities`).
 
@@ -42,6 +47,11 @@ User-facing interface (pages and the API):
 ``update_repack(actor, cluster_id, raw) -> ClusterSnapshot``
     Change the cluster's opt-in repack settings (owners and admins); `ClusterSnapshot.repack`
     carries them to the scheduler through the deployments service.
+``usage_view(organization_id, cluster_id, since, step) -> UsageView``
+    Utilization and queued demand per kind over a window (`services.usage.parse_window`
+    checks `since` and `step`: ValidationError), for the chart and the API.
+``usage_sparklines(organization_id, cluster_ids) -> dict[int, list[float | None]]``
+    The mean utilization of each cluster over the last day, hour by hour (the list page).
 ``delete_cluster(actor, organization_id, cluster_id, counts)``
     The caller holds the cluster's lock and counted its deployments under it (see
     ``services.deployments.delete_cluster``); `Conflict` with the counts while any remain.
@@ -49,10 +59,11 @@ User-facing interface (pages and the API):
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
@@ -62,8 +73,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app import quantities
 from app.extensions import db
-from app.models import Cluster, ClusterResource, User, valid_id
-from app.services import engines, history, transactions
+from app.models import Cluster, ClusterResource, User, utcnow, valid_id
+from app.services import engines, history, transactions, usage
 from app.services.errors import (
     BadRequest,
     Conflict,
@@ -360,6 +371,160 @@ def state_version(cluster_id: int, organization_id: int) -> str:
     return f"{rows[0][0]}." + ".".join(str(used) for _, used in rows)
 
 
+def organization_version(organization_id: int) -> str:
+    """A token that changes whenever any cluster of the organization may look different: one
+    is created or deleted, its state version is bumped (`touch`) or its usage changes.
+
+    One indexed read of the organization's clusters and their kinds (bounded by
+    MAX_CLUSTERS_PER_ORGANIZATION), hashed to a short token.
+    """
+    rows = db.session.execute(
+        sa.select(Cluster.id, Cluster.state_version, ClusterResource.used)
+        .outerjoin(ClusterResource, ClusterResource.cluster_id == Cluster.id)
+        .where(Cluster.organization_id == organization_id)
+        .order_by(Cluster.id, ClusterResource.position)
+    ).all()
+    text = ";".join(f"{cid}.{version}.{used}" for cid, version, used in rows)
+    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
+def record_usage(
+    cluster: ClusterSnapshot,
+    used: Mapping[str, int],
+    queued_before: Mapping[str, int],
+    queued: Mapping[str, int],
+) -> None:
+    """Add the cluster's new state to its resource trail if usage or queued demand changed.
+
+    `cluster` is the snapshot read under the lock (usage before the decision); `used` the
+    usage after it; `queued_before` and `queued` the demand of the queue before and after, by
+    kind. Called in the scheduling transaction: the row lands with the change or not at all.
+    """
+    before = cluster.used
+    same_use = all(used.get(kind, 0) == amount for kind, amount in before.items())
+    same_queue = {k: v for k, v in queued_before.items() if v} == {
+        k: v for k, v in queued.items() if v
+    }
+    if same_use and same_queue:
+        return
+    usage.record(cluster.id, {kind: used.get(kind, 0) for kind in before}, queued, cluster.capacity)
+
+
+@dataclass(frozen=True, slots=True)
+class KindUsage:
+    """One kind's line of the chart: utilization and queued demand in percent of capacity."""
+
+    kind: str
+    capacity: int
+    utilization: list[float | None]  # per point; None where the trail knows nothing
+    demand: list[float | None]
+    peak: list[float | None]
+    now: float  # utilization now
+    mean: float | None  # over the window
+    highest: float | None  # the highest peak in the window
+    queued_now: float  # queued demand now, in percent of capacity
+
+
+@dataclass(frozen=True, slots=True)
+class UsageView:
+    cluster_id: int
+    since: datetime
+    until: datetime
+    step: int
+    times: list[datetime]
+    kinds: list[KindUsage]
+    points: list[usage.Point]
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return sum(known) / len(known) if known else None
+
+
+def usage_view(
+    organization_id: int, cluster_id: int, since: str | None, step: str | None
+) -> UsageView:
+    """The cluster's utilization and queued demand per kind over a window (NotFound, or
+    ValidationError for a bad `since` or `step`)."""
+    if not valid_id(cluster_id):
+        raise NotFound("No such cluster.")
+    resources = [
+        ResourceUsage(kind, capacity, used)
+        for kind, capacity, used in db.session.execute(
+            sa.select(ClusterResource.kind, ClusterResource.capacity, ClusterResource.used)
+            .join(Cluster, Cluster.id == ClusterResource.cluster_id)
+            .where(Cluster.id == cluster_id, Cluster.organization_id == organization_id)
+            .order_by(ClusterResource.position)
+        )
+    ]
+    if not resources:
+        raise NotFound("No such cluster.")
+    start, seconds = usage.parse_window(since, step)
+    trail = usage.series(cluster_id, [r.kind for r in resources], start, seconds)
+    queued_now = trail.queued_now
+    kinds = []
+    for resource in resources:
+        kind = resource.kind
+        utilization = [point.utilization(kind) for point in trail.points]
+        peaks = [
+            100.0 * point.peak.get(kind, 0) / point.capacity[kind]
+            if point.covered and point.capacity.get(kind)
+            else None
+            for point in trail.points
+        ]
+        known_peaks = [value for value in peaks if value is not None]
+        kinds.append(
+            KindUsage(
+                kind=kind,
+                capacity=resource.capacity,
+                utilization=utilization,
+                demand=[point.demand(kind) for point in trail.points],
+                peak=peaks,
+                now=100.0 * resource.used / resource.capacity,
+                mean=_mean(utilization),
+                highest=max(known_peaks) if known_peaks else None,
+                queued_now=100.0 * queued_now.get(kind, 0) / resource.capacity,
+            )
+        )
+    return UsageView(
+        cluster_id,
+        trail.since,
+        trail.until,
+        trail.step,
+        [point.at for point in trail.points],
+        kinds,
+        trail.points,
+    )
+
+
+def usage_sparklines(
+    organization_id: int, cluster_ids: Iterable[int]
+) -> dict[int, list[float | None]]:
+    """Each cluster's mean utilization (the mean over its kinds) over the last day, by hour,
+    read in one query for the whole list. Clusters of other organizations are left out."""
+    ids = [
+        cluster_id
+        for cluster_id in db.session.scalars(
+            sa.select(Cluster.id).where(
+                Cluster.id.in_(list(cluster_ids)), Cluster.organization_id == organization_id
+            )
+        )
+    ]
+    now = utcnow()
+    points = usage.many(ids, now - timedelta(days=1), 3600, now)
+    lines: dict[int, list[float | None]] = {}
+    for cluster_id, series in points.items():
+        lines[cluster_id] = [
+            _mean(point.utilization(kind) for kind in point.capacity) for point in series
+        ]
+    return lines
+
+
+def compact_usage() -> usage.Compacted:
+    """Roll up and expire every cluster's resource trail (the prune command)."""
+    return usage.compact()
+
+
 def _adjust(cluster_id: int, amounts: Mapping[str, int], sign: int) -> None:
     table = ClusterResource.__table__
     for kind, amount in amounts.items():
@@ -520,6 +685,7 @@ def create_cluster(
     db.session.add(cluster)
     try:
         db.session.flush()
+        usage.record(cluster.id, dict.fromkeys(capacities, 0), {}, capacities)
         history.record(
             organization_id,
             history.actor_of(actor),
@@ -529,11 +695,7 @@ def create_cluster(
             + ", ".join(quantities.format_amount(k, v) for k, v in capacities.items())
             + f" and room for {limit} deployments"
             + (f", running containers on engine {engine_name}." if engine_name else "."),
-            {
-                "capacity": capacities,
-                "max_deployments": limit,
-                **({"engine": engine_name} if engine_name else {}),
-            },
+            {"capacity": capacities, "max_deployments": limit, "engine": engine_name},
             cluster_id=cluster.id,
         )
         db.session.commit()
@@ -785,6 +947,7 @@ def delete_cluster(
             code="cluster_not_empty",
         )
     db.session.execute(sa.delete(ClusterResource).where(ClusterResource.cluster_id == cluster.id))
+    usage.forget(cluster.id)
     db.session.execute(sa.delete(Cluster).where(Cluster.id == cluster.id))
     history.record(
         organization_id,

@@ -151,6 +151,14 @@ def utilization_etag(user: User, cluster_id: int) -> str:
     return f"c{cluster_id}-v{version}-u{user.id}-{user.role}"
 
 
+def list_version(user: User) -> str:
+    """The live lists' ETag (clusters and deployments): every cluster of the organization (a
+    deployment changes only in a scheduling transaction, which bumps its cluster's version)
+    and the viewer, whose role decides what the lists offer. One indexed read."""
+    version = clusters.organization_version(user.organization_id)
+    return f"o{user.organization_id}-{version}-u{user.id}-{user.role}"
+
+
 def utilization(user: User, cluster_id: int) -> Utilization:
     """The polling partial's data: usage per kind, counts, status, running list and queue."""
     return _utilization_of(clusters.snapshot(cluster_id, user.organization_id))

@@ -358,6 +358,11 @@ def cluster_board(cluster_id: int, limit: int | None = None) -> Board:
     return Board(running=lists["running"], queue=lists["pending"], counts=counts)
 
 
+# Orders the deployments list may be sorted by (column -> what it sorts on).
+LIST_SORTS = ("name", "cluster", "status", "priority", "owner", "submitted")
+SEARCH_MAX_LENGTH = 200
+
+
 def list_deployments(
     user: User,
     cluster_id: int | None = None,
@@ -365,13 +370,19 @@ def list_deployments(
     page: int = 1,
     per_page: int = 20,
     deployment_id: int | None = None,
+    search: str | None = None,
+    owner_id: int | None = None,
+    sort: str | None = None,
+    descending: bool = False,
 ) -> DeploymentPage:
     """The organization's deployments: running first, then pending in queue order per cluster.
 
-    Filters: `cluster_id`, `status`, and `deployment_id` (a list of at most that one).
+    Filters: `cluster_id`, `status`, `deployment_id` (a list of at most that one), `search`
+    (part of the name or the image, any case) and `owner_id` (who created it). `sort` orders
+    by one of LIST_SORTS instead (`descending` reverses it; ties in the usual order).
 
-    `page` is 1-based. Unknown statuses and bad paging raise ValidationError; a cluster of
-    another organization raises NotFound, like one that does not exist.
+    `page` is 1-based. Unknown statuses, sorts and bad paging raise ValidationError; a cluster
+    of another organization raises NotFound, like one that does not exist.
     """
     problems: dict[str, str] = {}
     if status is not None and status not in DEPLOYMENT_STATUSES:
@@ -381,6 +392,10 @@ def list_deployments(
     largest = max_page_size()
     if not isinstance(per_page, int) or isinstance(per_page, bool) or not 1 <= per_page <= largest:
         problems["per_page"] = f"per_page must be between 1 and {largest}"
+    if sort is not None and sort not in LIST_SORTS:
+        problems["sort"] = "sort must be one of " + ", ".join(LIST_SORTS)
+    if search is not None and (not isinstance(search, str) or len(search) > SEARCH_MAX_LENGTH):
+        problems["search"] = f"search must be text of at most {SEARCH_MAX_LENGTH} characters"
     if problems:
         raise ValidationError(" ".join(problems.values()), fields=problems)
     names = cluster_names(user)
@@ -393,17 +408,57 @@ def list_deployments(
         where.append(Deployment.status == status)
     if deployment_id is not None:
         where.append(Deployment.id == deployment_id)
+    if owner_id is not None:
+        where.append(Deployment.created_by_id == owner_id)
+    if search and search.strip():
+        needle = search.strip().lower()
+        where.append(
+            sa.or_(
+                sa.func.lower(Deployment.name).contains(needle, autoescape=True),
+                sa.func.lower(Deployment.image).contains(needle, autoescape=True),
+            )
+        )
     total = db.session.scalar(sa.select(sa.func.count()).select_from(Deployment).where(*where))
-    rows = db.session.scalars(
+    usual = (Deployment.status.desc(), Deployment.cluster_id, *_board_order()[1:])
+    query = (
         sa.select(Deployment)
         .where(*where)
         .options(sa.orm.joinedload(Deployment.created_by))
-        .order_by(Deployment.status.desc(), Deployment.cluster_id, *_board_order()[1:])
         .limit(per_page)
         .offset((page - 1) * per_page)
-    ).all()
+    )
+    if sort is None:
+        query = query.order_by(*usual)
+    else:
+        key = _list_sort_key(sort, names)
+        query = query.order_by(key.desc() if descending else key.asc(), *usual)
+    rows = db.session.scalars(query).all()
     items = _with_runtime([view_of(d, names.get(d.cluster_id)) for d in rows])
     return DeploymentPage(items=items, total=total or 0, page=page, per_page=per_page)
+
+
+def _list_sort_key(sort: str, names: Mapping[int, str]) -> Any:
+    """The SQL expression a list column sorts on (cluster names and owners by name)."""
+    if sort == "cluster":
+        # Clusters are few per organization (MAX_CLUSTERS_PER_ORGANIZATION): rank them by name.
+        ranks = {cid: rank for rank, cid in enumerate(sorted(names, key=lambda c: names[c]))}
+        return (
+            sa.case(ranks, value=Deployment.cluster_id, else_=len(ranks))
+            if ranks
+            else (Deployment.cluster_id)
+        )
+    if sort == "owner":
+        return (
+            sa.select(sa.func.lower(User.display_name))
+            .where(User.id == Deployment.created_by_id)
+            .scalar_subquery()
+        )
+    return {
+        "name": Deployment.name,
+        "status": Deployment.status,
+        "priority": Deployment.priority,
+        "submitted": Deployment.submitted_at,
+    }[sort]
 
 
 def max_page_size() -> int:
@@ -485,6 +540,25 @@ def logs(user: User, deployment_id: int) -> engines.LogsView:
     deployment = _find(user, deployment_id)
     snap = clusters.snapshot(deployment.cluster_id, user.organization_id)
     return engines.logs_of(deployment.id, snap.engine)
+
+
+def live_version(user: User, deployment_id: int) -> str:
+    """The deployment page's live ETag: its cluster's state version (bumped by every scheduling
+    transaction, which is what changes a deployment's status, place, reason and priority) and
+    the viewer, whose role decides what the page offers. Two small indexed reads; NotFound for
+    another organization's deployment or one that is gone."""
+    if not valid_id(deployment_id):
+        raise NotFound("No such deployment.")
+    cluster_id = db.session.scalar(
+        sa.select(Deployment.cluster_id).where(
+            Deployment.id == deployment_id,
+            Deployment.organization_id == user.organization_id,
+        )
+    )
+    if cluster_id is None:
+        raise NotFound("No such deployment.")
+    version = clusters.state_version(cluster_id, user.organization_id)
+    return f"d{deployment_id}-c{cluster_id}-v{version}-u{user.id}-{user.role}"
 
 
 def timeline(user: User, deployment_id: int, limit: int = 100) -> list[history.EventView]:
@@ -1015,6 +1089,7 @@ def _state(
     new: Any = None,
     *,
     lock: bool = False,
+    now: datetime | None = None,
 ) -> scheduler.ClusterState:
     """The scheduler's input for one cluster, with its repack settings turned into the
     numbers the clock-free scheduler takes (`_repack`) and its fair-use rules (`_fairness`,
@@ -1029,25 +1104,33 @@ def _state(
         repack=_repack(cluster),
         work_budget=config["SCHEDULER_WORK_BUDGET"],
         blockers_listed=config["SCHEDULER_BLOCKERS_LISTED"],
-        fair=None if rows is None else _fairness(cluster, rows, new, lock=lock),
+        fair=None if rows is None else _fairness(cluster, rows, new, lock=lock, now=now),
     )
 
 
 def _fairness(
-    cluster: clusters.ClusterSnapshot, rows: Mapping[int, Any], new: Any = None, *, lock: bool
+    cluster: clusters.ClusterSnapshot,
+    rows: Mapping[int, Any],
+    new: Any = None,
+    *,
+    lock: bool,
+    now: datetime | None = None,
+    force: bool = False,
 ) -> scheduler.Fairness | None:
     """The cluster's fair-use rules for the scheduler (docs/scheduling.md, "Fair use"), or
-    None when none applies (then the plain rules decide, at no extra cost)."""
+    None when none applies (then the plain rules decide, at no extra cost) unless `force`
+    (a simulation needs the clock and the run limits)."""
     every: dict[int, Any] = dict(rows)
     if new is not None:
         every[new.id] = new
     settings = cluster.fair_use
     never = frozenset(i for i, row in every.items() if row.may_preempt is False)
     quota_list = _quota_instances(cluster, every, lock=lock)
-    if not (never or quota_list or settings.min_run_minutes or settings.starvation_minutes):
+    active = never or quota_list or settings.min_run_minutes or settings.starvation_minutes
+    if not (active or force):
         return None
     return scheduler.Fairness(
-        now=_micros(utcnow()),
+        now=_micros(now or utcnow()),
         quotas=quota_list,
         never_preempts=never,
         max_run=_max_runs(every),
@@ -1148,7 +1231,9 @@ def _check_quota_feasible(
             )
 
 
-def _settle(cluster: clusters.ClusterSnapshot, decision: scheduler.Decision) -> None:
+def _settle(
+    cluster: clusters.ClusterSnapshot, decision: scheduler.Decision, now: datetime | None = None
+) -> None:
     """Follow a decision that freed room or quota while fair use held work back with
     Reconcile decisions (at most SCHEDULER_SETTLE_ROUNDS), each applied like any other."""
     rounds = current_app.config["SCHEDULER_SETTLE_ROUNDS"]
@@ -1157,9 +1242,11 @@ def _settle(cluster: clusters.ClusterSnapshot, decision: scheduler.Decision) -> 
         db.session.flush()
         rows, running, pending = _load_state(cluster.id)
         decision = _decide(
-            _state(cluster, running, pending, rows, lock=True), scheduler.Reconcile(), "settle"
+            _state(cluster, running, pending, rows, lock=True, now=now),
+            scheduler.Reconcile(),
+            "settle",
         )
-        _apply(cluster, rows, decision, {})
+        _apply(cluster, rows, decision, {}, now=now)
 
 
 def _repack(cluster: clusters.ClusterSnapshot) -> scheduler.Repack | None:
@@ -1197,6 +1284,7 @@ def _apply(
     decision: scheduler.Decision,
     released: Mapping[str, int],
     new: Deployment | None = None,
+    now: datetime | None = None,
 ) -> None:
     """Persist a decision: usage first (free, then utilize), then the changed rows and their
     history (started, restarted, preempted, evicted; a new deployment's queueing).
@@ -1206,7 +1294,7 @@ def _apply(
     `clusters.utilize` never see a transient overflow.
     """
     cluster_id = cluster.id
-    now = utcnow()
+    now = now or utcnow()
     clusters.touch(cluster_id)
     free: dict[str, int] = defaultdict(int, released)
     for victim_id in (*decision.preempted, *decision.evicted, *decision.repacked):
@@ -1321,11 +1409,40 @@ def _apply(
             )
     if updates:
         db.session.execute(sa.update(Deployment), updates)
+    _record_usage(cluster, rows, decision, free, reserve, new)
     history.record_all(_decision_events(cluster, rows, decision, new, now))
     metrics.STARTS.inc(len(decision.started))
     metrics.PREEMPTIONS.inc(
         len(decision.preempted) + len(decision.evicted) + len(decision.repacked)
     )
+
+
+def _record_usage(
+    cluster: clusters.ClusterSnapshot,
+    rows: Mapping[int, Any],
+    decision: scheduler.Decision,
+    freed: Mapping[str, int],
+    reserved: Mapping[str, int],
+    new: Deployment | None,
+) -> None:
+    """Hand the cluster its usage and queued demand after the decision, for its resource
+    trail (the cluster writes a row only when either changed)."""
+    used = dict(cluster.used)
+    for kind, amount in freed.items():
+        used[kind] = used.get(kind, 0) - amount
+    for kind, amount in reserved.items():
+        used[kind] = used.get(kind, 0) + amount
+    queued_before: dict[str, int] = defaultdict(int)
+    for row in rows.values():
+        if row.status == "pending":
+            _add(queued_before, row.requests)
+    queued: dict[str, int] = defaultdict(int)
+    for entry in decision.queue:
+        _add(
+            queued,
+            new.requests if new is not None and entry.id == new.id else rows[entry.id].requests,
+        )
+    clusters.record_usage(cluster, used, queued_before, queued)
 
 
 def _decision_events(
@@ -1964,6 +2081,91 @@ def _delete_and_schedule(
 
 
 # --------------------------------------------------------------------------------------------
+# Start-time estimates
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """When a queued deployment is expected to start (docs/scheduling.md, "Start-time
+    estimates"): `at` is None when unknown; `text` says it in words."""
+
+    at: datetime | None
+    text: str
+
+
+def estimate_words(at: datetime, now: datetime) -> str:
+    """ "expected to start in about 40 min (at the latest 14:20)" """
+    minutes = max(0, round((at - now).total_seconds() / 60))
+    if minutes < 1:
+        relative = "less than a minute"
+    elif minutes < 90:
+        relative = f"about {minutes} min"
+    elif minutes < 48 * 60:
+        hours, rest = divmod(minutes, 60)
+        relative = f"about {hours} h {rest} min" if rest else f"about {hours} h"
+    else:
+        relative = f"about {round(minutes / 1440)} days"
+    clock = at.strftime("%H:%M") if at.date() == now.date() else at.strftime("%Y-%m-%d %H:%M")
+    return f"expected to start in {relative} (at the latest {clock})"
+
+
+def _unknown_words(unlimited_ahead: int) -> str:
+    if unlimited_ahead == 0:
+        return "unknown: no known end time frees what it needs"
+    verb = "has" if unlimited_ahead == 1 else "have"
+    plural = "" if unlimited_ahead == 1 else "s"
+    return (
+        f"unknown: {unlimited_ahead} running deployment{plural} ahead of it {verb} no "
+        "run-time limit"
+    )
+
+
+def _estimates_of(
+    cluster: clusters.ClusterSnapshot, now: datetime, wanted: Iterable[int] | None = None
+) -> dict[int, Estimate]:
+    """Estimates for the cluster's pending deployments (those in `wanted`, when given): one
+    forward simulation of the scheduler over the known end times."""
+    rows, running, pending = _load_state(cluster.id)
+    targets = frozenset(job.id for job in pending)
+    if wanted is not None:
+        targets &= frozenset(wanted)
+    if not targets:
+        return {}
+    fair = _fairness(cluster, rows, lock=False, now=now, force=True)
+    state = replace(_state(cluster, running, pending), fair=fair)
+    sim = scheduler.simulate(state, targets)
+    found: dict[int, Estimate] = {}
+    for job in pending:
+        if job.id not in targets:
+            continue
+        at = sim.starts.get(job.id)
+        if at is not None:
+            moment = _EPOCH + at * _MICROSECOND
+            found[job.id] = Estimate(moment, estimate_words(moment, now))
+        else:
+            ahead = sum(1 for other in sim.unlimited if other.priority >= job.priority)
+            found[job.id] = Estimate(None, _unknown_words(ahead))
+    return found
+
+
+def start_estimates(
+    user: User, views: Iterable[DeploymentView], now: datetime | None = None
+) -> dict[int, Estimate]:
+    """Start-time estimates of the queued deployments among `views` (one simulation per
+    cluster they are on); running ones get none. Reads only."""
+    now = now or utcnow()
+    by_cluster: dict[int, set[int]] = defaultdict(set)
+    for view in views:
+        if view.status == "pending":
+            by_cluster[view.cluster_id].add(view.id)
+    found: dict[int, Estimate] = {}
+    for cluster_id, ids in by_cluster.items():
+        cluster = clusters.snapshot(cluster_id, user.organization_id)
+        found.update(_estimates_of(cluster, now, ids))
+    return found
+
+
+# --------------------------------------------------------------------------------------------
 # Maximum run times
 
 
@@ -1991,7 +2193,7 @@ def _expire_locked(cluster: clusters.ClusterSnapshot, now: datetime) -> list[int
     if not due:
         return []
     decision = _decide(
-        _state(cluster, running, pending, rows, lock=True),
+        _state(cluster, running, pending, rows, lock=True, now=now),
         scheduler.Delete(frozenset(due)),
         "expire",
     )
@@ -2016,8 +2218,8 @@ def _expire_locked(cluster: clusters.ClusterSnapshot, now: datetime) -> list[int
         )
         for deployment_id in sorted(due)
     )
-    _apply(cluster, rows, decision, released)
-    _settle(cluster, decision)
+    _apply(cluster, rows, decision, released, now=now)
+    _settle(cluster, decision, now)
     return sorted(due)
 
 
@@ -2103,9 +2305,16 @@ def engine_capacity_changed(
             ),
         )
         rows, running, pending = _load_state(cluster.id)
-        decision = _decide(
-            _state(resized, running, pending, rows, lock=True), scheduler.Reconcile(), "reconcile"
+        state = scheduler.ClusterState(
+            target,
+            running,
+            pending,
+            cluster.max_deployments,
+            work_budget=current_app.config["SCHEDULER_WORK_BUDGET"],
+            blockers_listed=current_app.config["SCHEDULER_BLOCKERS_LISTED"],
+            fair=_fairness(resized, rows, lock=True),  # quotas hold when capacity rises too
         )
+        decision = _decide(state, scheduler.Reconcile(), "reconcile")
         clusters.set_capacity(cluster.id, {k: v for k, v in new_capacity.items() if v > current[k]})
         _apply(resized, rows, decision, {})
         clusters.set_capacity(cluster.id, {k: v for k, v in new_capacity.items() if v < current[k]})
@@ -2125,3 +2334,64 @@ def engine_capacity_changed(
         )
         db.session.commit()
     return True
+
+
+# What a deployment waiting longer than QUEUED_TOO_LONG_SECONDS records (and webhooks send).
+QUEUED_LONG = "deployment.queued_long"
+REQUEUED = ("deployment.preempted", "deployment.evicted", REPACKED)
+
+
+def record_long_waits(threshold_seconds: int, now: datetime | None = None) -> int:
+    """Record `deployment.queued_long` once for each queued deployment that has waited longer
+    than the threshold since it was submitted or last sent back to the queue; how many.
+
+    Run by the notify worker, which is how "queued longer than" reaches webhooks: the event
+    goes through `history.record_all` and so into the outbox, like any other.
+    """
+    now = now or utcnow()
+    limit = now - timedelta(seconds=threshold_seconds)
+    waiting = db.session.execute(
+        sa.select(
+            Deployment.id,
+            Deployment.organization_id,
+            Deployment.cluster_id,
+            Deployment.name,
+            Deployment.submitted_at,
+            Deployment.queue_position,
+            Deployment.reason,
+        ).where(Deployment.status == "pending", Deployment.submitted_at < limit)
+    ).all()
+    if not waiting:
+        db.session.rollback()
+        return 0
+    ids = [row.id for row in waiting]
+    requeued = history.latest("deployment", ids, REQUEUED)
+    reported = history.latest("deployment", ids, (QUEUED_LONG,))
+    entries = []
+    for row in waiting:
+        since = max(row.submitted_at, requeued.get(row.id, row.submitted_at))
+        if since >= limit or reported.get(row.id, datetime.min) >= since:
+            continue
+        minutes = int((now - since).total_seconds() // 60)
+        entries.append(
+            history.entry(
+                row.organization_id,
+                history.SCHEDULER,
+                QUEUED_LONG,
+                history.Subject("deployment", row.id, row.name),
+                f"Queued for {minutes} minutes at position {row.queue_position}: {row.reason}.",
+                {
+                    "waited_seconds": int((now - since).total_seconds()),
+                    "position": row.queue_position,
+                },
+                cluster_id=row.cluster_id,
+                at=now,
+            )
+        )
+    db.session.rollback()
+    if not entries:
+        return 0
+    transactions.begin_write()
+    history.record_all(entries)
+    db.session.commit()
+    return len(entries)

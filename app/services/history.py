@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import Event, User, utcnow
+from app.services import outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +120,21 @@ def record(
 
 
 def record_all(entries: Iterable[Mapping[str, Any]]) -> None:
-    """Add many events in one statement (a mass preemption writes one per victim)."""
+    """Add many events in one statement (a mass preemption writes one per victim).
+
+    Events a webhook may subscribe to also put their deliveries in the outbox, in the same
+    transaction (`outbox.enqueue`): whoever records such an event notifies its subscribers.
+    """
     rows = list(entries)
-    if rows:
+    if not rows:
+        return
+    if not outbox.wanted(rows):
         db.session.execute(sa.insert(Event), rows)
+        return
+    ids = db.session.scalars(
+        sa.insert(Event).returning(Event.id, sort_by_parameter_order=True), rows
+    ).all()
+    outbox.enqueue(rows, ids)
 
 
 def _view(event: Event) -> EventView:
@@ -174,3 +186,174 @@ def recent(cluster_id: int, action: str, since: datetime) -> list[tuple[int | No
             .order_by(Event.at)
         )
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The audit log: filtered, paged and exported reads, and retention
+# ---------------------------------------------------------------------------------------------
+
+COMPONENTS = ("scheduler", "reconciler", "system")
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which entries an audit reader asks for; None means any.
+
+    `actor` is a user id (as a string of digits) or a component name; `action` is a whole
+    action ("invite.revoked") or its subject part ("invite"); `only_of_user` limits the entries
+    to a member's own: their deployments (those they submitted) and their own account.
+    """
+
+    actor: str | None = None
+    action: str | None = None
+    subject_kind: str | None = None
+    subject_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    only_of_user: int | None = None
+
+
+def _conditions(organization_id: int, wanted: Filter) -> list[Any]:
+    conditions: list[Any] = [Event.organization_id == organization_id]
+    if wanted.actor is not None:
+        if wanted.actor in COMPONENTS:
+            conditions.append(Event.actor_kind == wanted.actor)
+        else:
+            conditions += [Event.actor_kind == "user", Event.actor_id == int(wanted.actor)]
+    if wanted.action is not None:
+        if "." in wanted.action:
+            conditions.append(Event.action == wanted.action)
+        else:
+            conditions.append(Event.action.startswith(wanted.action + ".", autoescape=True))
+    if wanted.subject_kind is not None:
+        conditions.append(Event.subject_kind == wanted.subject_kind)
+    if wanted.subject_id is not None:
+        conditions.append(Event.subject_id == wanted.subject_id)
+    if wanted.since is not None:
+        conditions.append(Event.at >= wanted.since)
+    if wanted.until is not None:
+        conditions.append(Event.at < wanted.until)
+    if wanted.only_of_user is not None:
+        submitted = sa.select(Event.subject_id).where(
+            Event.organization_id == organization_id,
+            Event.action == "deployment.submitted",
+            Event.actor_kind == "user",
+            Event.actor_id == wanted.only_of_user,
+        )
+        conditions.append(
+            sa.or_(
+                sa.and_(Event.subject_kind == "deployment", Event.subject_id.in_(submitted)),
+                sa.and_(Event.subject_kind == "user", Event.subject_id == wanted.only_of_user),
+            )
+        )
+    return conditions
+
+
+def search(
+    organization_id: int, wanted: Filter, start: int, limit: int
+) -> tuple[list[EventView], int]:
+    """One page of an organization's entries matching `wanted`, newest first, and the total."""
+    conditions = _conditions(organization_id, wanted)
+    total = db.session.scalar(sa.select(sa.func.count(Event.id)).where(*conditions)) or 0
+    rows = db.session.scalars(
+        sa.select(Event).where(*conditions).order_by(Event.id.desc()).offset(start).limit(limit)
+    ).all()
+    return [_view(event) for event in rows], total
+
+
+def scan(organization_id: int, wanted: Filter, chunk: int = 500) -> Iterable[EventView]:
+    """Every entry matching `wanted`, newest first, read in chunks by id (the CSV export)."""
+    conditions = _conditions(organization_id, wanted)
+    below: int | None = None
+    while True:
+        query = sa.select(Event).where(*conditions)
+        if below is not None:
+            query = query.where(Event.id < below)
+        rows = db.session.scalars(query.order_by(Event.id.desc()).limit(chunk)).all()
+        if not rows:
+            return
+        for event in rows:
+            yield _view(event)
+        below = rows[-1].id
+
+
+def gone(organization_id: int, subjects: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of these (kind, id) subjects have a deletion entry: pages do not link to them."""
+    wanted = {(kind, subject_id) for kind, subject_id in subjects if subject_id is not None}
+    if not wanted:
+        return set()
+    rows = db.session.execute(
+        sa.select(Event.subject_kind, Event.subject_id).where(
+            Event.subject_kind.in_({kind for kind, _ in wanted}),
+            Event.subject_id.in_({subject_id for _, subject_id in wanted}),
+            Event.organization_id == organization_id,
+            Event.action.endswith(".deleted"),
+        )
+    )
+    return {(kind, subject_id) for kind, subject_id in rows} & wanted
+
+
+def actors(organization_id: int) -> list[tuple[int, str]]:
+    """(user id, newest name) of every user who appears as an actor (the filter's choices)."""
+    rows = db.session.execute(
+        sa.select(Event.actor_id, Event.actor_name, sa.func.max(Event.id))
+        .where(Event.organization_id == organization_id, Event.actor_kind == "user")
+        .group_by(Event.actor_id, Event.actor_name)
+    ).all()
+    newest: dict[int, tuple[int, str]] = {}
+    for actor_id, name, last in rows:
+        if actor_id is not None and (actor_id not in newest or last > newest[actor_id][0]):
+            newest[actor_id] = (last, name or f"user #{actor_id}")
+    return sorted(((i, name) for i, (_, name) in newest.items()), key=lambda item: item[1])
+
+
+def actions(organization_id: int) -> list[str]:
+    """The distinct actions an organization's log holds (the filter's choices)."""
+    return list(
+        db.session.scalars(
+            sa.select(Event.action)
+            .where(Event.organization_id == organization_id)
+            .distinct()
+            .order_by(Event.action)
+        )
+    )
+
+
+def prune(before: datetime, batch: int = 5000) -> int:
+    """Delete entries older than `before`, in batches (each its own transaction); the count.
+
+    Ids are never reused, so a reader that remembers the last id it saw is not confused.
+    """
+    deleted = 0
+    while True:
+        ids = db.session.scalars(
+            sa.select(Event.id).where(Event.at < before).order_by(Event.id).limit(batch)
+        ).all()
+        if not ids:
+            db.session.commit()
+            return deleted
+        db.session.execute(
+            sa.delete(Event).where(Event.id.in_(ids)).execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        deleted += len(ids)
+
+
+def latest(
+    subject_kind: str, subject_ids: Iterable[int], actions: Iterable[str]
+) -> dict[int, datetime]:
+    """The time of each subject's newest event among `actions` (subjects without one are left
+    out): when a deployment was last sent back to the queue, or last reported waiting."""
+    ids = list(subject_ids)
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(Event.subject_id, sa.func.max(Event.at))
+        .where(
+            Event.subject_kind == subject_kind,
+            Event.subject_id.in_(ids),
+            Event.action.in_(list(actions)),
+        )
+        .group_by(Event.subject_id)
+    )
+    return {subject_id: at for subject_id, at in rows}

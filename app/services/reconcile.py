@@ -663,17 +663,15 @@ def retry_due() -> bool:
 
 
 def run_pass(holder: str) -> list[PassReport]:
-    """One pass over every engine-backed cluster whose lease this reconciler holds.
-
-    It first finishes deployments whose maximum run time is over (`deployments.expire_due`,
-    idempotent and safe beside the `flask kargo expire` loop), so their containers stop in
-    this very pass."""
+    """One pass over every engine-backed cluster whose lease this reconciler holds; first,
+    deployments whose maximum run time is over finish (`deployments.expire_due`: idempotent,
+    under each cluster's lock), so their containers stop in this very pass."""
     try:
         deployments.expire_due()
     except Exception:
         db.session.rollback()
-        metrics.RECONCILE_ERRORS.labels("pass").inc()
-        current_app.logger.exception("reconciler: finishing expired deployments failed")
+        metrics.RECONCILE_ERRORS.labels("expire").inc()
+        current_app.logger.exception("reconcile pass: finishing expired deployments failed")
     targets = clusters.cluster_ids_with_engine()
     db.session.rollback()
     reports = []

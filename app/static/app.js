@@ -29,3 +29,11 @@ document.addEventListener("click", (event) => {
   const row = button.closest("[data-resource-row]");
   if (row) row.remove();
 });
+
+// Live partials: a poll names the version it shows, so an unchanged one is answered 204 and
+// swaps nothing (app/blueprints/live.py). A browser answering 304 from its cache would hand
+// htmx the old 200, which htmx would swap.
+document.addEventListener("htmx:configRequest", (event) => {
+  const version = event.detail.elt && event.detail.elt.dataset && event.detail.elt.dataset.liveVersion;
+  if (version && event.detail.verb === "get") event.detail.headers["X-Kargo-Live-Version"] = version;
+});

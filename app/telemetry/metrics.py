@@ -65,6 +65,11 @@ STARTS = Counter(
     "kargo_deployment_starts",
     "Deployments the scheduler started, first starts and restarts after a preemption.",
 )
+WEBHOOK_DELIVERIES = Counter(
+    "kargo_webhook_deliveries",
+    "Webhook delivery attempts by outcome: delivered, retry (to be tried again), failed (gave up).",
+    ["outcome"],
+)
 
 # The reconciler (app/runtime): how long after the scheduler's decision a container runs, how
 # long a pass over one cluster takes, what it did and what went wrong.

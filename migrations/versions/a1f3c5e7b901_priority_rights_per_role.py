@@ -1,7 +1,7 @@
 """Priority rights: the highest priority members and admins may use
 
 Revision ID: a1f3c5e7b901
-Revises: 7d2b91c4e5a3
+Revises: 51073516073f
 Create Date: 2026-11-30 13:45:00.000000
 
 """

@@ -65,7 +65,8 @@ def test_statement_count_does_not_grow_with_the_data(app, db, login_as, path):
         statements = statements_during(db, lambda c=client, u=url: c.get(u))
         counts.append(len(statements))
     assert counts[0] == counts[1], counts
-    assert counts[1] <= 10, counts
+    # The detail page also draws the usage chart (the trail and the capacity: two statements).
+    assert counts[1] <= 12, counts
 
 
 def test_the_partial_is_a_handful_of_small_queries(app, db, login_as):

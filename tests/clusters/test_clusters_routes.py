@@ -90,7 +90,7 @@ def test_list_shows_status_counts_and_bars(signed_in, user):
     make_cluster(make_org(), name="e-foreign")
 
     page = text(signed_in.get("/clusters/"))
-    cards = re.findall(r'<article class="cluster-card">(.*?)</article>', page, re.S)
+    cards = re.findall(r'<article class="cluster-card"[^>]*>(.*?)</article>', page, re.S)
     assert len(cards) == 4
     expectations = [
         (idle, "status-idle", "Idle", 0, 0),
@@ -335,7 +335,7 @@ def test_detail_shows_usage_counts_deployments_and_the_deploy_link(signed_in, us
     assert "Deploy to this cluster" in page
     root = re.search(r'<section id="cluster-live"[^>]*>', page).group(0)
     assert f'hx-get="/clusters/{cluster.id}/utilization"' in root
-    assert 'hx-trigger="every 7s"' in root and 'hx-swap="outerHTML"' in root
+    assert 'hx-trigger="every 7s"' in root and 'hx-swap="morph:outerHTML"' in root
     assert "data-confirm=" in page and f'action="/clusters/{cluster.id}/delete"' in page
 
 

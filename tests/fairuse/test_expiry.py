@@ -79,3 +79,20 @@ def test_the_expire_command_runs_once(app, runner, db):
     assert "Finished 0 deployment(s)" in again.output
     bad = runner.invoke(args=["kargo", "expire", "--once", "--interval", "0"])
     assert bad.exit_code != 0
+
+
+def test_every_reconciler_pass_finishes_expired_deployments(app, db):
+    from app.services import reconcile
+
+    owner = make_member(role="owner")
+    cluster = make_cluster(owner.org, resources={"cpu": 4000})
+    short = _submit(owner.user, cluster, "short", 1, max_run=1)
+    db.session.execute(
+        sa.update(Deployment)
+        .where(Deployment.id == short.deployment.id)
+        .values(started_at=utcnow() - timedelta(minutes=5))
+    )
+    db.session.commit()
+    reconcile.run_pass("test-holder")
+    db.session.expire_all()
+    assert db.session.get(Deployment, short.deployment.id) is None

@@ -45,7 +45,11 @@ def test_cluster_creation_is_recorded_with_its_capacity(db, owner, cluster) -> N
         cluster.id,
         "pool",
     )
-    assert event.data == {"capacity": {"cpu": 4000, "gpu": 2}, "max_deployments": 100}
+    assert event.data == {
+        "capacity": {"cpu": 4000, "gpu": 2},
+        "max_deployments": 100,
+        "engine": None,
+    }
     assert event.message == "Created cluster pool with 4 cores, 2 gpu and room for 100 deployments."
 
 

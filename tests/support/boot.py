@@ -127,3 +127,45 @@ def get(url: str, timeout: float = 5) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+@contextmanager
+def running_reconcilers(
+    database_url: str, folders: list[Path], **env_overrides: str
+) -> Iterator[list[tuple[subprocess.Popen, Path]]]:
+    """`flask kargo reconcile` (the reconciler service's command) once per folder, with
+    production settings, on one database; stopped with SIGTERM (they give their leases back)
+    and SIGKILL if they linger. Yields (process, log path) per reconciler."""
+    started: list[tuple[subprocess.Popen, Path]] = []
+    try:
+        for folder in folders:
+            env = {
+                key: value
+                for key, value in os.environ.items()
+                if key not in {"SECRET_KEY", "DATABASE_URL", "FLASK_DEBUG"}
+            }
+            env.update(
+                PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+                KARGO_ENV="production",
+                FLASK_APP="wsgi.py",
+                SECRET_KEY=secrets.token_urlsafe(32),
+                DATABASE_URL=database_url,
+                PUBLIC_URL="http://127.0.0.1",
+                PYTHONUNBUFFERED="1",
+                **env_overrides,
+            )
+            log_path = folder / "reconciler.log"
+            with log_path.open("w") as log:
+                process = subprocess.Popen(
+                    [str(VENV_BIN / "flask"), "kargo", "reconcile"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            started.append((process, log_path))
+        yield started
+    finally:
+        for process, _ in started:
+            stop_group(process)

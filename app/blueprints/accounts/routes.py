@@ -36,7 +36,8 @@ from app.blueprints.accounts.forms import (
 )
 from app.blueprints.main.errors import error_response, with_retry_after
 from app.services import accounts as accounts_service
-from app.services.errors import DomainError, Gone, NotFound, Unauthorized
+from app.services import notifications
+from app.services.errors import DomainError, Gone, NotFound, Unauthorized, ValidationError
 
 TOO_MANY_LOGINS = "Too many login attempts. Please wait a minute and try again."
 TOKEN_ID = "int"  # the service answers 404 for an id no row can have
@@ -122,12 +123,14 @@ def signup():
 # --- The profile ------------------------------------------------------------------------------
 
 
-def _profile_page(profile_form=None, password_form=None, status: int = 200):
+def _profile_page(profile_form=None, password_form=None, status: int = 200, **mail):
     return render_template(
         "accounts/profile.html",
         profile=accounts_service.profile(current_user),
         profile_form=profile_form or ProfileForm(display_name=current_user.display_name),
         password_form=password_form or PasswordForm(),
+        mail=notifications.mail_settings(current_user),
+        **mail,
     ), status
 
 
@@ -150,6 +153,25 @@ def update_profile():
             flash(f"Your display name is now {user.display_name}.", "success")
             return redirect(url_for("accounts.profile"))
     return _profile_page(profile_form=form, status=422)
+
+
+@bp.post("/profile/mail")
+@login_required
+def mail_settings():
+    """Where and which mails about one's deployments (CSRF checked by CSRFProtect)."""
+    form = request.form
+    try:
+        notifications.update_mail_settings(
+            current_user,
+            form.get("email", ""),
+            form.get("on_preempted") == "1",
+            form.get("on_started") == "1",
+            form.get("on_failed") == "1",
+        )
+    except ValidationError as exc:
+        return _profile_page(status=422, mail_error=exc.message, mail_email=form.get("email"))
+    flash("Mail settings saved.", "success")
+    return redirect(url_for("accounts.profile") + "#mail-settings")
 
 
 @bp.post("/profile/password")

@@ -41,11 +41,14 @@ def route(rule: str, *methods: str) -> Callable:
 
 
 from app.blueprints.api import (  # noqa: E402,F401
+    audit,
     clusters,
     deployments,
     errors,
     openapi,
     organizations,
     seed,
+    usage,
     users,
+    webhooks,
 )

@@ -55,7 +55,9 @@ CLONE = Object(
 )
 
 
-def deployment_json(view: deployments.DeploymentView) -> dict[str, Any]:
+def deployment_json(
+    view: deployments.DeploymentView, estimate: deployments.Estimate | None = None
+) -> dict[str, Any]:
     return {
         "id": view.id,
         "name": view.name,
@@ -77,6 +79,9 @@ def deployment_json(view: deployments.DeploymentView) -> dict[str, Any]:
         "preemption_policy": view.preemption_policy,
         "max_run_minutes": view.max_run_minutes,
         "ends_at": serialize.timestamp(view.ends_at),
+        "estimate": None
+        if estimate is None
+        else {"at": serialize.timestamp(estimate.at), "text": estimate.text},
         "ports": [
             {
                 "container": p["container"],
@@ -229,7 +234,10 @@ def delete_all():
 @route(f"/deployment/<{ID}:deployment_id>/", "GET")
 @token_required
 def show(deployment_id: int):
-    return deployment_json(deployments.get(api_user(), deployment_id))
+    """One deployment; a queued one with its start-time estimate."""
+    view = deployments.get(api_user(), deployment_id)
+    estimate = deployments.start_estimates(api_user(), [view]).get(view.id)
+    return deployment_json(view, estimate)
 
 
 @route(f"/deployment/<{ID}:deployment_id>/", "PATCH")

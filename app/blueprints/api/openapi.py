@@ -26,7 +26,7 @@ from app.blueprints.api import route
 from app.blueprints.api.pagination import MAX_PAGE
 from app.blueprints.api.schema import QUERY_ALIASES
 from app.models import DEPLOYMENT_STATUSES, MAX_ID, QUOTA_SCOPES, ROLES
-from app.services import accounts, clusters, deployments
+from app.services import accounts, audit, clusters, deployments, history, notifications, outbox
 
 JSON = "application/json"
 Config = Mapping[str, Any]
@@ -525,6 +525,23 @@ def schemas(config: Config) -> dict[str, Any]:
                     **nullable(ref("Runtime")),
                     "description": "what the reconciler last observed of its container; null "
                     "on a simulated cluster or before the first look",
+                },
+                "estimate": {
+                    **nullable(ref("Estimate")),
+                    "description": "a queued deployment's start-time estimate (shown by GET "
+                    "/deployment/{id}/; null elsewhere and while running)",
+                },
+            }
+        ),
+        "Estimate": obj(
+            {
+                "at": {
+                    **nullable(TIMESTAMP),
+                    "description": "the simulated start over the known end times; null: unknown",
+                },
+                "text": {
+                    **STRING,
+                    "examples": ["expected to start in about 40 min (at the latest 14:20)"],
                 },
             }
         ),
@@ -1330,6 +1347,243 @@ def paths(config: Config) -> dict[str, Any]:
     }
 
 
+def history_schemas(config: Config) -> dict[str, Any]:
+    """The audit log's entries (GET /audit/)."""
+    return {
+        "AuditEntry": obj(
+            {
+                "id": {"type": "integer", "minimum": 1},
+                "at": TIMESTAMP,
+                "actor": obj(
+                    {
+                        "kind": enum(("user", *history.COMPONENTS)),
+                        "id": nullable(ID),
+                        "name": nullable(STRING),
+                    }
+                ),
+                "action": {**STRING, "examples": ["deployment.preempted", "invite.revoked"]},
+                "subject": obj({"kind": STRING, "id": nullable(INTEGER), "name": nullable(STRING)}),
+                "cluster_id": nullable(ID),
+                "message": STRING,
+                "data": {
+                    "type": "object",
+                    "description": "details; changes carry before and after values",
+                },
+            }
+        ),
+        "AuditPage": page_of("AuditEntry", config),
+        "UsageAmounts": {
+            "type": "object",
+            "additionalProperties": NUMBER,
+            "description": "by resource kind, in display units (cores, GiB, whole units)",
+        },
+        "UsagePoint": obj(
+            {
+                "at": TIMESTAMP,
+                "covered_seconds": COUNT,
+                "used": ref("UsageAmounts"),
+                "peak": ref("UsageAmounts"),
+                "queued": ref("UsageAmounts"),
+                "utilization": {
+                    "type": "object",
+                    "additionalProperties": nullable(NUMBER),
+                    "description": "mean use over the step in percent of capacity, by kind; "
+                    "null where nothing is recorded",
+                },
+            }
+        ),
+        "Webhook": obj(
+            {
+                "id": ID,
+                "url": text(notifications.URL_MAX_LENGTH),
+                "events": {"type": "array", "items": enum(outbox.SUBSCRIBABLE)},
+                "active": BOOLEAN,
+                "created_at": TIMESTAMP,
+                "pending": COUNT,
+                "failed": COUNT,
+            }
+        ),
+        "WebhookList": obj({"items": {"type": "array", "items": ref("Webhook")}}),
+        "NewWebhook": obj(
+            {
+                "webhook": ref("Webhook"),
+                "secret": {**STRING, "description": "the signing secret, shown only now"},
+            }
+        ),
+        "WebhookRequest": obj(
+            {
+                "url": {
+                    **text(notifications.URL_MAX_LENGTH),
+                    "description": "http(s), no credentials; the operator may restrict hosts "
+                    "(WEBHOOK_ALLOWED_HOSTS)",
+                },
+                "events": {
+                    "type": "array",
+                    "items": enum(outbox.SUBSCRIBABLE),
+                    "minItems": 1,
+                },
+            }
+        ),
+        "Delivery": obj(
+            {
+                "id": {"type": "integer", "minimum": 1},
+                "webhook_id": nullable(ID),
+                "event": STRING,
+                "status": enum(("pending", "delivered", "failed")),
+                "attempts": COUNT,
+                "created_at": TIMESTAMP,
+                "next_attempt_at": nullable(TIMESTAMP),
+                "delivered_at": nullable(TIMESTAMP),
+                "last_status_code": nullable(INTEGER),
+                "last_error": nullable(STRING),
+                "last_duration_ms": nullable(COUNT),
+                "log": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "at": TIMESTAMP,
+                            "status_code": nullable(INTEGER),
+                            "error": nullable(STRING),
+                            "duration_ms": COUNT,
+                        }
+                    ),
+                },
+                "payload": {"type": "object", "description": "the JSON body sent"},
+            }
+        ),
+        "DeliveryList": obj({"items": {"type": "array", "items": ref("Delivery")}}),
+        "Usage": obj(
+            {
+                "cluster_id": ID,
+                "since": TIMESTAMP,
+                "until": TIMESTAMP,
+                "step": {"type": "integer", "minimum": config["USAGE_MIN_STEP_SECONDS"]},
+                "kinds": {
+                    "type": "array",
+                    "items": obj({"kind": STRING, "unit": STRING, "capacity": NUMBER}),
+                },
+                "points": {
+                    "type": "array",
+                    "items": ref("UsagePoint"),
+                    "maxItems": config["USAGE_MAX_POINTS"],
+                },
+            }
+        ),
+    }
+
+
+def history_paths(config: Config) -> dict[str, Any]:
+    kinds = ", ".join(audit.SUBJECT_KINDS)
+    return {
+        "/audit/": {
+            "get": operation(
+                "The audit log, newest first: every change, who made it, before and after",
+                ("200", json_response("One page of entries", "AuditPage")),
+                ["400", "422"],
+                parameters=[
+                    query(
+                        "actor",
+                        "a user id, or " + ", ".join(history.COMPONENTS),
+                        STRING,
+                    ),
+                    query(
+                        "action", "an action (invite.revoked) or its first part (invite)", STRING
+                    ),
+                    query(
+                        "subject_kind", f"the kind of object: {kinds}", enum(audit.SUBJECT_KINDS)
+                    ),
+                    query("subject_id", "the object's id", ID),
+                    query("since", "from this time (ISO 8601; UTC without an offset)", STRING),
+                    query("until", "before this time (ISO 8601)", STRING),
+                    *paging(config),
+                ],
+                description="Owners and admins read the whole organization's log; members read "
+                "the history of the deployments they submitted and of their own account. "
+                f"Entries are kept {config['HISTORY_RETENTION_DAYS']} days "
+                "(HISTORY_RETENTION_DAYS).",
+            )
+        },
+        "/webhooks/": {
+            "get": operation(
+                "Your organization's webhooks (owners and admins)",
+                ("200", json_response("Webhooks", "WebhookList")),
+                ["403"],
+            ),
+            "post": operation(
+                "Add a webhook: the URL and the events to send",
+                ("201", json_response("The webhook and its signing secret", "NewWebhook")),
+                ["403", "422"],
+                request="WebhookRequest",
+                description="Deliveries are POSTs signed with X-Kargo-Signature: v1=<hex "
+                "HMAC-SHA256(secret, '<X-Kargo-Timestamp>.<body>')>, sent by the notify worker "
+                f"and retried with backoff up to {config['WEBHOOK_MAX_ATTEMPTS']} times "
+                "(docs/webhooks.md). 422 quota_exceeded beyond "
+                f"{config['MAX_WEBHOOKS_PER_ORGANIZATION']} webhooks.",
+            ),
+        },
+        "/webhooks/{webhook_id}/": {
+            "parameters": [path_id("webhook_id")],
+            "get": operation(
+                "One webhook", ("200", json_response("The webhook", "Webhook")), ["403", "404"]
+            ),
+            "delete": operation(
+                "Delete a webhook and its waiting deliveries", ("204", NO_CONTENT), ["403", "404"]
+            ),
+        },
+        "/webhooks/{webhook_id}/test/": {
+            "parameters": [path_id("webhook_id")],
+            "post": operation(
+                "Queue a webhook.test delivery",
+                ("202", json_response("The queued delivery", "Delivery")),
+                ["403", "404"],
+            ),
+        },
+        "/webhooks/{webhook_id}/deliveries/": {
+            "parameters": [path_id("webhook_id")],
+            "get": operation(
+                "The webhook's newest deliveries with every attempt's status and time",
+                ("200", json_response("Deliveries, newest first", "DeliveryList")),
+                ["403", "404"],
+            ),
+        },
+        "/webhooks/deliveries/{delivery_id}/resend/": {
+            "parameters": [path_id("delivery_id")],
+            "post": operation(
+                "Send a delivery again (a new delivery with the same body)",
+                ("202", json_response("The queued copy", "Delivery")),
+                ["403", "404"],
+            ),
+        },
+        "/cluster/{cluster_id}/usage/": {
+            "parameters": [path_id("cluster_id")],
+            "get": operation(
+                "A cluster's usage and queued demand over time, per kind",
+                ("200", json_response("Evenly spaced points", "Usage")),
+                ["400", "404", "422"],
+                parameters=[
+                    query(
+                        "since",
+                        "start: a time in ISO 8601 (UTC without an offset) or a duration back "
+                        "from now such as 30m, 1h, 7d (default 1h)",
+                        STRING,
+                    ),
+                    query(
+                        "step",
+                        "seconds per point, or a duration such as 5m (default 60; at least "
+                        f"{config['USAGE_MIN_STEP_SECONDS']} seconds)",
+                        STRING,
+                    ),
+                ],
+                description="Each point is the time-weighted mean over its step, with the "
+                "peak seen. Recorded at every change of usage or queue (not by polling); "
+                f"older data is kept per minute after {config['USAGE_RAW_HOURS']} hours and per "
+                f"hour after {config['USAGE_MINUTE_DAYS']} days. 422 for a bad since or step, "
+                f"or more than {config['USAGE_MAX_POINTS']} points (USAGE_MAX_POINTS).",
+            ),
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     """The whole document, built from the code's constants and the app's configuration."""
     config = current_app.config
@@ -1345,9 +1599,9 @@ def document() -> dict[str, Any]:
             '"fields"}}. Paths also work without their trailing slash.',
         },
         "servers": [{"url": "/api/v1"}],
-        "paths": paths(config),
+        "paths": {**paths(config), **history_paths(config)},
         "components": {
-            "schemas": schemas(config),
+            "schemas": {**schemas(config), **history_schemas(config)},
             "responses": {
                 f"Error{status}": json_response(meaning, "Error")
                 for status, meaning in errors(config).items()

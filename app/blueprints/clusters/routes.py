@@ -8,10 +8,11 @@ that does not exist.
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from wtforms.fields.choices import SelectChoice
 
+from app.blueprints import charts, live
 from app.blueprints.clusters import bp
 from app.blueprints.clusters.forms import (
     MAX_ROW_INDEX,
@@ -23,19 +24,49 @@ from app.blueprints.clusters.forms import (
     repack_data,
 )
 from app.blueprints.query import bounded_int
-from app.extensions import login_manager
 from app.services import clusters, dashboards, deployments, engines
-from app.services.errors import Conflict, NotFound, ValidationError
-
-# htmx stops polling when a poll is answered with this status.
-STOP_POLLING = 286
+from app.services.errors import Conflict, ValidationError
 
 
 @bp.get("/")
 @login_required
 def index():
+    live_version = dashboards.list_version(current_user)
     listing = dashboards.cluster_list(current_user, _page_number(request.args.get("page")))
-    return render_template("clusters/index.html", listing=listing)
+    return render_template(
+        "clusters/index.html",
+        listing=listing,
+        live_version=live_version,
+        sparklines=_sparklines(listing),
+    )
+
+
+def _sparklines(listing: dashboards.ClusterList) -> dict:
+    """Each listed cluster's utilization over the last day, drawn small (clusters/_sparkline)."""
+    return charts.sparklines(
+        clusters.usage_sparklines(current_user.organization_id, [c.id for c in listing.items])
+    )
+
+
+@bp.get("/live")
+def live_list():
+    """The list's polling partial: 204/304 when no cluster of the organization changed."""
+    page = _page_number(request.args.get("page"))
+
+    def render(etag: str) -> str:
+        listing = dashboards.cluster_list(current_user, page)
+        return render_template(
+            "clusters/_list.html",
+            listing=listing,
+            live_version=etag,
+            sparklines=_sparklines(listing),
+        )
+
+    return live.poll(
+        lambda: dashboards.list_version(current_user),
+        render,
+        url_for("clusters.index", page=page),
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -107,11 +138,14 @@ def resource_row():
 @bp.get("/<int:cluster_id>")
 @login_required
 def detail(cluster_id: int):
+    live_version = dashboards.utilization_etag(current_user, cluster_id)
     cluster = dashboards.cluster_detail(current_user, cluster_id)
     return render_template(
         "clusters/detail.html",
         cluster=cluster,
         live=cluster.live,
+        live_version=live_version,
+        usage=_usage_chart(cluster_id, request.args.get("usage")),
         repack_form=RepackSettingsForm(data={"repack": repack_data(cluster.repack)}),
         fair_use_form=FairUseForm(data=fair_use_data(cluster.fair_use)),
     )
@@ -156,36 +190,17 @@ def repack(cluster_id: int):
 
 @bp.get("/<int:cluster_id>/utilization")
 def utilization(cluster_id: int):
-    """The polling partial. A poll for a cluster that is gone (or not visible) gets 286."""
-    polling = bool(request.headers.get("HX-Request"))
-    if not current_user.is_authenticated:
-        if polling:  # the session ended under an open dashboard: stop and go to login
-            response = current_app.response_class("", STOP_POLLING)
-            response.headers["HX-Redirect"] = url_for(
-                "accounts.login", next=url_for("clusters.detail", cluster_id=cluster_id)
-            )
-            return response
-        return login_manager.unauthorized()
-    try:
-        etag = dashboards.utilization_etag(current_user, cluster_id)
-        if etag in request.if_none_match:
-            # Nothing changed since this browser's last poll: no load, no render.
-            return _revalidated(current_app.response_class(status=304), etag)
-        live = dashboards.utilization(current_user, cluster_id)
-    except NotFound:
-        if not polling:
-            raise
-        return render_template("clusters/_gone.html"), STOP_POLLING
-    return _revalidated(
-        current_app.make_response(render_template("clusters/_utilization.html", live=live)), etag
+    """The polling partial: 204/304 when unchanged, 286 when the cluster is gone."""
+    return live.poll(
+        lambda: dashboards.utilization_etag(current_user, cluster_id),
+        lambda etag: render_template(
+            "clusters/_utilization.html",
+            live=dashboards.utilization(current_user, cluster_id),
+            live_version=etag,
+        ),
+        url_for("clusters.detail", cluster_id=cluster_id),
+        gone="clusters/_gone.html",
     )
-
-
-def _revalidated(response, etag: str):
-    """Let the browser cache the partial but revalidate it on every poll (If-None-Match)."""
-    response.set_etag(etag)
-    response.headers["Cache-Control"] = "private, no-cache"
-    return response
 
 
 @bp.post("/<int:cluster_id>/delete")
@@ -203,3 +218,19 @@ def delete(cluster_id: int):
 def _page_number(raw: str | None) -> int:
     """The 1-based page of a list; anything unreadable is page 1 (never an error page)."""
     return bounded_int(raw, 1, 1_000_000, max_digits=9) or 1
+
+
+def _usage_chart(cluster_id: int, range_name: str | None) -> charts.UsageChart:
+    chosen = charts.chosen_range(range_name)
+    _, since, step = charts.RANGES[chosen]
+    view = clusters.usage_view(current_user.organization_id, cluster_id, since, step)
+    return charts.usage_chart(view, chosen)
+
+
+@bp.get("/<int:cluster_id>/usage")
+@login_required
+def usage(cluster_id: int):
+    """The resource trail partial alone (the chart's range links fetch it)."""
+    return render_template(
+        "clusters/_usage.html", usage=_usage_chart(cluster_id, request.args.get("range"))
+    )

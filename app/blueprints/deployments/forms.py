@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from flask_wtf import FlaskForm
-from wtforms import Field, SelectField, StringField, TextAreaField
+from wtforms import Field, SearchField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
 from app.blueprints.query import bounded_int
 from app.quantities import unit_label
-from app.services.deployments import PRIORITY_PRESETS
+from app.services.deployments import LIST_SORTS, PRIORITY_PRESETS, SEARCH_MAX_LENGTH
 from app.services.errors import NotFound
 
 PRESET_CHOICES = [
@@ -131,18 +131,28 @@ class FilterForm(FlaskForm):
     class Meta:
         csrf = False
 
+    q = SearchField("Search", validators=[Optional(), Length(max=SEARCH_MAX_LENGTH)])
     cluster_id = SelectField("Cluster", default="", validate_choice=True)
     status = SelectField("Status", choices=STATUS_CHOICES, default="", validate_choice=True)
+    owner = SelectField("Created by", default="", validate_choice=True)
 
     cluster_id_value: int | None = None
     status_value: str | None = None
+    owner_value: int | None = None
+    search_value: str | None = None
+    sort: str | None = None
+    descending: bool = False
     page: int = 1
     problems: list[str]
 
     @classmethod
-    def read(cls, args: Mapping[str, str], clusters: Sequence) -> FilterForm:
+    def read(cls, args: Mapping[str, str], clusters: Sequence, members: Sequence) -> FilterForm:
         form = cls(formdata=args)
         form.cluster_id.choices = [SelectChoice("", "All clusters"), *cluster_choices(clusters)]
+        form.owner.choices = [
+            SelectChoice("", "Anyone"),
+            *(SelectChoice(str(m.id), m.display_name) for m in members),
+        ]
         form.validate()
         form.problems = []
         raw_cluster = (args.get("cluster_id") or "").strip()
@@ -158,8 +168,56 @@ class FilterForm(FlaskForm):
                 f"Unknown status {args.get('status', '')!r}: choose running or queued; "
                 "showing both."
             )
+        raw_owner = (args.get("owner") or "").strip()
+        form.owner_value = positive_int(raw_owner)
+        if raw_owner and (form.owner_value is None or "owner" in form.errors):
+            form.owner_value = None
+            form.owner.data = ""
+            form.problems.append(
+                f"{raw_owner!r} is not a member of your organization; showing everyone's."
+            )
+        search = (form.q.data or "").strip()
+        if "q" in form.errors:
+            search = search[:SEARCH_MAX_LENGTH]
+            form.q.data = search
+            form.problems.append(
+                f"A search has at most {SEARCH_MAX_LENGTH} characters; the rest was left out."
+            )
+        form.search_value = search or None
+        raw_sort = (args.get("sort") or "").strip()
+        if raw_sort in LIST_SORTS:
+            form.sort = raw_sort
+            form.descending = args.get("dir") == "desc"
+        elif raw_sort:
+            form.problems.append(f"Cannot sort by {raw_sort!r}; showing the usual order.")
         raw_page = args.get("page")
         form.page = positive_int(raw_page) or 1
         if raw_page and positive_int(raw_page) is None:
             form.problems.append(f"{raw_page!r} is not a page number; showing the first page.")
         return form
+
+    def query(self, **changes: object) -> dict[str, object]:
+        """The list's query string as it stands (empty values left out), with `changes`."""
+        values: dict[str, object] = {
+            "q": self.search_value,
+            "cluster_id": self.cluster_id_value,
+            "status": self.status_value,
+            "owner": self.owner_value,
+            "sort": self.sort,
+            "dir": "desc" if self.sort and self.descending else None,
+            "page": self.page if self.page > 1 else None,
+        }
+        values.update(changes)
+        return {key: value for key, value in values.items() if value not in (None, "")}
+
+    def sort_link(self, column: str) -> dict[str, object]:
+        """The query string of a column heading: sort by it, or reverse it when it is the sort
+        already (back to page 1)."""
+        descending = self.sort == column and not self.descending
+        return self.query(sort=column, dir="desc" if descending else None, page=None)
+
+    def sort_state(self, column: str) -> str:
+        """The aria-sort value of a column heading."""
+        if self.sort != column:
+            return "none"
+        return "descending" if self.descending else "ascending"

@@ -19,6 +19,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from app.blueprints import live as live_polls
 from app.blueprints.deployments import bp
 from app.blueprints.deployments.forms import (
     DeployForm,
@@ -26,7 +27,7 @@ from app.blueprints.deployments.forms import (
     cluster_choices,
     positive_int,
 )
-from app.services import deployments
+from app.services import accounts, dashboards, deployments
 from app.services.errors import DomainError, NotFound
 
 # htmx stops polling on this status (a partial whose deployment is gone).
@@ -56,19 +57,58 @@ def preemption_notices() -> dict:
 @bp.get("/")
 @login_required
 def index():
+    live_version = dashboards.list_version(current_user)
+    filters, listing, has_clusters = _listing()
+    page = render_template(
+        "deployments/index.html",
+        listing=listing,
+        filters=filters,
+        has_clusters=has_clusters,
+        live_version=live_version,
+        estimates=deployments.start_estimates(current_user, listing.items),
+    )
+    return page, 400 if filters.problems else 200
+
+
+@bp.get("/live")
+def live_list():
+    """The list's polling partial (the same filters): 204/304 when nothing changed."""
+    return live_polls.poll(
+        lambda: dashboards.list_version(current_user),
+        _render_list,
+        url_for("deployments.index", **request.args),
+    )
+
+
+def _render_list(etag: str) -> str:
+    filters, listing, has_clusters = _listing()
+    return render_template(
+        "deployments/_list.html",
+        listing=listing,
+        filters=filters,
+        has_clusters=has_clusters,
+        live_version=etag,
+        estimates=deployments.start_estimates(current_user, listing.items),
+    )
+
+
+def _listing():
+    """The list's filters read from the query string, the page of deployments they select,
+    and whether the organization has any cluster."""
     choices = deployments.cluster_choices(current_user)
-    filters = FilterForm.read(request.args, choices)
+    filters = FilterForm.read(request.args, choices, accounts.list_members(current_user))
     listing = deployments.list_deployments(
         current_user,
         filters.cluster_id_value,
         filters.status_value,
         filters.page,
         current_app.config["PAGE_SIZE"],
+        search=filters.search_value,
+        owner_id=filters.owner_value,
+        sort=filters.sort,
+        descending=filters.descending,
     )
-    page = render_template(
-        "deployments/index.html", listing=listing, filters=filters, has_clusters=bool(choices)
-    )
-    return page, 400 if filters.problems else 200
+    return filters, listing, bool(choices)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -133,11 +173,14 @@ def _submit(form, cluster_id: int, dry_run: bool = False):
 @bp.get("/<int:deployment_id>")
 @login_required
 def detail(deployment_id: int):
+    live_version = deployments.live_version(current_user, deployment_id)
     deployment = deployments.get(current_user, deployment_id)
     return render_template(
         "deployments/detail.html",
         deployment=deployment,
+        live_version=live_version,
         can_delete=deployments.can_delete(current_user, deployment),
+        estimate=deployments.start_estimates(current_user, [deployment]).get(deployment.id),
         events=deployments.timeline(current_user, deployment_id),
         logs=deployments.logs(current_user, deployment_id),
     )
@@ -191,6 +234,27 @@ def timeline_partial(deployment_id: int):
             deployment_id=deployment_id,
             events=deployments.timeline(current_user, deployment_id),
         ),
+    )
+
+
+@bp.get("/<int:deployment_id>/live")
+def live(deployment_id: int):
+    """The deployment page's polling partial: 204/304 when unchanged, 286 when it is gone."""
+    return live_polls.poll(
+        lambda: deployments.live_version(current_user, deployment_id),
+        lambda etag: _render_live(deployment_id, etag),
+        url_for("deployments.detail", deployment_id=deployment_id),
+        gone="deployments/_gone.html",
+    )
+
+
+def _render_live(deployment_id: int, etag: str) -> str:
+    deployment = deployments.get(current_user, deployment_id)
+    return render_template(
+        "deployments/_live.html",
+        deployment=deployment,
+        live_version=etag,
+        estimate=deployments.start_estimates(current_user, [deployment]).get(deployment.id),
     )
 
 
