@@ -142,6 +142,9 @@ class Config:
     RECONCILER_RESYNC_SECONDS = _int("RECONCILER_RESYNC_SECONDS", 15)
     RECONCILER_LEASE_SECONDS = _int("RECONCILER_LEASE_SECONDS", 20)
     RECONCILER_WORKERS = _int("RECONCILER_WORKERS", 8)
+    # The reconciler process's own Prometheus endpoint (0: off).
+    RECONCILER_METRICS_PORT = _int("RECONCILER_METRICS_PORT", 0)
+    RECONCILER_METRICS_ADDRESS = os.environ.get("RECONCILER_METRICS_ADDRESS", "127.0.0.1")
 
     # Cookies and CSRF. The CSRF token must outlive a dashboard left open all day.
     SESSION_COOKIE_HTTPONLY = True

@@ -200,6 +200,11 @@ def reconcile_command(once: bool) -> None:
                 )
             )
         return
+    config = current_app.config
+    if config["RECONCILER_METRICS_PORT"]:
+        from app.telemetry import metrics
+
+        metrics.serve(config["RECONCILER_METRICS_PORT"], config["RECONCILER_METRICS_ADDRESS"])
     signal.signal(signal.SIGTERM, lambda *_: reconciler.stop())
     click.echo(f"reconciler {reconciler.holder} running (Ctrl-C to stop)")
     try:

@@ -25,7 +25,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -234,10 +234,19 @@ def reconcile_cluster(
         report.capacity_changed = True
 
     desired = _desired(cluster_id)
+    # Plain rows, not ORM objects: they stay readable after the transaction ends.
     previous = {
         row.deployment_id: row
-        for row in db.session.scalars(
-            sa.select(DeploymentRuntime).where(DeploymentRuntime.cluster_id == cluster_id)
+        for row in db.session.execute(
+            sa.select(
+                DeploymentRuntime.deployment_id,
+                DeploymentRuntime.status,
+                DeploymentRuntime.restart_count,
+                DeploymentRuntime.error,
+                DeploymentRuntime.container_id,
+                DeploymentRuntime.generation,
+                DeploymentRuntime.retry_at,
+            ).where(DeploymentRuntime.cluster_id == cluster_id)
         )
     }
     db.session.rollback()
@@ -320,7 +329,20 @@ def reconcile_cluster(
         except Exception as exc:  # an engine error in words, never a crash of the loop
             return wanted, StartFailed(f"container could not start: {exc}")
 
+    def flush(ids: Iterable[int]) -> None:
+        """Write back what is known of these deployments now (the rest follows later in
+        the pass), so a stop or a start shows without waiting for the slowest one."""
+        batch = {}
+        for deployment_id in list(ids):
+            outcome = outcomes.pop(deployment_id, None)
+            if outcome is not None and not _steady(
+                previous.get(deployment_id), outcome, desired.get(deployment_id)
+            ):
+                batch[deployment_id] = outcome
+        _write_back(cluster_id, organization_id, engine_name, desired, previous, batch, report)
+
     workers = max(1, config["RECONCILER_WORKERS"])
+    starting = {wanted.id for wanted in to_start}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for observed, problem in pool.map(stop, to_stop):
             if problem is not None:
@@ -330,7 +352,17 @@ def reconcile_cluster(
             metrics.RECONCILE_ACTIONS.labels("stop").inc()
             if observed.deployment_id in previous and observed.deployment_id not in keep:
                 outcomes.setdefault(observed.deployment_id, _Outcome(stopped=True)).stopped = True
-        for wanted, result in pool.map(start, to_start):
+        # What was only observed, and what was stopped, is written before the starts begin.
+        flush([deployment_id for deployment_id in outcomes if deployment_id not in starting])
+        last_flush = time.monotonic()
+        done: list[int] = []
+        for future in as_completed([pool.submit(start, wanted) for wanted in to_start]):
+            wanted, result = future.result()
+            done.append(wanted.id)
+            if time.monotonic() - last_flush >= _FLUSH_SECONDS:
+                flush(done[:-1])
+                done = done[-1:]
+                last_flush = time.monotonic()
             outcome = outcomes.setdefault(wanted.id, _Outcome())
             before = previous.get(wanted.id)
             if isinstance(result, Observed):
@@ -378,24 +410,20 @@ def reconcile_cluster(
                     action = "deployment.pull_failed" if result.pull else "deployment.start_failed"
                     message = result.reason[0].upper() + result.reason[1:] + "."
                     outcome.event = (action, message, {"error": result.reason})
-    changing = {
-        deployment_id: outcome
-        for deployment_id, outcome in outcomes.items()
-        if not _steady(previous.get(deployment_id), outcome, desired.get(deployment_id))
-    }
-    _write_back(cluster_id, organization_id, engine_name, desired, previous, changing, report)
+    flush(list(outcomes))
     metrics.RECONCILE_PASS_DURATION.observe(time.perf_counter() - started)
     return report
 
+
+# While starts are under way, what finished is written back at least this often.
+_FLUSH_SECONDS = 0.5
 
 # Statuses the engine itself drives (the swarm restarts and retries by itself); the
 # reconciler records them, with an event when a condition or a restart is new.
 _ENGINE_MANAGED = ("running", "restarting", "starting", "pulling", "failed")
 
 
-def _engine_managed(
-    observed: Observed, before: DeploymentRuntime | None, engine_name: str
-) -> _Outcome:
+def _engine_managed(observed: Observed, before: Any, engine_name: str) -> _Outcome:
     outcome = _Outcome(observed=observed, status=observed.status, error=observed.error)
     count = before.restart_count if before is not None else 0
     pulling = bool(observed.error and observed.error.startswith("image pull failed"))
@@ -422,7 +450,7 @@ def _engine_managed(
     return outcome
 
 
-def _steady(before: DeploymentRuntime | None, outcome: _Outcome, wanted: _Desired | None) -> bool:
+def _steady(before: Any, outcome: _Outcome, wanted: _Desired | None) -> bool:
     """Nothing to write: the pass saw exactly what the row already says (most passes)."""
     observed = outcome.observed
     if before is None or wanted is None or observed is None:
@@ -448,7 +476,7 @@ def _write_back(
     organization_id: int,
     engine_name: str,
     desired: Mapping[int, _Desired],
-    previous: Mapping[int, DeploymentRuntime],
+    previous: Mapping[int, Any],
     outcomes: Mapping[int, _Outcome],
     report: PassReport,
 ) -> None:

@@ -96,6 +96,13 @@ RECONCILE_ACTIONS = Counter(
 )
 
 
+def serve(port: int, address: str) -> None:
+    """Serve this process's metrics on their own port (the reconciler is not a web worker)."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=address)
+
+
 def multiprocess_enabled() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 

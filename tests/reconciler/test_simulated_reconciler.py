@@ -211,3 +211,31 @@ def test_engines_load_from_a_toml_file(tmp_path):
     assert local.registry_auth("nginx:1.27") is None
     with pytest.raises(engine_config.EngineConfigError):
         engine_config.load({}, str(tmp_path / "missing.toml"))
+
+
+def test_a_pass_finishes_deployments_past_their_maximum_run_time(
+    app, reconciler, owner, cluster, db
+):
+    from datetime import timedelta
+
+    from app.models import utcnow
+
+    short = deployments.submit(
+        owner,
+        cluster.id,
+        "nginx:1.27",
+        name="short",
+        max_run="1",
+        requests_raw={"cpu": 1, "ram": "64Mi"},
+    ).deployment
+    run(reconciler)
+    assert runtime_status(short.id) == "running"
+    db.session.execute(
+        sa.update(Deployment)
+        .where(Deployment.id == short.id)
+        .values(started_at=utcnow() - timedelta(minutes=2))
+    )
+    db.session.commit()
+    run(reconciler)  # expires it, then stops its workload in the same pass
+    assert db.session.get(Deployment, short.id) is None
+    assert engines.driver("sim").observe(cluster.id) == []

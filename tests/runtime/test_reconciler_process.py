@@ -14,10 +14,19 @@ import sys
 import time
 from pathlib import Path
 
-from tests.runtime.conftest import BUSYBOX, containers_of, converge, wait_for
+import requests
+
+from tests.runtime.conftest import BUSYBOX, containers_of, converge, free_port, wait_for
 from tests.runtime.test_docker_runtime import make_cluster, runtime_of
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def metrics_text(port: int) -> str | None:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except requests.RequestException:
+        return None
 
 
 def engines_toml(path: Path, endpoint: str) -> Path:
@@ -32,7 +41,9 @@ def engines_toml(path: Path, endpoint: str) -> Path:
     return path
 
 
-def start_reconciler(database_url: str, engines_file: Path, install_id: str, log: Path):
+def start_reconciler(
+    database_url: str, engines_file: Path, install_id: str, log: Path, metrics_port: int
+):
     env = {
         **os.environ,
         "KARGO_ENV": "development",
@@ -46,6 +57,7 @@ def start_reconciler(database_url: str, engines_file: Path, install_id: str, log
         "RECONCILER_WORKERS": "1",  # one start at a time: easy to catch it mid-change
         "RUNTIME_STOP_GRACE_SECONDS": "1",
         "LOG_FORMAT": "text",
+        "RECONCILER_METRICS_PORT": str(metrics_port),
     }
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "flask"), "kargo", "reconcile"],
@@ -77,8 +89,13 @@ def test_kill_9_mid_change_then_another_reconciler_converges(
         ids.append(response.get_json()["deployment"]["id"])
 
     log = tmp_path / "reconciler.log"
+    metrics_port = free_port()
     process = start_reconciler(
-        database_url, engines_toml(tmp_path / "engines.toml", docker_daemon.host), install_id, log
+        database_url,
+        engines_toml(tmp_path / "engines.toml", docker_daemon.host),
+        install_id,
+        log,
+        metrics_port,
     )
     try:
         wait_for(
@@ -87,6 +104,14 @@ def test_kill_9_mid_change_then_another_reconciler_converges(
             what="the reconciler process to start a container",
         )
         assert process.poll() is None, log.read_text()
+        # Its own /metrics counts what it did.
+        wait_for(
+            lambda: (
+                'kargo_reconcile_actions_total{action="start"}'
+                in (metrics_text(metrics_port) or "")
+            ),
+            what="the reconciler's metrics to count a start",
+        )
         # While the process holds the cluster's lease, the other reconciler keeps off.
         reports = reconciler.run_once()
         assert [report.skipped for report in reports] == [True]
@@ -102,7 +127,7 @@ def test_kill_9_mid_change_then_another_reconciler_converges(
         states = [runtime_of(api, owner, deployment_id) for deployment_id in ids]
         return all(state and state["status"] == "running" for state in states)
 
-    converge(reconciler, converged, timeout=60, what="every deployment to run")
+    converge(reconciler, converged, timeout=120, what="every deployment to run")
     started = time.monotonic()
     while time.monotonic() - started < 1:  # one more pass must change nothing
         reconciler.run_once()
