@@ -183,7 +183,7 @@ def reconcile_command(once: bool) -> None:
 
     from flask import current_app
 
-    from app.runtime.reconciler import Reconciler
+    from app.reconciler import Reconciler
 
     reconciler = Reconciler(current_app._get_current_object())
     if once:

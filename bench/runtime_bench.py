@@ -5,7 +5,7 @@
 
 Against the test run's private dockerd (tests/support/dockerd.py; started when absent, the
 busybox image imported locally, nothing pulled), on a fresh SQLite database, with one
-reconciler thread running its real loop (`app.runtime.reconciler.Reconciler.run`):
+reconciler thread running its real loop (`app.reconciler.Reconciler.run`):
 
 1. submit -> running: N deployments submitted at once (N threads through
    `services.deployments.submit`); per deployment, the time from its submission's commit to
@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import DeploymentRuntime, Organization, User  # noqa: E402
-from app.runtime.reconciler import Reconciler  # noqa: E402
+from app.reconciler import Reconciler  # noqa: E402
 from app.services import clusters, deployments, reconcile  # noqa: E402
 from tests.support import dockerd  # noqa: E402
 

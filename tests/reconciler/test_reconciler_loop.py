@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from app.extensions import db as _db
 from app.models import ClusterRuntime
-from app.runtime.reconciler import Reconciler
+from app.reconciler import Reconciler
 from app.services import clusters, deployments, engines, reconcile
 from tests.factories import make_org, make_user
 

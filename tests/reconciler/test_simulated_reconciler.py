@@ -12,9 +12,9 @@ import sqlalchemy as sa
 
 from app.extensions import db as _db
 from app.models import ClusterRuntime, Deployment, Event
+from app.reconciler import Reconciler
 from app.runtime import engines as engine_config
 from app.runtime.base import WorkloadSpec
-from app.runtime.reconciler import Reconciler
 from app.services import clusters, deployments, engines, reconcile
 from app.services.errors import ValidationError
 from tests.factories import make_org, make_user

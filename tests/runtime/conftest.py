@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from app.extensions import db as _db
-from app.runtime.reconciler import Reconciler
+from app.reconciler import Reconciler
 from tests.api.conftest import JsonClient, Member, make_member
 from tests.support import dockerd
 

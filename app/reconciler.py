@@ -6,6 +6,9 @@ at least every RECONCILER_RESYNC_SECONDS (a container killed from outside is see
 Each pass is `services.reconcile.run_pass`: per cluster, take the lease, observe, converge,
 write back. Crash-safe by construction: nothing is remembered between passes that the
 database and the engine's labels do not hold.
+
+It sits beside `app/cli.py`, above the services it drives; the drivers in `app/runtime/` sit
+below them.
 """
 
 from __future__ import annotations
