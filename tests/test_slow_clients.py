@@ -90,7 +90,7 @@ def test_fifty_slow_bodies_leave_the_service_available(boot_database_url, tmp_pa
 COOPERATION_CHECK = """
 from gevent import monkey
 monkey.patch_all()  # what gunicorn's gevent worker does before importing the application
-import sys, uuid
+import sys, time, uuid
 import gevent, psycopg
 from psycopg import waiting
 
@@ -98,12 +98,15 @@ url, name = sys.argv[1], f"kargo-gevent-{uuid.uuid4().hex[:8]}"
 
 def sleep_in_database():
     with psycopg.connect(url, application_name=name) as connection:
-        connection.execute("SELECT pg_sleep(2)")
+        connection.execute("SELECT pg_sleep(4)")
 
 sleepers = [gevent.spawn(sleep_in_database) for _ in range(4)]
 most = 0
 with psycopg.connect(url) as watcher:
-    for _ in range(60):  # while the greenlets wait on the server, this one keeps running
+    # While the greenlets wait on the server this one keeps running, until they all finish:
+    # on a loaded machine their connections may take seconds to open.
+    deadline = time.monotonic() + 45
+    while not all(sleeper.ready() for sleeper in sleepers) and time.monotonic() < deadline:
         gevent.sleep(0.025)
         count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
         most = max(most, watcher.execute(count, (name,)).fetchone()[0])
