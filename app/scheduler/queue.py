@@ -11,10 +11,11 @@ by `app.quantities`, the same formatter as every page.
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import count, repeat
-from operator import attrgetter, itemgetter
+from itertools import accumulate, compress, count, repeat
+from operator import attrgetter, itemgetter, le, mul, neg, sub
 from typing import NamedTuple
 
 from app.quantities import format_amount
@@ -26,6 +27,12 @@ _PRIORITY = attrgetter("priority")
 _SUBMITTED_ID = attrgetter("submitted", "id")
 _ID = attrgetter("id")
 _PREEMPTED_BY = attrgetter("preempted_by")
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
+
+
+def _row_priority(pair: tuple[Row, int]) -> int:
+    return pair[0][0]
 
 
 def in_queue_order(jobs: Iterable[Job]) -> list[Job]:
@@ -92,8 +99,8 @@ class Holders:
     every priority of the queue for a kind in one sweep (see `_sweep`).
     """
 
-    __slots__ = ("_added", "_found", "_leaving", "_limit", "_removed", "_sizes", "_sorted",
-                 "_thresholds", "_usage")  # fmt: skip
+    __slots__ = ("_added", "_found", "_leaving", "_limit", "_live", "_removed", "_sizes",
+                 "_sorted", "_thresholds", "_usage")  # fmt: skip
 
     def __init__(
         self,
@@ -119,6 +126,8 @@ class Holders:
             if row is not None:
                 sizes[row] = sizes.get(row, 0) + len(ids)
         self._sizes = sizes
+        # The rows that run at the end, priority descending, and how many jobs have each.
+        self._live: tuple[list[Row], list[int], list[tuple[int, ...]]] | None = None
         self._sorted: dict[Row, list[int]] = {}  # row -> its final ids, sorted
         self._thresholds: list[int] = []
         self._found: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}
@@ -148,36 +157,60 @@ class Holders:
         return found
 
     def _sweep(self, k: int, prio: int) -> None:
-        """Answer `of(p, k)` for every expected priority p at once: rows by priority, highest
-        first, feed a bounded heap of the best holders so far and a count, and each p reads
-        them when the rows of priority >= p are in. O((rows + priorities) log)."""
+        """Answer `of(p, k)` for every expected priority p at once.
+
+        The rows holding kind k, by priority (highest first), are read in segments, one per
+        threshold: a bounded heap keeps the best holders so far, and each threshold reads it
+        once the rows of at least its priority are in. Only rows at least as large as the
+        heap's smallest can enter it, so a segment is filtered (in C) before the loop; how
+        many hold the kind is a prefix sum. O(rows + thresholds log rows) in C, plus the
+        few rows that reach the heap."""
+        if self._live is None:
+            live = [(row, size) for row, size in self._sizes.items() if size > 0]
+            live.sort(key=_row_priority, reverse=True)
+            rows = list(map(_FIRST, live))
+            # Per column of the rows (priority, then each kind's amounts), in C.
+            columns = list(zip(*rows, strict=True)) if rows else []
+            self._live = (rows, list(map(_SECOND, live)), columns)
+        live_rows, live_sizes, columns = self._live
         thresholds = sorted({*self._thresholds, prio}, reverse=True)
-        rows = sorted(
-            (row for row, size in self._sizes.items() if size > 0 and row[k + 1] > 0),
-            key=lambda row: -row[0],
-        )
+        amount_of = itemgetter(k + 1)
+        holding = columns[k + 1] if columns else ()  # amounts are >= 0: held when truthy
+        rows = list(compress(live_rows, holding))
+        held_upto = list(accumulate(compress(live_sizes, holding)))
+        # Priorities negated: ascending, for bisect.
+        negated = list(map(neg, compress(columns[0], holding))) if columns else []
         limit = self._limit
         kept: list[tuple[int, int]] = []  # (amount, -id): the smallest is the worst kept
-        held = 0
         index = 0
+        found: tuple[tuple[int, ...], int] = ((), 0)
         for threshold in thresholds:
-            while index < len(rows) and rows[index][0] >= threshold:
-                row = rows[index]
-                index += 1
-                held += self._sizes[row]
-                amount = row[k + 1]
-                if limit and len(kept) == limit and (amount, 0) < kept[0]:
-                    continue  # not even this row's smallest id would be kept
-                for job_id in self._ids_of(row)[:limit]:
-                    entry = (amount, -job_id)
-                    if len(kept) < limit:
-                        heapq.heappush(kept, entry)
-                    elif entry > kept[0]:
-                        heapq.heapreplace(kept, entry)
-                    else:
-                        break
-            best = tuple(-negative for _, negative in sorted(kept, reverse=True))
-            self._found[(threshold, k)] = (best, held - len(best))
+            end = bisect_right(negated, -threshold)  # the rows of priority >= threshold
+            if end > index:
+                if limit:
+                    segment = rows[index:end]
+                    if len(kept) == limit:
+                        worst = kept[0][0]
+                        segment = list(
+                            compress(segment, map(le, repeat(worst), map(amount_of, segment)))
+                        )
+                    segment.sort(key=amount_of, reverse=True)
+                    for row in segment:
+                        amount = row[k + 1]
+                        if len(kept) == limit and amount < kept[0][0]:
+                            break  # nor would any later (smaller) row's
+                        for job_id in self._ids_of(row)[:limit]:
+                            entry = (amount, -job_id)
+                            if len(kept) < limit:
+                                heapq.heappush(kept, entry)
+                            elif entry > kept[0]:
+                                heapq.heapreplace(kept, entry)
+                            else:
+                                break
+                index = end
+                best = tuple(-negative for _, negative in sorted(kept, reverse=True))
+                found = (best, held_upto[end - 1] - len(best))
+            self._found[(threshold, k)] = found
 
 
 def build_queue(
@@ -226,9 +259,19 @@ def build_queue(
     senders_of = priorities({by for _, by in first if by is not None})
     holders.expect(job.priority for job in first.values())
     shortfalls: dict[object, _Shortfall | None] = {}
+    said: dict[tuple[int, int, int], _Shortfall] = {}
     found = {
         key: reason(
-            cluster, job, free, rooms.room(job.priority), key[1], senders_of, holders, shortfalls
+            cluster,
+            job,
+            free,
+            rooms.room(job.priority),
+            key[1],
+            senders_of,
+            holders,
+            shortfalls,
+            key[0] if isinstance(key[0], tuple) else None,
+            said,
         )
         for key, job in first.items()
     }
@@ -256,10 +299,18 @@ def reason(
     priority_of: Mapping[int, int],
     holders: Holders,
     shortfalls: dict[object, _Shortfall | None] | None = None,
+    row: Row | None = None,
+    said: dict[tuple[int, int, int], _Shortfall] | None = None,
 ) -> tuple[str, Wait]:
     """The reason text and the `Wait` of one pending job in the final state. `shortfalls`
-    caches what does not depend on the sender, per row, across the jobs of a queue."""
-    vec = cluster.pending_vec(job.requests)
+    caches what does not depend on the sender, per row, across the jobs of a queue; `row` is
+    the job's row from `cluster.rows`, when the caller has it; `said` caches shortfalls per
+    (priority, kind, amount needed), which is all their words depend on."""
+    if row is not None:
+        vec = row[1:] if cluster.row_runs(row) else None
+    else:
+        vec = cluster.pending_vec(job.requests)
+        row = None if vec is None else (job.priority, *vec)
     if vec is None:
         fault = _infeasible(cluster.as_map(cluster.cap), job.requests)
         kind, text = fault if fault is not None else (None, "cannot run on this cluster")
@@ -274,10 +325,9 @@ def reason(
             message=text,
         )
         return text, wait
-    row = (job.priority, *vec)
     short = shortfalls.get(row, _UNKNOWN) if shortfalls is not None else _UNKNOWN
     if short is _UNKNOWN:
-        short = _shortfall(cluster, job.priority, vec, free, room, holders)
+        short = _shortfall(cluster, job.priority, vec, free, room, holders, said)
         if shortfalls is not None:
             shortfalls[row] = short
     if short is None:
@@ -323,23 +373,32 @@ _UNKNOWN: object = object()
 
 
 def _shortfall(
-    cluster: Cluster, prio: int, vec: Vec, free: Vec, room: Vec, holders: Holders
+    cluster: Cluster,
+    prio: int,
+    vec: Vec,
+    free: Vec,
+    room: Vec,
+    holders: Holders,
+    said: dict[tuple[int, int, int], _Shortfall] | None = None,
 ) -> _Shortfall | None:
-    # Name the kind most short of room, relative to capacity.
+    # Name the kind most short of room, relative to capacity: (need - room) / cap, compared
+    # exactly as (need - room) * L / cap, the first such kind on ties.
     cap = cluster.cap
-    pick = -1
-    for k, (need, have) in enumerate(zip(vec, room, strict=True)):
-        if need > have and (
-            pick < 0 or (need - have) * cap[pick] > (vec[pick] - room[pick]) * cap[k]
-        ):
-            pick = k
+    shorts = list(map(mul, map(sub, vec, room), cluster.weights))
+    most = max(shorts)
+    pick = shorts.index(most) if most > 0 else -1
     if pick < 0:  # only in a state breaking rule 3: say what is missing in free
         pick = next((k for k, (n, f) in enumerate(zip(vec, free, strict=True)) if n > f), -1)
     if pick < 0:
         return None
+    needed = vec[pick]
+    if said is not None:
+        known = said.get((prio, pick, needed))
+        if known is not None:
+            return known
     kind = cluster.kinds[pick]
     ids, more = holders.of(prio, pick)
-    needed, held = vec[pick], cap[pick] - room[pick]
+    held = cap[pick] - room[pick]
     amount = _named(kind, needed)
     text = (
         f"needs {amount}: {format_amount(kind, free[pick])} free, "
@@ -347,4 +406,7 @@ def _shortfall(
     )
     wait = Wait("blocked", kind, needed, free[pick], held, prio, ids, more)
     restarts = f"once {amount} {_are(amount)} free"
-    return _Shortfall(kind, needed, free[pick], held, ids, more, text, restarts, wait)
+    short = _Shortfall(kind, needed, free[pick], held, ids, more, text, restarts, wait)
+    if said is not None:
+        said[(prio, pick, needed)] = short
+    return short

@@ -13,14 +13,17 @@ same results as the one-job functions.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import compress, repeat
-from operator import add, attrgetter, sub
+from itertools import accumulate, compress, repeat
+from operator import add, attrgetter, le, mul, sub
 
 from .types import Job
 
 Vec = tuple[int, ...]
+# Beyond this many kinds, requests are read by what each job names (few of the kinds).
+_SPARSE_FROM = 8
 Row = tuple[int, ...]  # (priority, *amounts over the cluster's kinds)
 
 
@@ -105,11 +108,25 @@ class Cluster:
 
     def columns_of(self, requests: list[Mapping[str, int]]) -> list[list[int]]:
         """`columns` for the jobs' requests."""
+        if len(self.kinds) > _SPARSE_FROM:
+            return self._sparse_columns(requests)
         try:
             # dict.get as an unbound method: the fast path for plain dicts (and subclasses).
             return [list(map(dict.get, requests, repeat(k), repeat(0))) for k in self.kinds]
         except TypeError:  # some requests are another Mapping type
             return [[r.get(k, 0) for r in requests] for k in self.kinds]
+
+    def _sparse_columns(self, requests: list[Mapping[str, int]]) -> list[list[int]]:
+        """`columns_of` for many kinds, of which each job names a few: one pass over what
+        each job names rather than one lookup per kind and job."""
+        columns = [[0] * len(requests) for _ in self.kinds]
+        index = {kind: columns[k] for k, kind in enumerate(self.kinds)}
+        for j, named in enumerate(requests):
+            for kind, amount in named.items():
+                column = index.get(kind)
+                if column is not None:
+                    column[j] = amount
+        return columns
 
     def vectors(self, jobs: Sequence[Job]) -> list[Vec]:
         """`[self.vec(job.requests) for job in jobs]`, computed column by column."""
@@ -154,7 +171,7 @@ class Cluster:
         if row is None:
             return False
         vec = row[1:]
-        return min(vec) >= 0 and sum(vec) > 0 and fits(vec, self.cap)
+        return min(vec) >= 0 and sum(vec) > 0 and all(map(le, vec, self.cap))
 
 
 _PRIORITY = attrgetter("priority")
@@ -206,15 +223,7 @@ class Usage:
         self.priorities = list(map(_PRIORITY, jobs))
         self.row_list: list[Row] = list(zip(self.priorities, *cluster.columns(jobs), strict=True))
         self.counts = Counter(self.row_list)  # row -> how many jobs have it
-        sums: dict[int, list[int]] = {}
-        kinds = range(len(cluster.kinds))
-        for row, count in self.counts.items():
-            acc = sums.get(row[0])
-            if acc is None:
-                acc = sums[row[0]] = [0] * len(kinds)
-            for k in kinds:
-                acc[k] += row[k + 1] * count
-        self.by_priority: dict[int, Vec] = {prio: tuple(acc) for prio, acc in sums.items()}
+        self.by_priority: dict[int, Vec] = _sums_by_priority(self.row_list, self.counts)
         self._groups: dict[Row, list[int]] | None = None
 
     def total(self, cluster: Cluster) -> Vec:
@@ -239,35 +248,56 @@ class Usage:
         return self._groups.get(row, [])  # the caller may reorder it, not change it
 
 
+def _sums_by_priority(rows: Sequence[Row], counts: Mapping[Row, int]) -> dict[int, Vec]:
+    """Per priority, the sum of the rows' amounts (`counts`: how many times each row occurs).
+
+    Each priority's rows are summed column by column (in C), a lone row is its own sum; when
+    rows repeat a lot, the distinct rows are summed, each times its count.
+    """
+    repeated = len(counts) * 4 <= len(rows)
+    levels: dict[int, list[Row]] = {}
+    for row in counts if repeated else rows:
+        level = levels.get(row[0])
+        if level is None:
+            levels[row[0]] = [row]
+        else:
+            level.append(row)
+    sums: dict[int, Vec] = {}
+    for prio, group in levels.items():
+        if not repeated:
+            sums[prio] = (
+                group[0][1:] if len(group) == 1 else tuple(map(sum, zip(*group, strict=True)))[1:]
+            )
+            continue
+        times = list(map(counts.__getitem__, group))
+        columns = list(zip(*group, strict=True))[1:]
+        sums[prio] = tuple([sum(map(mul, column, times)) for column in columns])
+    return sums
+
+
 class Rooms:
     """room_for(p) = capacity - running work of priority >= p, for any p, from per-priority
     sums of the running requests (prefix sums over the priorities, highest first)."""
 
-    __slots__ = ("_cache", "_levels", "_prefix", "cap", "zero")
+    __slots__ = ("_cache", "_negated", "_prefix", "cap", "zero")
 
     def __init__(self, cluster: Cluster, by_priority: Mapping[int, Vec]) -> None:
         self.cap = cluster.cap
         self.zero = cluster.zero
-        self._levels = sorted(by_priority, reverse=True)
-        prefix: list[Vec] = []
-        acc = cluster.zero
-        for prio in self._levels:
-            acc = vadd(acc, by_priority[prio])
-            prefix.append(acc)
-        self._prefix = prefix
+        levels = sorted(by_priority, reverse=True)
+        self._negated = [-prio for prio in levels]  # ascending, for bisect
+        if levels and cluster.kinds:
+            # Per kind, the running sums of the levels from the highest down (in C).
+            columns = zip(*map(by_priority.__getitem__, levels), strict=True)
+            self._prefix: list[Vec] = list(zip(*map(accumulate, columns), strict=True))
+        else:
+            self._prefix = [cluster.zero] * len(levels)
         self._cache: dict[int, Vec] = {}
 
     def held(self, prio: int) -> Vec:
         """Sum of running requests with priority >= prio."""
-        levels = self._levels
-        lo, hi = 0, len(levels)
-        while lo < hi:  # count the levels >= prio (levels are descending)
-            mid = (lo + hi) // 2
-            if levels[mid] >= prio:
-                lo = mid + 1
-            else:
-                hi = mid
-        return self._prefix[lo - 1] if lo else self.zero
+        count = bisect_right(self._negated, -prio)  # the levels >= prio
+        return self._prefix[count - 1] if count else self.zero
 
     def room(self, prio: int) -> Vec:
         room = self._cache.get(prio)
