@@ -756,15 +756,17 @@ class Problem:
         best_prices = prices
         best_bound = math.inf
         target = max(floor, 0)
+        classes = range(len(order))
         for _ in range(LAGRANGE_STEPS):
-            bound = sum(p * r for p, r in zip(prices, free0, strict=True))
+            bound = sum(map(mul, prices, free0))
             slope = list(map(float, free0))
-            for j in range(len(order)):
-                gain = values[j] - sum(p * v for p, v in zip(prices, vecs[j], strict=True))
+            for j in classes:
+                gain = values[j] - sum(map(mul, prices, vecs[j]))
                 if gain > 0:
                     bound += gain * his[j]
+                    many = his[j]
                     for k in kinds:
-                        slope[k] -= vecs[j][k] * his[j]
+                        slope[k] -= vecs[j][k] * many
             if bound < best_bound:
                 best_bound, best_prices = bound, prices
             norm = sum(g * g for g in slope)
