@@ -418,19 +418,23 @@ def evaluate_targets(results: dict[str, object]) -> list[dict[str, object]]:
                 repack["inversions"] == 0)  # fmt: skip
             bad = repack["same_or_lower_priority_evictions"]
             add(f"{name}: kargo-repack evictions outside the rules", bad, "0", bad == 0)
-    typical = results.get("latency") or {}
+    typical: dict = results.get("latency") or {}  # type: ignore[assignment]
     for size, limit in (("1000", 1.0), ("10000", 10.0)):
-        if size in typical:
-            for op, dist in typical[size]["cpu"].items():  # type: ignore[index]
-                p99 = dist["p99"]
-                add(f"latency p99 {op} at {size} (CPU, queue built)", f"{p99:.3f} ms",
-                    f"< {limit} ms", p99 < limit)  # fmt: skip
-    adversarial = results.get("adversarial") or {}
-    if adversarial:
-        worst = max(case["cpu"]["max"] for case in adversarial.values())  # type: ignore[union-attr]
-        which = max(adversarial, key=lambda c: adversarial[c]["cpu"]["max"])  # type: ignore[index]
-        add(f"slowest adversarial decision ({which}, CPU)", f"{worst:.1f} ms", "< 50 ms",
-            worst < 50)  # fmt: skip
+        per_seed = [by_size[size] for by_size in typical.values() if size in by_size]
+        if per_seed:
+            for op in per_seed[0]["cpu"]:
+                p99s = [seed_row["cpu"][op]["p99"] for seed_row in per_seed]
+                worst = max(p99s)
+                cells = " / ".join(f"{p:.2f}" for p in p99s)
+                add(f"latency p99 {op} at {size} (CPU, queue built), worst seed of {cells}",
+                    f"{worst:.3f} ms", f"< {limit} ms", worst < limit)  # fmt: skip
+    adversarial: dict = results.get("adversarial") or {}  # type: ignore[assignment]
+    cases = [(name, case) for by_case in adversarial.values() for name, case in by_case.items()]
+    if cases:
+        which, case = max(cases, key=lambda item: item[1]["cpu"]["max"])
+        worst = case["cpu"]["max"]
+        add(f"slowest adversarial decision, any seed ({which}, CPU)", f"{worst:.1f} ms",
+            "< 50 ms", worst < 50)  # fmt: skip
     return rows
 
 
@@ -466,22 +470,25 @@ def print_tables(results: dict[str, object]) -> None:
             )
     typical = results.get("latency")
     if typical:
-        print("\n== Kargo decision latency, ms of CPU (p50 / p99 / max), queue built")
-        for size, row in typical.items():  # type: ignore[union-attr]
-            cells = "  ".join(
-                f"{op}: {_fmt(d['p50'])}/{_fmt(d['p99'])}/{_fmt(d['max'])}"
-                for op, d in row["cpu"].items()
-            )
-            print(f"n={size:>6} (run {row['running']}, pend {row['pending']}, "
-                  f"{row['trials']} trials)  {cells}")  # fmt: skip
+        print("\n== Kargo decision latency, ms of CPU (p50 / p99 / max), queue built, per seed")
+        for seed, by_size in typical.items():  # type: ignore[union-attr]
+            for size, row in by_size.items():
+                cells = "  ".join(
+                    f"{op}: {_fmt(d['p50'])}/{_fmt(d['p99'])}/{_fmt(d['max'])}"
+                    for op, d in row["cpu"].items()
+                )
+                print(f"seed {seed} n={size:>6} (run {row['running']}, pend {row['pending']}, "
+                      f"{row['trials']} trials)  {cells}")  # fmt: skip
     adversarial = results.get("adversarial")
     if adversarial:
-        print("\n== adversarial decisions, ms (CPU p50 / p99 / max; wall max)")
-        for name, row in adversarial.items():  # type: ignore[union-attr]
-            cpu, wall = row["cpu"], row["wall"]
-            print(f"{name:<28}{row['deployments']:>7} jobs {row['kinds']:>3} kinds  "
-                  f"{_fmt(cpu['p50'], 2)} / {_fmt(cpu['p99'], 2)} / {_fmt(cpu['max'], 2)}; "
-                  f"wall {_fmt(wall['max'], 2)}; not exact {row['inexact']}")  # fmt: skip
+        print("\n== adversarial decisions, ms (CPU p50 / p99 / max; wall max), per seed")
+        for seed, by_case in adversarial.items():  # type: ignore[union-attr]
+            for name, row in by_case.items():
+                cpu, wall = row["cpu"], row["wall"]
+                print(f"seed {seed} {name:<28}{row['deployments']:>7} jobs {row['kinds']:>3} "
+                      f"kinds  {_fmt(cpu['p50'], 2)} / {_fmt(cpu['p99'], 2)} / "
+                      f"{_fmt(cpu['max'], 2)}; wall {_fmt(wall['max'], 2)}; "
+                      f"not exact {row['inexact']}")  # fmt: skip
     print("\n== targets")
     for row in results["targets"]:  # type: ignore[union-attr]
         mark = "PASS" if row["pass"] else "FAIL"
@@ -669,9 +676,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         print(f"traces written to {args.out / 'traces.jsonl'}")
     results["across_seeds"] = across_seeds(results["by_seed"])  # type: ignore[arg-type]
     begin = time.perf_counter()
-    results["latency"] = latency.typical(sizes, trials, seeds[0]) if sizes else {}
+    # Every seed draws its own states (and knapsack cases): targets are judged on the worst.
+    results["latency"] = {str(s): latency.typical(sizes, trials, s) for s in seeds} if sizes else {}
     results["adversarial"] = (
-        latency.adversarial(adversarial_sizes, 1 if quick else 2, seeds[0])
+        {str(s): latency.adversarial(adversarial_sizes, 1 if quick else 2, s) for s in seeds}
         if adversarial_sizes
         else {}
     )
