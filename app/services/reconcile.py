@@ -13,6 +13,9 @@ One pass over a cluster (`reconcile_cluster`), for the reconciler that holds its
     start what is missing; restart what exited (with a backoff); retry failed pulls later
     write what was observed back, with history events, in one short transaction
 
+The lease is renewed from the pass's own thread before each start, stop and write-back, and
+while slow engine calls run; a pass that finds it taken by another reconciler stops there.
+
 No driver is ever called inside a transaction: engine calls happen between the read and the
 write, and the write re-reads the desired state under the cluster's lock so that a decision
 committed meanwhile is never overwritten (the next pass acts on it).
