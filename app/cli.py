@@ -197,6 +197,7 @@ def reconcile_command(once: bool) -> None:
                     if not report.reachable
                     else f"started {len(report.started)}, stopped {len(report.stopped)}, "
                     f"restarted {len(report.restarted)}, failed {len(report.failed)}"
+                    + ("; lease lost to another reconciler, stopped" if report.lease_lost else "")
                 )
             )
         return

@@ -66,7 +66,8 @@ class WorkloadSpec:
 class Observed:
     """One workload as the engine reports it.
 
-    `status`: starting, pulling, running, restarting, failed, exited. `error` says why in
+    `status`: starting, pulling, running, restarting, failed, exited, or created (docker: a
+    container made but never started, which the reconciler starts). `error` says why in
     words when it is not running (an exit, "no suitable node: ...").
     """
 

@@ -185,7 +185,9 @@ class DockerDriver:
         status = details.get("State", {})
         exit_code = status.get("ExitCode")
         if state == "created":
-            runtime_status, error = "starting", None
+            # Made but never started: a start cut short (a reconciler killed between the two
+            # calls). Nothing starts it by itself; the reconciler's next start does.
+            runtime_status, error = "created", None
         elif state == "restarting":
             runtime_status, error = "restarting", None
         else:

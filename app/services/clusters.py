@@ -858,30 +858,19 @@ def update_repack(actor: User, cluster_id: int, raw: Mapping[str, object]) -> Cl
     settings = _clean_repack(raw, before, errors)
     if errors:
         raise ValidationError("The repack settings were not changed: please correct them.", errors)
-    transactions.begin_write()
-    db.session.execute(
-        sa.update(Cluster)
-        .where(Cluster.id == cluster.id)
-        .values(
-            repack_enabled=settings.enabled,
-            repack_threshold_bp=settings.threshold_bp,
-            repack_max_per_hour=settings.max_per_hour,
-            repack_cooldown_minutes=settings.cooldown_minutes,
-        )
-        .execution_options(synchronize_session=False)
+    return _save_settings(
+        actor,
+        cluster,
+        {
+            "repack_enabled": settings.enabled,
+            "repack_threshold_bp": settings.threshold_bp,
+            "repack_max_per_hour": settings.max_per_hour,
+            "repack_cooldown_minutes": settings.cooldown_minutes,
+        },
+        "cluster.repack_changed",
+        before,
+        settings,
     )
-    if settings != before:
-        history.record(
-            actor.organization_id,
-            history.actor_of(actor),
-            "cluster.repack_changed",
-            history.Subject("cluster", cluster.id, cluster.name),
-            settings.describe(),
-            {"before": asdict(before), "after": asdict(settings)},
-            cluster_id=cluster.id,
-        )
-    db.session.commit()
-    return get_cluster(actor.organization_id, cluster.id)
 
 
 def _minutes(value: object, key: str, errors: dict[str, str], *, off: bool) -> int | None:
@@ -931,18 +920,38 @@ def update_fair_use(actor: User, cluster_id: int, raw: Mapping[str, object]) -> 
             "The fair-use settings were not changed: please correct them.", errors
         )
     after = FairUseSettings(min_run or 0, starvation)
+    return _save_settings(
+        actor,
+        cluster,
+        {"min_run_minutes": after.min_run_minutes, "starvation_minutes": after.starvation_minutes},
+        "cluster.fair_use_changed",
+        before,
+        after,
+    )
+
+
+def _save_settings(
+    actor: User,
+    cluster: Cluster,
+    values: Mapping[str, object],
+    action: str,
+    before: RepackSettings | FairUseSettings,
+    after: RepackSettings | FairUseSettings,
+) -> ClusterSnapshot:
+    """Write a cluster's validated settings (`values`: its columns) and commit, with a
+    history entry `action` when they changed; the cluster as it now is."""
     transactions.begin_write()
     db.session.execute(
         sa.update(Cluster)
         .where(Cluster.id == cluster.id)
-        .values(min_run_minutes=after.min_run_minutes, starvation_minutes=after.starvation_minutes)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     if after != before:
         history.record(
             actor.organization_id,
             history.actor_of(actor),
-            "cluster.fair_use_changed",
+            action,
             history.Subject("cluster", cluster.id, cluster.name),
             after.describe(),
             {"before": asdict(before), "after": asdict(after)},

@@ -13,6 +13,9 @@ One pass over a cluster (`reconcile_cluster`), for the reconciler that holds its
     start what is missing; restart what exited (with a backoff); retry failed pulls later
     write what was observed back, with history events, in one short transaction
 
+The lease is renewed from the pass's own thread before each start, stop and write-back, and
+while slow engine calls run; a pass that finds it taken by another reconciler stops there.
+
 No driver is ever called inside a transaction: engine calls happen between the read and the
 write, and the write re-reads the desired state under the cluster's lock so that a decision
 committed meanwhile is never overwritten (the next pass acts on it).
@@ -24,11 +27,12 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import current_app
@@ -102,6 +106,83 @@ def acquire_lease(cluster_id: int, holder: str) -> bool:
     return True
 
 
+def renew_lease(cluster_id: int, holder: str) -> bool:
+    """Extend a lease this reconciler holds by RECONCILER_LEASE_SECONDS from now: one UPDATE
+    of its row where the holder is still this one. False when the lease is no longer its own
+    (it ran out and another reconciler took it, or it was released): act no more then."""
+    expires = utcnow() + timedelta(seconds=current_app.config["RECONCILER_LEASE_SECONDS"])
+    table = ClusterRuntime.__table__
+    transactions.begin_write()
+    result = db.session.execute(
+        sa.update(table)
+        .where(table.c.cluster_id == cluster_id, table.c.holder == holder)
+        .values(lease_expires_at=expires)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+class _Lease:
+    """The lease of the cluster one pass works on, kept from the pass's own thread (the pool's
+    threads have no app context): renewed before every engine call is handed to the pool and
+    before every write-back, and at least every third of its term while calls run. Once a
+    renewal finds it taken, it stays lost for the rest of the pass."""
+
+    def __init__(self, cluster_id: int, holder: str) -> None:
+        self.cluster_id, self.holder = cluster_id, holder
+        self.every = current_app.config["RECONCILER_LEASE_SECONDS"] / 3
+        self.renewed_at = time.monotonic()  # acquire_lease has just taken or renewed it
+        self.lost = False
+
+    def renew(self) -> bool:
+        """Renew it now; False once it is lost."""
+        if not self.lost:
+            at = time.monotonic()  # measured before the UPDATE: the term runs from here at best
+            if renew_lease(self.cluster_id, self.holder):
+                self.renewed_at = at
+            else:
+                self.lost = True
+        return not self.lost
+
+    def keep(self) -> bool:
+        """Renew it when a third of its term went by since the last renewal."""
+        if not self.lost and time.monotonic() - self.renewed_at >= self.every:
+            self.renew()
+        return not self.lost
+
+    def wait_seconds(self) -> float:
+        """How long the pass may wait on running calls before the next renewal is due."""
+        return max(0.0, self.renewed_at + self.every - time.monotonic())
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _calls_under_lease(
+    pool: ThreadPoolExecutor,
+    workers: int,
+    call: Callable[[_T], _R],
+    items: Iterable[_T],
+    lease: _Lease,
+) -> Iterator[_R]:
+    """`call` on each item in the pool, at most `workers` at a time, each handed over only
+    right after the lease was renewed; yields the results as calls finish, renewing the lease
+    while they run. Once the lease is lost nothing more is handed over: calls already running
+    finish (an engine call cannot be taken back) and their results are still yielded."""
+    queue = deque(items)
+    running: set[Future[_R]] = set()
+    while True:
+        while queue and len(running) < workers and lease.renew():
+            running.add(pool.submit(call, queue.popleft()))
+        if not running:
+            return
+        done, running = wait(running, timeout=lease.wait_seconds(), return_when=FIRST_COMPLETED)
+        lease.keep()
+        for future in done:
+            yield future.result()
+
+
 def release_leases(holder: str) -> None:
     """Give up every lease (a clean shutdown), so another reconciler takes over at once."""
     transactions.begin_write()
@@ -135,6 +216,7 @@ class PassReport:
     failed: dict[int, str] = field(default_factory=dict)
     capacity_changed: bool = False
     skipped: bool = False  # another reconciler holds the lease
+    lease_lost: bool = False  # another reconciler took the lease during the pass
 
     @property
     def acted(self) -> bool:
@@ -206,10 +288,17 @@ class _Outcome:
 def reconcile_cluster(
     cluster_id: int, organization_id: int, engine_name: str, holder: str
 ) -> PassReport:
-    """One pass over one engine-backed cluster (the caller holds its lease)."""
+    """One pass over one engine-backed cluster (the caller has just taken its lease).
+
+    The lease is renewed before every start and stop, and before every write-back; should
+    another reconciler have taken it meanwhile (this pass outlasted it without renewing, say
+    stuck on an unresponsive database), the pass stops there: no further engine call, nothing
+    more written, `lease_lost` in the report. The holder's passes observe what this one did.
+    """
     report = PassReport(cluster_id)
     config = current_app.config
     started = time.perf_counter()
+    lease = _Lease(cluster_id, holder)
     try:
         the_driver = engines.driver(engine_name)
     except KeyError:
@@ -331,7 +420,8 @@ def reconcile_cluster(
 
     def flush(ids: Iterable[int]) -> None:
         """Write back what is known of these deployments now (the rest follows later in
-        the pass), so a stop or a start shows without waiting for the slowest one."""
+        the pass), so a stop or a start shows without waiting for the slowest one; only
+        while the lease is still this reconciler's."""
         batch = {}
         for deployment_id in list(ids):
             outcome = outcomes.pop(deployment_id, None)
@@ -339,12 +429,13 @@ def reconcile_cluster(
                 previous.get(deployment_id), outcome, desired.get(deployment_id)
             ):
                 batch[deployment_id] = outcome
-        _write_back(cluster_id, organization_id, engine_name, desired, previous, batch, report)
+        if batch and lease.renew():
+            _write_back(cluster_id, organization_id, engine_name, desired, previous, batch, report)
 
     workers = max(1, config["RECONCILER_WORKERS"])
     starting = {wanted.id for wanted in to_start}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for observed, problem in pool.map(stop, to_stop):
+        for observed, problem in _calls_under_lease(pool, workers, stop, to_stop, lease):
             if problem is not None:
                 metrics.RECONCILE_ERRORS.labels("stop").inc()
                 continue
@@ -356,8 +447,7 @@ def reconcile_cluster(
         flush([deployment_id for deployment_id in outcomes if deployment_id not in starting])
         last_flush = time.monotonic()
         done: list[int] = []
-        for future in as_completed([pool.submit(start, wanted) for wanted in to_start]):
-            wanted, result = future.result()
+        for wanted, result in _calls_under_lease(pool, workers, start, to_start, lease):
             done.append(wanted.id)
             if time.monotonic() - last_flush >= _FLUSH_SECONDS:
                 flush(done[:-1])
@@ -411,6 +501,15 @@ def reconcile_cluster(
                     message = result.reason[0].upper() + result.reason[1:] + "."
                     outcome.event = (action, message, {"error": result.reason})
     flush(list(outcomes))
+    if lease.lost:
+        report.lease_lost = True
+        metrics.RECONCILE_ERRORS.labels("lease_lost").inc()
+        current_app.logger.warning(
+            "reconciler %s lost its lease on cluster %s during a pass (another reconciler "
+            "took it): no further engine call or write for this cluster in this pass",
+            holder,
+            cluster_id,
+        )
     metrics.RECONCILE_PASS_DURATION.observe(time.perf_counter() - started)
     return report
 

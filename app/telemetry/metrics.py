@@ -86,7 +86,7 @@ RECONCILE_PASS_DURATION = Histogram(
 )
 RECONCILE_ERRORS = Counter(
     "kargo_reconcile_errors",
-    "Reconciler failures, by kind (engine_unreachable, pull, start, stop, pass).",
+    "Reconciler failures, by kind (engine_unreachable, pull, start, stop, pass, lease_lost).",
     ["kind"],
 )
 RECONCILE_ACTIONS = Counter(

@@ -61,10 +61,10 @@ RECONCILER_THREADS = 4
 RECONCILER_OPERATIONS = 20  # 80 requests in all
 CONVERGE_TIMEOUT_SECONDS = 120
 SAMPLE_INTERVAL_SECONDS = 0.1
-# The lease keeps its default (RECONCILER_LEASE_SECONDS, 20 s). A reconciler renews its leases
-# only between passes, so a pass longer than the lease lets the other one take the cluster
-# while the first may still act on it: with 4 s leases on this loaded 2-core machine that
-# happened five times in 40 s. Renewed every 2 s here, a 20 s lease does not run out.
+# The lease keeps its default (RECONCILER_LEASE_SECONDS, 20 s). A reconciler renews it when a
+# pass begins (at least every 2 s here), before each start or stop and while slow calls run;
+# when it renewed only between passes, a pass longer than a 4 s lease on this loaded 2-core
+# machine let the other reconciler take the cluster five times in 40 s.
 RUNTIME_SETTINGS = {
     "RECONCILER_POLL_MS": "100",
     "RECONCILER_RESYNC_SECONDS": "2",

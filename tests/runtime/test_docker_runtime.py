@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from app.extensions import db
+from app.models import Deployment
+from app.runtime.base import WorkloadSpec
+from app.services import engines, reconcile
 from tests.runtime.conftest import (
     BUSYBOX,
     HTTPD,
@@ -126,6 +130,42 @@ def test_a_container_killed_from_outside_is_seen_and_restarted(
         e["message"] for e in seen
     ]
     assert any(e["action"] == "deployment.container_restarted" for e in seen)
+
+
+def test_a_container_created_but_never_started_is_started(
+    api, owner, reconciler, docker_daemon, install_id
+):
+    """A reconciler killed between creating a container and starting it leaves it "created";
+    the next holder of the lease starts that very container (it used to wait on it forever,
+    showing "starting")."""
+    cluster = make_cluster(api, owner)
+    web = deploy(api, owner, cluster["id"], name="web")
+    with reconciler.app.app_context():
+        started_at = db.session.get(Deployment, web["id"]).started_at
+        generation = reconcile.generation_of(started_at)
+        name = engines.driver("local").container_name(
+            WorkloadSpec(web["id"], cluster["id"], "web", BUSYBOX, generation, {})
+        )
+    created = docker_daemon.docker(
+        "create",
+        "--name",
+        name,
+        "--label",
+        f"kargo.install={install_id}",
+        "--label",
+        f"kargo.cluster={cluster['id']}",
+        "--label",
+        f"kargo.deployment={web['id']}",
+        "--label",
+        f"kargo.generation={generation}",
+        "-p",
+        "80",
+        BUSYBOX,
+        *HTTPD,
+    ).strip()
+    port = converge(reconciler, lambda: host_port(runtime_of(api, owner, web["id"])))
+    assert "hello-from-kargo" in (http_get(port) or "")
+    assert containers_of(docker_daemon, install_id) == [created[:12]]
 
 
 def test_an_image_pull_failure_says_which_image_and_why(api, owner, reconciler):
