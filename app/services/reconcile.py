@@ -23,6 +23,7 @@ committed meanwhile is never overwritten (the next pass acts on it).
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -165,15 +166,17 @@ def _calls_under_lease(
     call: Callable[[_T], _R],
     items: Iterable[_T],
     lease: _Lease,
+    more: Callable[[], bool] = lambda: True,
 ) -> Iterator[_R]:
     """`call` on each item in the pool, at most `workers` at a time, each handed over only
-    right after the lease was renewed; yields the results as calls finish, renewing the lease
-    while they run. Once the lease is lost nothing more is handed over: calls already running
-    finish (an engine call cannot be taken back) and their results are still yielded."""
+    right after the lease was renewed (and `more()` said to go on); yields the results as
+    calls finish, renewing the lease while they run. Once the lease is lost (or `more()` says
+    no) nothing more is handed over: calls already running finish (an engine call cannot be
+    taken back) and their results are still yielded."""
     queue = deque(items)
     running: set[Future[_R]] = set()
     while True:
-        while queue and len(running) < workers and lease.renew():
+        while queue and len(running) < workers and more() and lease.renew():
             running.add(pool.submit(call, queue.popleft()))
         if not running:
             return
@@ -217,6 +220,9 @@ class PassReport:
     capacity_changed: bool = False
     skipped: bool = False  # another reconciler holds the lease
     lease_lost: bool = False  # another reconciler took the lease during the pass
+    # A decision committed during the pass stopped a deployment it wanted running: it handed
+    # over no more starts, so that the next pass (stops first) begins at once.
+    superseded: bool = False
 
     @property
     def acted(self) -> bool:
@@ -447,7 +453,12 @@ def reconcile_cluster(
         flush([deployment_id for deployment_id in outcomes if deployment_id not in starting])
         last_flush = time.monotonic()
         done: list[int] = []
-        for wanted, result in _calls_under_lease(pool, workers, start, to_start, lease):
+        current = _StillWanted(cluster_id, desired)
+        handed: set[int] = set()
+        for wanted, result in _calls_under_lease(
+            pool, workers, start, to_start, lease, current.check
+        ):
+            handed.add(wanted.id)
             done.append(wanted.id)
             if time.monotonic() - last_flush >= _FLUSH_SECONDS:
                 flush(done[:-1])
@@ -500,6 +511,11 @@ def reconcile_cluster(
                     action = "deployment.pull_failed" if result.pull else "deployment.start_failed"
                     message = result.reason[0].upper() + result.reason[1:] + "."
                     outcome.event = (action, message, {"error": result.reason})
+    if current.superseded:
+        # The starts never handed over are the next pass's, with what it then wants.
+        report.superseded = True
+        for deployment_id in starting - handed:
+            outcomes.pop(deployment_id, None)
     flush(list(outcomes))
     if lease.lost:
         report.lease_lost = True
@@ -516,6 +532,49 @@ def reconcile_cluster(
 
 # While starts are under way, what finished is written back at least this often.
 _FLUSH_SECONDS = 0.5
+# While starts are under way, whether a decision stopped something the pass wants running is
+# read at most this often.
+_SUPERSEDED_CHECK_SECONDS = 0.25
+
+
+class _StillWanted:
+    """Whether what a pass read as wanted still is, asked before each start is handed over.
+
+    Many slow starts (50 containers on a busy engine) can take a minute; a preemption or a
+    delete committed meanwhile must not wait for all of them: its victim's container is to
+    stop now, and stops come first in a pass. So once a deployment the pass wanted running
+    no longer is (or was restarted), no further start is handed over and the pass ends; the
+    reconciler's loop sees the change and runs the next pass at once. New deployments to
+    start do not end a pass: they only wait for the next one, as before.
+    """
+
+    def __init__(self, cluster_id: int, desired: Mapping[int, _Desired]) -> None:
+        self.cluster_id = cluster_id
+        self.wanted = {deployment_id: d.generation for deployment_id, d in desired.items()}
+        self.checked_at = -math.inf
+        self.superseded = False
+
+    def check(self) -> bool:
+        """True while the pass may go on handing over starts (a small indexed read)."""
+        now = time.monotonic()
+        if self.superseded or now - self.checked_at < _SUPERSEDED_CHECK_SECONDS:
+            return not self.superseded
+        self.checked_at = now
+        running = {
+            row.id: generation_of(row.started_at)
+            for row in db.session.execute(
+                sa.select(Deployment.id, Deployment.started_at).where(
+                    Deployment.cluster_id == self.cluster_id, Deployment.status == "running"
+                )
+            )
+        }
+        db.session.rollback()
+        self.superseded = any(
+            running.get(deployment_id) != generation
+            for deployment_id, generation in self.wanted.items()
+        )
+        return not self.superseded
+
 
 # Statuses the engine itself drives (the swarm restarts and retries by itself); the
 # reconciler records them, with an event when a condition or a restart is new.
