@@ -44,7 +44,8 @@ Method, exact for up to EXACT_CLASS_LIMIT classes when it completes within the w
      the solutions in that order, so the first it meets is the answer.
 Up to SINGLE_PASS_CLASSES classes step 2 alone runs, from the best incumbent. Beyond
 EXACT_CLASS_LIMIT classes a bounded heuristic decides (greedy fills in four orders, a
-drop-one-refill local search, then the exact search with what is left of HEURISTIC_WORK), and
+drop-one-refill local search, then the exact search with what is left of HEURISTIC_WORK, or of
+the whole budget for a repack), and
 when the budget runs out the best valid solution found so far stands; every solution kept
 passed the full check, so rules 1-6 hold whatever the budget.
 """
@@ -76,7 +77,8 @@ SEARCH_CLASS_LIMIT = 400
 # Up to this many classes, one search in queue order decides; beyond, a search by value first
 # proves the best U, then one in queue order breaks its ties (cheaper with many classes).
 SINGLE_PASS_CLASSES = 6
-# Work the heuristic beyond EXACT_CLASS_LIMIT classes may spend (of the decision's budget).
+# Work the heuristic beyond EXACT_CLASS_LIMIT classes may spend (of the decision's budget);
+# a repack's may spend all that is left of it.
 HEURISTIC_WORK = 2_000
 # The Lagrangian bound of `_search` is set up once the search has visited this many nodes, with
 # this many subgradient steps.
@@ -698,8 +700,11 @@ class Problem:
                 return Outcome(self._in_queue_order(floor), True)
             if n > EXACT_CLASS_LIMIT:
                 # The bounded heuristic: greedy fills and a local search, then the exact
-                # search only with what is left of the heuristic's allowance.
-                cap = min(self.work.limit, self.work.spent + HEURISTIC_WORK)
+                # search only with what is left of the heuristic's allowance. A repack (opt-in:
+                # it has evictions to spend) may use the decision's whole budget: choosing
+                # among many movable items is where its packing is won.
+                allowance = self.work.left if self.evictions_left else HEURISTIC_WORK
+                cap = min(self.work.limit, self.work.spent + allowance)
                 self.work, outer = Work(cap), self.work
                 self.work.spent = outer.spent
                 try:
