@@ -29,6 +29,7 @@ beyond the public interface.
 from __future__ import annotations
 
 import heapq
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -126,6 +127,7 @@ class KargoPolicy:
         self.moves: list[tuple[float, int]] = []  # (time, id) of every repack move
         self.exact = 0
         self.inexact = 0
+        self.cpu_ms: list[float] = []  # CPU time of every schedule() call, queue built
 
     def _repack(self, now: float) -> Repack | None:
         if self.repack is None:
@@ -150,7 +152,9 @@ class KargoPolicy:
         state = ClusterState(
             sim.capacity, running, pending, sim.max_deployments, self._repack(sim.now), **extra
         )
+        began = time.thread_time_ns()
         decision = schedule(state, event)
+        self.cpu_ms.append((time.thread_time_ns() - began) / 1e6)
         if decision.evicted:
             raise AssertionError(f"kargo evicted {decision.evicted} on a valid state")
         self.last_decision = decision

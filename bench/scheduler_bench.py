@@ -211,6 +211,8 @@ def replay(trace: Trace, ref_every: int, time_limit: float, workers: int) -> dic
         result = _policy_result(run, trace, submitted_at, deleted_at, distinct, window_end)
         if hasattr(policy, "inexact"):
             result["inexact_decisions"] = policy.inexact
+        if hasattr(policy, "cpu_ms"):
+            result["decision_cpu_ms"] = list(policy.cpu_ms)
         results[run.name] = result
     return {
         "description": trace.description,
@@ -367,6 +369,13 @@ def across_seeds(by_seed: dict[str, dict[str, object]]) -> dict[str, object]:
             row["errors"] = [r["error"] for r in per_seed if r["error"]]
             if "inexact_decisions" in per_seed[0]:
                 row["inexact_decisions"] = sum(int(r["inexact_decisions"]) for r in per_seed)  # type: ignore[call-overload]
+            if "decision_cpu_ms" in per_seed[0]:
+                times = [t for r in per_seed for t in r["decision_cpu_ms"]]  # type: ignore[attr-defined]
+                row["decision_cpu_ms"] = {
+                    "p50": quantile(times, 0.5),
+                    "p99": quantile(times, 0.99),
+                    "max": max(times, default=math.nan),
+                }
             if "greedy_match" in per_seed[0]:
                 row["greedy_match"] = {
                     "matches": sum(r["greedy_match"]["matches"] for r in per_seed),  # type: ignore[index]
@@ -468,6 +477,15 @@ def print_tables(results: dict[str, object]) -> None:
                 f"{row['same_or_lower_priority_evictions']:>5}"
                 + (f"  ERRORS: {len(row['errors'])}" if row["errors"] else "")
             )
+    print("\n== Kargo's decisions during the traces, ms of CPU (p50 / p99 / max over seeds)")
+    for name, policies in results["across_seeds"].items():  # type: ignore[union-attr]
+        cells = "  ".join(
+            f"{policy}: {_fmt(row['decision_cpu_ms']['p50'], 2)} / "
+            f"{_fmt(row['decision_cpu_ms']['p99'], 2)} / {_fmt(row['decision_cpu_ms']['max'], 2)}"
+            for policy, row in policies.items()
+            if "decision_cpu_ms" in row
+        )
+        print(f"{name:<13}{cells}")
     typical = results.get("latency")
     if typical:
         print("\n== Kargo decision latency, ms of CPU (p50 / p99 / max), queue built, per seed")
