@@ -19,6 +19,13 @@ from playwright.sync_api import expect
 from app.services import accounts, deployments, notifications, quotas
 from tests.browser.session import sign_in
 from tests.factories import make_cluster, make_org, make_user
+from tests.support.databases import postgres_url
+
+# The pages' markup and styles do not depend on the database: they are checked once, in the
+# SQLite pass of `make test` (the other browser tests run on both).
+pytestmark = pytest.mark.skipif(
+    postgres_url() is not None, reason="accessibility is checked in the SQLite pass"
+)
 
 DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
