@@ -509,6 +509,16 @@ class ClusterRuntime(db.Model):
     last_pass_at: Mapped[datetime | None]
 
 
+class ReconcilerPresence(db.Model):
+    """A running reconciler, as its loop last said so: the live ones share the clusters' leases
+    (each takes about its share, and gives back what is beyond it when another one joins)."""
+
+    __tablename__ = "reconciler_presence"
+
+    holder: Mapped[str] = mapped_column(sa.String(120), primary_key=True)
+    seen_at: Mapped[datetime]
+
+
 class UsageSample(db.Model):
     """The resource trail: a cluster's usage, queued demand and capacity per kind over time.
 

@@ -53,7 +53,7 @@ class Reconciler:
                     if current != token or now - last >= resync or reconcile.retry_due():
                         token = current
                         last = now
-                        reconcile.run_pass(self.holder)
+                        reconcile.run_pass(self.holder, share=True)
                         self.passes += 1
                         continue  # look again at once: the pass may have changed things
                     waker.wait(poll)

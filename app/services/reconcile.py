@@ -40,7 +40,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import ClusterRuntime, Deployment, DeploymentRuntime, utcnow
+from app.models import ClusterRuntime, Deployment, DeploymentRuntime, ReconcilerPresence, utcnow
 from app.runtime.base import (
     EngineUnreachable,
     Observed,
@@ -187,14 +187,58 @@ def _calls_under_lease(
 
 
 def release_leases(holder: str) -> None:
-    """Give up every lease (a clean shutdown), so another reconciler takes over at once."""
+    """Give up every lease and the reconciler's presence (a clean shutdown), so the others
+    take over at once."""
     transactions.begin_write()
     db.session.execute(
         sa.update(ClusterRuntime)
         .where(ClusterRuntime.holder == holder)
         .values(holder=None, lease_expires_at=None)
     )
+    db.session.execute(sa.delete(ReconcilerPresence).where(ReconcilerPresence.holder == holder))
     db.session.commit()
+
+
+def _release_lease(cluster_id: int, holder: str) -> None:
+    transactions.begin_write()
+    db.session.execute(
+        sa.update(ClusterRuntime)
+        .where(ClusterRuntime.cluster_id == cluster_id, ClusterRuntime.holder == holder)
+        .values(holder=None, lease_expires_at=None)
+    )
+    db.session.commit()
+
+
+# --------------------------------------------------------------------------------------------
+# Sharing the clusters among live reconcilers
+
+
+def announce(holder: str) -> int:
+    """Say this reconciler's loop is alive (every pass), and count the live reconcilers: those
+    seen within RECONCILER_LEASE_SECONDS, itself included."""
+    now = utcnow()
+    table = ReconcilerPresence.__table__
+    transactions.begin_write()
+    updated = db.session.execute(
+        sa.update(table).where(table.c.holder == holder).values(seen_at=now)
+    ).rowcount
+    if not updated:
+        db.session.execute(sa.insert(table).values(holder=holder, seen_at=now))
+    since = now - timedelta(seconds=current_app.config["RECONCILER_LEASE_SECONDS"])
+    live = db.session.scalar(sa.select(sa.func.count()).where(table.c.seen_at >= since))
+    db.session.commit()
+    return max(1, int(live or 0))
+
+
+def _held(holder: str) -> list[int]:
+    """The clusters whose lease this reconciler holds now, in id order."""
+    rows = db.session.scalars(
+        sa.select(ClusterRuntime.cluster_id)
+        .where(ClusterRuntime.holder == holder, ClusterRuntime.lease_expires_at >= utcnow())
+        .order_by(ClusterRuntime.cluster_id)
+    ).all()
+    db.session.rollback()
+    return list(rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -820,10 +864,16 @@ def retry_due() -> bool:
     return due is not None
 
 
-def run_pass(holder: str) -> list[PassReport]:
+def run_pass(holder: str, share: bool = False) -> list[PassReport]:
     """One pass over every engine-backed cluster whose lease this reconciler holds; first,
     deployments whose maximum run time is over finish (`deployments.expire_due`: idempotent,
-    under each cluster's lock), so their containers stop in this very pass."""
+    under each cluster's lock), so their containers stop in this very pass.
+
+    `share` (the long-running loop): the live reconcilers share the clusters. This one says it
+    is alive, takes new leases only up to its share (the clusters divided by the live
+    reconcilers, rounded up) and gives back those beyond it, highest ids first, for a newcomer
+    to take at its next pass. A one-off pass (`reconcile --once`) takes whatever is free.
+    """
     try:
         deployments.expire_due()
     except Exception:
@@ -832,11 +882,21 @@ def run_pass(holder: str) -> list[PassReport]:
         current_app.logger.exception("reconcile pass: finishing expired deployments failed")
     targets = clusters.cluster_ids_with_engine()
     db.session.rollback()
+    limit = len(targets)
+    held: set[int] = set()
+    if share and targets:
+        limit = math.ceil(len(targets) / announce(holder))
+        mine = _held(holder)
+        for cluster_id in mine[limit:]:
+            _release_lease(cluster_id, holder)
+        held = set(mine[:limit])
     reports = []
     for cluster_id, organization_id, engine_name in targets:
-        if not acquire_lease(cluster_id, holder):
+        # A lease it holds is renewed; a new one is taken only within its share.
+        if (cluster_id not in held and len(held) >= limit) or not acquire_lease(cluster_id, holder):
             reports.append(PassReport(cluster_id, skipped=True))
             continue
+        held.add(cluster_id)
         try:
             reports.append(reconcile_cluster(cluster_id, organization_id, engine_name, holder))
         except Exception:
