@@ -60,7 +60,13 @@ def app_config() -> dict:
 
 @pytest.fixture
 def app(database_url: str, app_config: dict) -> Iterator[Flask]:
-    config = {"SQLALCHEMY_DATABASE_URI": database_url, **app_config}
+    # Rate-limit counters in this process's memory, new with each app: never a Redis from the
+    # environment, where tests (and xdist workers) would spend each other's limits.
+    config = {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        **app_config,
+    }
     app = create_app(config)
 
     @app.teardown_request

@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.quantities import (
@@ -146,13 +146,16 @@ def test_formatting(kind, base, text, number):
     assert format_number(kind, base) == number
 
 
+# No deadline: a loaded machine may pause any one example past Hypothesis's default 200 ms.
 @pytest.mark.parametrize("kind", ["cpu", "ram", "gpu", "tpu"])
+@settings(deadline=None)
 @given(base=st.integers(min_value=1, max_value=MAX_BASE_UNITS))
 def test_format_number_reads_back_exactly(kind, base):
     """A value shown in a form and submitted again is the same value."""
     assert parse(kind, format_number(kind, base)) == base
 
 
+@settings(deadline=None)
 @given(base=st.integers(min_value=1, max_value=10**9))
 def test_display_numbers_match_the_base_units(base):
     assert to_display("cpu", base) * 1000 == pytest.approx(base)

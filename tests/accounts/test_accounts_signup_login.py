@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import sqlalchemy as sa
 
@@ -279,13 +277,48 @@ def test_successful_logins_do_not_use_up_the_limit(client, app):
         client.post("/logout")
 
 
-def test_login_page_works_again_after_the_window(client, app):
-    # Room for a slow CI: each failed login also writes its audit entry (user.login_failed).
-    app.config["LOGIN_RATE_LIMIT_PER_CLIENT_USERNAME"] = "2 per 4 seconds"
+class LimiterClock:
+    """The rate limiter's clock, stopped: only `advance` moves it.
+
+    Its counters (limits' memory storage) and the Retry-After it computes read `time.time()`;
+    here they read this instead, so a window runs out when the test says, never because a
+    loaded machine was slow between two attempts.
+    """
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def limiter_clock(monkeypatch, app) -> LimiterClock:
+    from limits.storage import memory
+
+    from app.blueprints import limits as kargo_limits
+    from app.extensions import limiter
+
+    assert isinstance(limiter.limiter.storage, memory.MemoryStorage)
+    clock = LimiterClock()
+    monkeypatch.setattr(memory, "time", clock)
+    monkeypatch.setattr(kargo_limits, "time", clock)
+    return clock
+
+
+def test_login_page_works_again_after_the_window(client, app, limiter_clock):
+    app.config["LOGIN_RATE_LIMIT_PER_CLIENT_USERNAME"] = "2 per minute"
     make_user(username="grace")
-    login(client, "grace", "wrong password!")
-    login(client, "grace", "wrong password!")
-    assert login(client, "grace").status_code == 429
+    assert login(client, "grace", "wrong password!").status_code == 401
+    limiter_clock.advance(30)
+    assert login(client, "grace", "wrong password!").status_code == 401
+    limiter_clock.advance(29)
+    blocked = login(client, "grace")
+    assert blocked.status_code == 429
+    assert blocked.headers["Retry-After"] == "1"  # the window opened with the first attempt
     assert client.get("/login").status_code == 200  # viewing the page is never limited
-    time.sleep(4.2)
+    limiter_clock.advance(1)
     assert login(client, "grace").status_code == 302

@@ -14,9 +14,15 @@ from dataclasses import dataclass
 
 import pytest
 from flask import Flask
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 CHROMIUM = os.environ.get("KARGO_CHROMIUM", "/usr/bin/chromium")
+# Every wait of a page (actions, navigation, and `expect`, whose own default is 5 s) is bounded
+# by this: generous for a loaded machine, free when the page is ready sooner. No test measures
+# time with it.
+TIMEOUT_MS = 30_000
+expect.set_options(timeout=TIMEOUT_MS)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -77,7 +83,7 @@ def browser():
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     yield page
     context.close()
@@ -90,7 +96,7 @@ def new_page(browser):
 
     def make(width: int = 1280, height: int = 900):
         context = browser.new_context(viewport={"width": width, "height": height})
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         return context.new_page()
 

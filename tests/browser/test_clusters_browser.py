@@ -67,7 +67,7 @@ def test_create_a_cluster_with_a_custom_kind_and_watch_it_live(app, live_server,
         db.session.commit()
 
     # The partial polls every second (browser config): the new numbers arrive by themselves.
-    expect(tpu_row).to_contain_text("75.0%", timeout=8_000)
+    expect(tpu_row).to_contain_text("75.0%")
     expect(tpu_row).to_contain_text("1 tpu")  # available
     expect(live.locator(".usage").filter(has_text="tpu")).to_contain_text("3 / 4 tpu · 75.0%")
     assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
@@ -79,5 +79,5 @@ def test_create_a_cluster_with_a_custom_kind_and_watch_it_live(app, live_server,
             .values(used=4)
         )
         db.session.commit()
-    expect(live.locator("[data-status]")).to_have_text("Full", timeout=8_000)
+    expect(live.locator("[data-status]")).to_have_text("Full")
     assert problems == [], problems

@@ -60,7 +60,7 @@ def test_preemption_and_restart_show_live_on_the_cluster_page(app, live_server, 
     expect(deployer.locator(".flashes .flash")).to_have_count(1)
 
     # The open cluster page moves low-batch to the queue on its own.
-    expect(low_row).to_contain_text("Preempted by urgent", timeout=15_000)
+    expect(low_row).to_contain_text("Preempted by urgent")
     expect(live.locator("tr[id^=running-]", has_text="urgent")).to_contain_text("acme/api:2")
     assert watcher.evaluate("window.sameDocument") is True
 
@@ -69,7 +69,7 @@ def test_preemption_and_restart_show_live_on_the_cluster_page(app, live_server, 
     expect(deployer.get_by_text("Deployment urgent deleted")).to_be_visible()
 
     # ...and brings it back to running when the room returns.
-    expect(live.get_by_text("The queue is empty.")).to_be_visible(timeout=15_000)
+    expect(live.get_by_text("The queue is empty.")).to_be_visible()
     expect(low_row).to_contain_text("acme/batch:1")
     expect(low_row).to_contain_text("preempted 1")
     expect(live.locator("tr", has_text="urgent")).to_have_count(0)

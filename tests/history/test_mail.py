@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 from email import message_from_bytes
 
 import pytest
@@ -60,7 +61,8 @@ def app_config(smtp_port) -> dict:
 @pytest.fixture
 def inbox(smtp_port) -> Iterator[Inbox]:
     handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port)
+    # aiosmtpd waits 5 s for its server thread by default: too little on a loaded machine.
+    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port, ready_timeout=60)
     controller.start()
     try:
         yield handler
@@ -117,7 +119,7 @@ def test_a_start_after_waiting_says_how_long(app, db, owner, dev, pool, inbox) -
     db.session.execute(
         sa.update(Event)
         .where(Event.subject_id == waiting.id, Event.action == "deployment.submitted")
-        .values(at=submitted.replace(year=submitted.year - 1))
+        .values(at=submitted - timedelta(days=365))  # replace(year=...) fails on 29 February
     )
     db.session.commit()
     big = next(

@@ -46,7 +46,9 @@ INSTANCES = 2
 WORKERS_PER_INSTANCE = 2
 THREADS = 8
 OPERATIONS_PER_THREAD = 40  # 320 requests in all
-TIME_BUDGET_SECONDS = 90  # a safety net on a loaded machine; the load stops there
+# A guard against a hung instance, far beyond what a loaded machine needs: every operation
+# is sent, however slow the machine (speed is the benchmarks' business).
+TIME_BUDGET_SECONDS = 600
 REQUEST_TIMEOUT_SECONDS = 30
 PASSWORD = "scale-out-Passphrase-9"
 PRIORITIES = [0, 100, 500, 500, 800, 1000]
@@ -227,13 +229,13 @@ def query(database_url: str, sql: str) -> list[sa.Row]:
         engine.dispose()
 
 
-def check_statuses(ledgers: list[Ledger], minimum: int, threads: int) -> Counter[str]:
+def check_statuses(ledgers: list[Ledger], expected: int, threads: int) -> Counter[str]:
     statuses = sum((ledger.statuses for ledger in ledgers), Counter())
     per_instance = sum((ledger.by_instance for ledger in ledgers), Counter())
     total = sum(statuses.values())
     unexpected = {key: n for key, n in statuses.items() if not key.endswith(("200", "201", "204"))}
     assert not unexpected, f"answers other than success: {unexpected} (all: {statuses})"
-    assert total >= minimum, f"only {total} requests in {TIME_BUDGET_SECONDS} s: {statuses}"
+    assert total == expected, f"stopped by the {TIME_BUDGET_SECONDS} s guard: {statuses}"
     assert min(per_instance.values()) >= total // INSTANCES - threads, per_instance
     for kind in ("submit 201", "delete 204", "priority 200", "list 200"):
         assert statuses[kind] > 0, statuses
@@ -272,7 +274,7 @@ def test_two_instances_lose_and_double_nothing_and_keep_the_rules(database_url, 
         ledgers, seconds = send_load(bases, token, cluster_ids, THREADS)
         logs = [log.read_text() for _, log in started]
 
-    statuses = check_statuses(ledgers, minimum=200, threads=THREADS)
+    statuses = check_statuses(ledgers, THREADS * OPERATIONS_PER_THREAD, threads=THREADS)
     print(f"{sum(statuses.values())} requests in {seconds:.1f} s: {statuses}")
     # Exactly one instance applied the migrations; the other found the schema at head.
     migrated = [log.count("Running upgrade") for log in logs]
@@ -293,6 +295,9 @@ class LeaseSampler(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stopping.is_set():
+                # Stamped before the query: a reading stamped after a moment was taken after
+                # it, however long this thread then waits for the CPU.
+                at = time.monotonic()
                 with self.engine.connect() as connection:
                     rows = connection.execute(
                         sa.text(
@@ -301,7 +306,7 @@ class LeaseSampler(threading.Thread):
                         )
                     ).all()
                 leases = {row[0]: (row[1], bool(row[2])) for row in rows}
-                self.samples.append((time.monotonic(), leases))
+                self.samples.append((at, leases))
                 self.stopping.wait(SAMPLE_INTERVAL_SECONDS)
         finally:
             self.engine.dispose()
@@ -471,7 +476,9 @@ def test_two_reconcilers_hold_each_cluster_alone_and_take_over(
         if ids:
             docker_daemon.docker("rm", "--force", *ids, check=False, timeout=300)
 
-    statuses = check_statuses(ledgers[:-1], minimum=40, threads=RECONCILER_THREADS)
+    statuses = check_statuses(
+        ledgers[:-1], RECONCILER_THREADS * RECONCILER_OPERATIONS, threads=RECONCILER_THREADS
+    )
     print(
         f"{sum(statuses.values())} requests in {seconds:.1f} s with 2 reconcilers: {statuses}; "
         f"leases while both ran: {together}"

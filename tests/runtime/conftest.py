@@ -124,8 +124,9 @@ def reconciler(app) -> Reconciler:
     return TestReconciler(app)
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "the condition") -> Any:
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
+def wait_for(check: Callable[[], Any], timeout: float = 90, what: str = "the condition") -> Any:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout` (a
+    bound generous enough for a loaded machine, not a measure: it costs nothing when met)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -137,7 +138,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "the con
 
 
 def converge(
-    reconciler: Reconciler, check: Callable[[], Any], timeout: float = 30, what: str = ""
+    reconciler: Reconciler, check: Callable[[], Any], timeout: float = 90, what: str = ""
 ) -> Any:
     """Run reconciler passes until `check` holds (the test drives the reconciler in-process)."""
 

@@ -20,6 +20,11 @@ from tests.runtime.conftest import (
 )
 
 
+def answer_of(port: int) -> str:
+    """The page the container serves on `port`; its server may start just after it runs."""
+    return wait_for(lambda: http_get(port), what=f"the container to answer on port {port}")
+
+
 def make_cluster(api, owner, engine="local", name="live"):
     response = api.put(
         "/cluster/", json={"cluster_name": name, "engine": engine}, token=owner.token
@@ -68,7 +73,7 @@ def test_deploy_runs_a_container_that_answers_then_preempt_restart_delete(
     web = deploy(api, owner, cluster["id"], name="web", priority="low")
     assert web["status"] == "running"
     port = converge(reconciler, lambda: host_port(runtime_of(api, owner, web["id"])))
-    assert "hello-from-kargo" in (http_get(port) or "")
+    assert "hello-from-kargo" in answer_of(port)
     assert runtime_of(api, owner, web["id"])["description"].startswith("container up")
 
     # A higher priority preempts it: its container goes, its port closes, history says who.
@@ -87,14 +92,14 @@ def test_deploy_runs_a_container_that_answers_then_preempt_restart_delete(
     assert api.delete(f"/deployment/{urgent['id']}/", token=owner.token).status_code == 204
     converge(reconciler, lambda: host_port(runtime_of(api, owner, web["id"])))
     port = host_port(runtime_of(api, owner, web["id"]))
-    assert "hello-from-kargo" in (http_get(port) or "")
+    assert "hello-from-kargo" in answer_of(port)
     wait_for(  # urgent's container went with it
         lambda: len(containers_of(docker_daemon, install_id)) == 1, what="one container left"
     )
 
     # Delete removes it.
     assert api.delete(f"/deployment/{web['id']}/", token=owner.token).status_code == 204
-    converge(reconciler, lambda: not containers_of(docker_daemon, install_id), timeout=60)
+    converge(reconciler, lambda: not containers_of(docker_daemon, install_id))
     wait_for(lambda: port_closed(port), what="the port to close")
 
 
@@ -123,7 +128,7 @@ def test_a_container_killed_from_outside_is_seen_and_restarted(
         what="the killed container to be restarted",
     )
     port = host_port(runtime_of(api, owner, web["id"]))
-    assert "hello-from-kargo" in (http_get(port) or "")
+    assert "hello-from-kargo" in answer_of(port)
     events = api.get(f"/deployment/{web['id']}/events/", token=owner.token).get_json()["items"]
     seen = [e for e in events if e["actor_kind"] == "reconciler"]
     assert any("exited with code 137" in e["message"].lower() for e in seen), [

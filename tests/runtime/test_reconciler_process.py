@@ -53,7 +53,10 @@ def start_reconciler(
         "RUNTIME_INSTALL_ID": install_id,
         "RECONCILER_POLL_MS": "100",
         "RECONCILER_RESYNC_SECONDS": "1",
-        "RECONCILER_LEASE_SECONDS": "3",
+        # A lease is renewed only between passes, and its first pass starts six containers
+        # one at a time: on a loaded machine 3 s could run out before the check below that it
+        # is still held. After the kill, the other reconciler waits this long at most.
+        "RECONCILER_LEASE_SECONDS": "15",
         "RECONCILER_WORKERS": "1",  # one start at a time: easy to catch it mid-change
         "RUNTIME_STOP_GRACE_SECONDS": "1",
         "LOG_FORMAT": "text",

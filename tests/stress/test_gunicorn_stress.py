@@ -5,7 +5,8 @@ KARGO_TEST_DATABASE_URL is set. One organization and user are created through th
 clusters; 20 threads send at least 500 submits and deletes with mixed priorities at once.
 Afterwards the database itself must satisfy scheduling rules 1-3 on every cluster (usage equals
 the sum of running requests and fits the capacity; no pending deployment fits in free or in its
-room_for), and no request may have had a 5xx answer. Bounded in count and in time.
+room_for), and no request may have had a 5xx answer. Bounded in count, and in time by a guard
+against a hung server (not a measure of speed: the benchmarks are for that).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ pytestmark = pytest.mark.stress
 
 THREADS = 20
 OPERATIONS_PER_THREAD = 25  # 500 in all: the issue asks for at least 500
-TIME_BUDGET_SECONDS = 75  # a safety net on a loaded machine; an idle one needs ~15 s
+# A guard against a hung server, far beyond what a loaded machine needs (an idle one ~15 s):
+# all 500 operations must be sent, however slow the machine.
+TIME_BUDGET_SECONDS = 600
 REQUEST_TIMEOUT_SECONDS = 30
 PASSWORD = "correct horse battery staple"
 PRIORITIES = [0, 100, 100, 500, 500, 800, 1000]
@@ -147,14 +150,12 @@ def test_concurrent_submits_and_deletes_keep_the_rules(database_url):
             ]
             statuses = sum((future.result() for future in futures), Counter())
         traffic = time.monotonic() - ready
-    elapsed = time.monotonic() - started
     total = sum(statuses.values())
     print(f"start {ready - started:.1f}s, traffic {traffic:.1f}s, {total} requests: {statuses}")
     server_errors = {key: n for key, n in statuses.items() if key.split()[1].startswith("5")}
     assert not server_errors, f"5xx answers: {server_errors} (all: {statuses})"
-    assert total >= 500, f"only {total} requests in the time budget: {statuses}"
+    assert total == THREADS * OPERATIONS_PER_THREAD, f"stopped by the time guard: {statuses}"
     assert statuses["submit 201"] > 100 and statuses["delete 204"] > 50, statuses
     assert rule_violations(database_url) == []
     if database_url.startswith("sqlite"):
         assert journal_mode(database_url) == "wal"
-    assert elapsed < 120, f"took {elapsed:.0f}s"
