@@ -889,6 +889,13 @@ def run_pass(holder: str, share: bool = False) -> list[PassReport]:
         mine = _held(holder)
         for cluster_id in mine[limit:]:
             _release_lease(cluster_id, holder)
+            current_app.logger.info(
+                "reconciler %s gives back cluster %s: its share is %s of %s clusters",
+                holder,
+                cluster_id,
+                limit,
+                len(targets),
+            )
         held = set(mine[:limit])
     reports = []
     for cluster_id, organization_id, engine_name in targets:

@@ -8,6 +8,8 @@ free and does not count as a live reconciler. A clean shutdown gives everything 
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import sqlalchemy as sa
 
@@ -45,11 +47,17 @@ def holders() -> dict[int, str | None]:
     return {cluster_id: holder for cluster_id, holder in rows}
 
 
-def test_a_newcomer_gets_its_share_at_its_second_pass(app, engine_clusters):
+def test_a_newcomer_gets_its_share_at_its_second_pass(app, engine_clusters, caplog):
     assert pass_of(app, "a") == set(engine_clusters)  # alone: every cluster
     assert pass_of(app, "b") == set()  # everything is held; it is now counted as live
-    first = pass_of(app, "a")  # two live: a keeps 3 of 5, gives back the two highest ids
+    with caplog.at_level(logging.INFO):
+        first = pass_of(app, "a")  # two live: a keeps 3 of 5, gives back the two highest ids
     assert first == set(engine_clusters[:3])
+    said = [r.getMessage() for r in caplog.records if "gives back" in r.getMessage()]
+    assert said == [
+        f"reconciler a gives back cluster {c}: its share is 3 of 5 clusters"
+        for c in engine_clusters[3:]
+    ]
     assert pass_of(app, "b") == set(engine_clusters[3:])
     # Stable from then on, and never two holders for one cluster.
     assert pass_of(app, "a") == first and pass_of(app, "b") == set(engine_clusters[3:])
