@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate, compress, repeat
 from operator import add, attrgetter, le, mul, sub
@@ -237,13 +237,10 @@ class Usage:
         """The ids of the jobs of one row (grouped once, when asked; the same list each
         time)."""
         if self._groups is None:
-            groups: dict[Row, list[int]] = {}
-            for key, job_id in zip(self.row_list, self.ids, strict=True):
-                members = groups.get(key)
-                if members is None:
-                    groups[key] = [job_id]
-                else:
-                    members.append(job_id)
+            # One empty list per distinct row, then every id appended to its row's list by
+            # map (in C): no Python loop over the jobs.
+            groups: dict[Row, list[int]] = {key: [] for key in self.counts}
+            deque(map(list.append, map(groups.__getitem__, self.row_list), self.ids), maxlen=0)
             self._groups = groups
         return self._groups.get(row, [])  # the caller may reorder it, not change it
 
