@@ -110,5 +110,9 @@ class Driver(Protocol):
     def stop(self, workload_id: str, grace_seconds: int) -> None:
         """Stop (with a grace period) and remove; a workload already gone is fine."""
 
+    def needs_pull(self, image: str) -> bool:
+        """Will `start` have to pull this image first (so the deployment shows "pulling")?
+        False when unsure or when the engine pulls by itself (swarm reports it)."""
+
     def logs(self, workload_id: str, lines: int) -> list[str]:
         """The last `lines` lines of output, oldest first ([] when there are none)."""

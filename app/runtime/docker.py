@@ -232,6 +232,15 @@ class DockerDriver:
         install = re.sub(r"[^a-zA-Z0-9_.-]", "-", self.settings.install_id)
         return f"kargo-{install}-{spec.deployment_id}-{spec.generation}"
 
+    def needs_pull(self, image: str) -> bool:
+        try:
+            self._call(self.client().api.inspect_image, image)
+        except docker.errors.NotFound:  # ImageNotFound is one
+            return True
+        except Exception:  # unsure (the engine did not answer): start says what is wrong
+            return False
+        return False
+
     def _ensure_image(self, image: str) -> None:
         api = self.client().api
         try:

@@ -25,6 +25,7 @@ class SimulatedDriver:
         self._workloads: dict[str, tuple[int, Observed]] = {}  # id -> (cluster, observed)
         self.amounts = dict(capacity or DEFAULT_CAPACITY)
         self.down = False  # tests and benchmarks switch the "engine" off
+        self.pull_images: set[str] = set()  # images a start would pull (tests)
 
     def _check(self) -> None:
         if self.down:
@@ -64,3 +65,7 @@ class SimulatedDriver:
     def logs(self, workload_id: str, lines: int) -> list[str]:
         self._check()
         return []
+
+    def needs_pull(self, image: str) -> bool:
+        """Images tests name in `pull_images` are "pulled" by the next start (nothing else)."""
+        return image in self.pull_images

@@ -49,6 +49,9 @@ class SwarmDriver(DockerDriver):
     def __init__(self, engine: Engine, settings: DriverSettings) -> None:
         super().__init__(engine, settings)
 
+    def needs_pull(self, image: str) -> bool:
+        return False  # the nodes pull; the task's state says "pulling" (observe)
+
     def client(self) -> docker.DockerClient:
         fresh = self._client is None
         client = super().client()

@@ -134,6 +134,10 @@ class RuntimeView:
             return self.error or (f"exited with code {self.exit_code}")
         if self.status == "stopped":
             return "container stopped"
+        if self.status == "pulling":
+            return "pulling the image" + (
+                f" (the last attempt: {self.error})" if self.error else ""
+            )
         return self.status + (f": {self.error}" if self.error else "")
 
 

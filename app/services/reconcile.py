@@ -167,9 +167,11 @@ def _calls_under_lease(
     items: Iterable[_T],
     lease: _Lease,
     more: Callable[[], bool] = lambda: True,
+    before: Callable[[_T], None] = lambda item: None,
 ) -> Iterator[_R]:
     """`call` on each item in the pool, at most `workers` at a time, each handed over only
-    right after the lease was renewed (and `more()` said to go on); yields the results as
+    right after the lease was renewed (and `more()` said to go on, and `before(item)` ran in
+    this thread); yields the results as
     calls finish, renewing the lease while they run. Once the lease is lost (or `more()` says
     no) nothing more is handed over: calls already running finish (an engine call cannot be
     taken back) and their results are still yielded."""
@@ -177,7 +179,9 @@ def _calls_under_lease(
     running: set[Future[_R]] = set()
     while True:
         while queue and len(running) < workers and more() and lease.renew():
-            running.add(pool.submit(call, queue.popleft()))
+            item = queue.popleft()
+            before(item)
+            running.add(pool.submit(call, item))
         if not running:
             return
         done, running = wait(running, timeout=lease.wait_seconds(), return_when=FIRST_COMPLETED)
@@ -499,8 +503,22 @@ def reconcile_cluster(
         done: list[int] = []
         current = _StillWanted(cluster_id, desired)
         handed: set[int] = set()
+
+        def say_pulling(wanted: _Desired) -> None:
+            """A start that must pull its image first shows "pulling" while it does (a pull
+            can take minutes), written before the start is handed over."""
+            try:
+                pulling = the_driver.needs_pull(wanted.spec.image)
+            except Exception:
+                pulling = False
+            if pulling and lease.renew():
+                shown = {wanted.id: _Outcome(status="pulling")}
+                _write_back(
+                    cluster_id, organization_id, engine_name, desired, previous, shown, report
+                )
+
         for wanted, result in _calls_under_lease(
-            pool, workers, start, to_start, lease, current.check
+            pool, workers, start, to_start, lease, current.check, say_pulling
         ):
             handed.add(wanted.id)
             done.append(wanted.id)

@@ -192,6 +192,15 @@ def test_an_image_pull_failure_says_which_image_and_why(api, owner, reconciler):
     assert len([e for e in events if e["action"] == "deployment.pull_failed"]) == 1
 
 
+def test_the_docker_driver_knows_which_starts_pull(api, owner, reconciler):
+    """What makes a deployment show "pulling": an image not on the engine (never pulled here:
+    the question is only asked)."""
+    with reconciler.app.app_context():
+        driver = engines.driver("local")
+        assert driver.needs_pull(BUSYBOX) is False
+        assert driver.needs_pull(f"127.0.0.1:{free_port()}/nothing:1") is True
+
+
 def test_an_engine_that_goes_away_is_shown_and_converges_when_back(
     api, owner, reconciler, docker_daemon, install_id, flaky_engine
 ):
