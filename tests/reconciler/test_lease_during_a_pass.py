@@ -23,9 +23,8 @@ from app.extensions import db as _db
 from app.models import ClusterRuntime, utcnow
 from app.reconciler import Reconciler
 from app.runtime.base import WorkloadSpec
-from app.services import clusters, deployments, engines, reconcile
+from app.services import deployments, engines, reconcile
 from app.telemetry import metrics
-from tests.factories import make_org, make_user
 
 LEASE_SECONDS = 300
 
@@ -58,16 +57,6 @@ def clock(monkeypatch) -> Clock:
     clock = Clock()
     monkeypatch.setattr(reconcile, "utcnow", clock)
     return clock
-
-
-@pytest.fixture
-def owner(app):
-    return make_user(make_org(), role="owner")
-
-
-@pytest.fixture
-def cluster(owner):
-    return clusters.create_cluster(owner, "sim", {}, 10, engine="sim")
 
 
 def submit(owner, cluster, name):

@@ -14,7 +14,7 @@ import pytest
 
 from app.extensions import db as _db
 from app.reconciler import Reconciler
-from app.services import clusters, deployments, engines, reconcile
+from app.services import deployments, engines, reconcile
 
 
 @pytest.fixture(autouse=True)
@@ -31,18 +31,6 @@ def app_config():
         "RECONCILER_WORKERS": 1,  # one engine call at a time: the order is the test's
         "RUNTIME_INSTALL_ID": "unit",
     }
-
-
-@pytest.fixture
-def owner(app):
-    from tests.factories import make_org, make_user
-
-    return make_user(make_org(), role="owner")
-
-
-@pytest.fixture
-def cluster(owner):
-    return clusters.create_cluster(owner, "sim", {}, 10, engine="sim")
 
 
 def submit(owner, cluster, name, priority=0, cpu=1):

@@ -11,8 +11,7 @@ import pytest
 
 from app.extensions import db as _db
 from app.reconciler import Reconciler
-from app.services import clusters, deployments, engines
-from tests.factories import make_org, make_user
+from app.services import deployments, engines
 
 
 @pytest.fixture
@@ -24,9 +23,7 @@ def app_config():
     }
 
 
-def test_a_start_that_pulls_shows_pulling_until_it_runs(app, monkeypatch):
-    owner = make_user(make_org(), role="owner")
-    cluster = clusters.create_cluster(owner, "sim", {}, 10, engine="sim")
+def test_a_start_that_pulls_shows_pulling_until_it_runs(app, owner, cluster, monkeypatch):
     fresh = deployments.submit(
         owner,
         cluster.id,

@@ -17,7 +17,6 @@ from app.runtime import engines as engine_config
 from app.runtime.base import WorkloadSpec
 from app.services import clusters, deployments, engines, reconcile
 from app.services.errors import ValidationError
-from tests.factories import make_org, make_user
 
 SIM = {"driver": "simulated", "capacity": {"cpu": "4", "ram": "4"}}
 
@@ -34,16 +33,6 @@ def app_config():
 @pytest.fixture
 def reconciler(app):
     return Reconciler(app, holder="the-test")
-
-
-@pytest.fixture
-def owner(app):
-    return make_user(make_org(), role="owner")
-
-
-@pytest.fixture
-def cluster(owner):
-    return clusters.create_cluster(owner, "sim", {}, 10, engine="sim")
 
 
 def submit(owner, cluster, name, cpu, priority="normal"):
