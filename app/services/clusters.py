@@ -243,6 +243,20 @@ def lock(cluster_id: int, organization_id: int) -> ClusterSnapshot:
     return _snapshot_of(cluster, _load_resources(cluster.id))
 
 
+def engine_of(cluster_id: int, organization_id: int) -> str | None:
+    """The engine a cluster of the organization runs on (None: simulated); NotFound else."""
+    if not valid_id(cluster_id):
+        raise NotFound("No such cluster.")
+    found = db.session.execute(
+        sa.select(Cluster.engine).where(
+            Cluster.id == cluster_id, Cluster.organization_id == organization_id
+        )
+    ).first()
+    if found is None:
+        raise NotFound("No such cluster.")
+    return found[0]
+
+
 def snapshot(cluster_id: int, organization_id: int) -> ClusterSnapshot:
     """Capacity and usage of one cluster of the organization, read in one statement each."""
     cluster = _load_cluster(cluster_id, organization_id)

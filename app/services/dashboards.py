@@ -16,6 +16,8 @@ A queue comes first because it is what a developer must act on: work is waiting.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -150,6 +152,23 @@ def utilization_etag(user: User, cluster_id: int) -> str:
     """
     version = clusters.state_version(cluster_id, user.organization_id)
     return f"c{cluster_id}-v{version}-u{user.id}-{user.role}"
+
+
+def engine(user: User, cluster_id: int) -> engines.EngineView | None:
+    """The cluster page's engine section (None: a simulated cluster); NotFound for another
+    organization's cluster. Two indexed reads."""
+    return engines.engine_view(cluster_id, clusters.engine_of(cluster_id, user.organization_id))
+
+
+def engine_etag(cluster_id: int, view: engines.EngineView | None) -> str:
+    """The engine section's entity tag: its health, error, nodes and the minute it was last
+    checked (the reconciler checks every pass; the section says when, to the minute)."""
+    if view is None:
+        return f"e{cluster_id}-simulated"
+    checked = view.checked_at.strftime("%Y%m%d%H%M") if view.checked_at else "never"
+    nodes = json.dumps(view.nodes, sort_keys=True, default=str)
+    digest = hashlib.sha256(f"{view.state}|{view.error}|{nodes}".encode()).hexdigest()[:16]
+    return f"e{cluster_id}-{view.state}-{checked}-{digest}"
 
 
 def list_version(user: User) -> str:

@@ -145,6 +145,8 @@ def detail(cluster_id: int):
         cluster=cluster,
         live=cluster.live,
         live_version=live_version,
+        engine=cluster.engine,
+        engine_version=dashboards.engine_etag(cluster.id, cluster.engine),
         usage=_usage_chart(cluster_id, request.args.get("usage")),
         repack_form=RepackSettingsForm(data={"repack": repack_data(cluster.repack)}),
         fair_use_form=FairUseForm(data=fair_use_data(cluster.fair_use)),
@@ -197,6 +199,29 @@ def utilization(cluster_id: int):
             "clusters/_utilization.html",
             live=dashboards.utilization(current_user, cluster_id),
             live_version=etag,
+        ),
+        url_for("clusters.detail", cluster_id=cluster_id),
+        gone="clusters/_gone.html",
+    )
+
+
+@bp.get("/<int:cluster_id>/engine")
+def engine(cluster_id: int):
+    """The engine section's poll: its health and nodes as the reconciler last saw them; 204/304
+    when unchanged, 286 when the cluster is gone."""
+    seen: dict[str, object] = {}
+
+    def etag() -> str:
+        seen["engine"] = dashboards.engine(current_user, cluster_id)
+        return dashboards.engine_etag(cluster_id, seen["engine"])  # type: ignore[arg-type]
+
+    return live.poll(
+        etag,
+        lambda version: render_template(
+            "clusters/_engine.html",
+            cluster_id=cluster_id,
+            engine=seen["engine"],
+            engine_version=version,
         ),
         url_for("clusters.detail", cluster_id=cluster_id),
         gone="clusters/_gone.html",
