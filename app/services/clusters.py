@@ -245,16 +245,7 @@ def lock(cluster_id: int, organization_id: int) -> ClusterSnapshot:
 
 def engine_of(cluster_id: int, organization_id: int) -> str | None:
     """The engine a cluster of the organization runs on (None: simulated); NotFound else."""
-    if not valid_id(cluster_id):
-        raise NotFound("No such cluster.")
-    found = db.session.execute(
-        sa.select(Cluster.engine).where(
-            Cluster.id == cluster_id, Cluster.organization_id == organization_id
-        )
-    ).first()
-    if found is None:
-        raise NotFound("No such cluster.")
-    return found[0]
+    return _load_cluster(cluster_id, organization_id).engine
 
 
 def snapshot(cluster_id: int, organization_id: int) -> ClusterSnapshot:

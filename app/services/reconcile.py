@@ -758,15 +758,7 @@ def _write_back(
                 observed_at=now,
             )
             db.session.add(row)
-        before = (
-            row.status,
-            row.container_id,
-            row.error,
-            row.exit_code,
-            row.restart_count,
-            row.generation,
-            tuple(map(str, row.ports or ())),
-        )
+        before = _shown(row)
         observed = outcome.observed
         if observed is not None:
             row.container_id = observed.workload_id
@@ -790,15 +782,7 @@ def _write_back(
             row.error = outcome.error if outcome.error is not None else row.error
             row.retry_at = outcome.retry_at
         row.observed_at = now
-        after = (
-            row.status,
-            row.container_id,
-            row.error,
-            row.exit_code,
-            row.restart_count,
-            row.generation,
-            tuple(map(str, row.ports or ())),
-        )
+        after = _shown(row)
         changed = changed or before != after
         if outcome.event is not None:
             action, message, data = outcome.event
@@ -818,6 +802,19 @@ def _write_back(
     if changed or events:
         clusters.touch(cluster_id)
     db.session.commit()
+
+
+def _shown(row: DeploymentRuntime) -> tuple[object, ...]:
+    """What a runtime row shows (a write-back that changes none of it touches nothing)."""
+    return (
+        row.status,
+        row.container_id,
+        row.error,
+        row.exit_code,
+        row.restart_count,
+        row.generation,
+        tuple(map(str, row.ports or ())),
+    )
 
 
 def _write_engine_state(
