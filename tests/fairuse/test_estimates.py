@@ -11,18 +11,11 @@ from app.models import Deployment
 from app.services import deployments
 from tests.api.conftest import make_member
 from tests.factories import make_cluster
+from tests.fairuse.conftest import submit_cpu
 
 
 def _submit(user, cluster, name, cpu, max_run=None, priority="normal"):
-    return deployments.submit(
-        user,
-        cluster.id,
-        "nginx:1",
-        name=name,
-        priority=priority,
-        requests_raw={"cpu": str(cpu)},
-        max_run=max_run,
-    ).deployment
+    return submit_cpu(user, cluster, name, cpu, max_run, priority).deployment
 
 
 def _started_at(deployment_id):

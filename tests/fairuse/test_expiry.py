@@ -10,25 +10,24 @@ from app.models import ClusterResource, Deployment, Event, utcnow
 from app.services import deployments
 from tests.api.conftest import make_member
 from tests.factories import make_cluster
+from tests.fairuse.conftest import submit_cpu
 
 
-def _submit(user, cluster, name, cpu, max_run=None, priority="normal"):
-    return deployments.submit(
-        user,
-        cluster.id,
-        "nginx:1",
-        name=name,
-        priority=priority,
-        requests_raw={"cpu": str(cpu)},
-        max_run=max_run,
+def _started_minutes_ago(db, deployment_id, minutes):
+    """Move a running deployment's start back, as if it had run that long."""
+    db.session.execute(
+        sa.update(Deployment)
+        .where(Deployment.id == deployment_id)
+        .values(started_at=utcnow() - timedelta(minutes=minutes))
     )
+    db.session.commit()
 
 
 def test_expiry_finishes_frees_and_starts_the_queue_idempotently(app, db):
     owner = make_member(role="owner")
     cluster = make_cluster(owner.org, resources={"cpu": 4000})
-    short = _submit(owner.user, cluster, "short", 4, max_run="30m")
-    waiting = _submit(owner.user, cluster, "waiting", 2)
+    short = submit_cpu(owner.user, cluster, "short", 4, max_run="30m")
+    waiting = submit_cpu(owner.user, cluster, "waiting", 2)
     assert (short.status, waiting.status) == ("running", "pending")
     now = utcnow()
     assert deployments.expire_due(now + timedelta(minutes=29)) == []
@@ -49,14 +48,9 @@ def test_expiry_finishes_frees_and_starts_the_queue_idempotently(app, db):
 def test_a_scheduling_operation_expires_lazily(app, db):
     owner = make_member(role="owner")
     cluster = make_cluster(owner.org, resources={"cpu": 4000})
-    short = _submit(owner.user, cluster, "short", 4, max_run=1)
-    db.session.execute(
-        sa.update(Deployment)
-        .where(Deployment.id == short.deployment.id)
-        .values(started_at=utcnow() - timedelta(minutes=5))
-    )
-    db.session.commit()
-    later = _submit(owner.user, cluster, "later", 4)
+    short = submit_cpu(owner.user, cluster, "short", 4, max_run=1)
+    _started_minutes_ago(db, short.deployment.id, 5)
+    later = submit_cpu(owner.user, cluster, "later", 4)
     assert later.status == "running"
     db.session.expire_all()
     assert db.session.get(Deployment, short.deployment.id) is None
@@ -65,13 +59,8 @@ def test_a_scheduling_operation_expires_lazily(app, db):
 def test_the_expire_command_runs_once(app, runner, db):
     owner = make_member(role="owner")
     cluster = make_cluster(owner.org, resources={"cpu": 4000})
-    short = _submit(owner.user, cluster, "short", 1, max_run=1)
-    db.session.execute(
-        sa.update(Deployment)
-        .where(Deployment.id == short.deployment.id)
-        .values(started_at=utcnow() - timedelta(minutes=5))
-    )
-    db.session.commit()
+    short = submit_cpu(owner.user, cluster, "short", 1, max_run=1)
+    _started_minutes_ago(db, short.deployment.id, 5)
     result = runner.invoke(args=["kargo", "expire", "--once"])
     assert result.exit_code == 0, result.output
     assert f"#{short.deployment.id}" in result.output
@@ -86,13 +75,8 @@ def test_every_reconciler_pass_finishes_expired_deployments(app, db):
 
     owner = make_member(role="owner")
     cluster = make_cluster(owner.org, resources={"cpu": 4000})
-    short = _submit(owner.user, cluster, "short", 1, max_run=1)
-    db.session.execute(
-        sa.update(Deployment)
-        .where(Deployment.id == short.deployment.id)
-        .values(started_at=utcnow() - timedelta(minutes=5))
-    )
-    db.session.commit()
+    short = submit_cpu(owner.user, cluster, "short", 1, max_run=1)
+    _started_minutes_ago(db, short.deployment.id, 5)
     reconcile.run_pass("test-holder")
     db.session.expire_all()
     assert db.session.get(Deployment, short.deployment.id) is None
