@@ -27,6 +27,7 @@ import heapq
 import math
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 
 from .types import Job
 from .vectors import Cluster, Row, Usage, Vec, fits, vadd, vsub
@@ -41,6 +42,24 @@ def queue_key(job: Job) -> QueueKey:
 def importance_key(job: Job) -> tuple[int, float, int]:
     """Most important first: higher priority, then earlier start (the reprieve order)."""
     return (-job.priority, job.started if job.started is not None else math.inf, job.id)
+
+
+_PRIORITY = attrgetter("priority")
+_STARTED = attrgetter("started")
+_STARTED_ID = attrgetter("started", "id")
+_SUBMITTED_ID = attrgetter("submitted", "id")
+
+
+def by_importance(jobs: Iterable[Job]) -> list[Job]:
+    """`sorted(jobs, key=importance_key)` with C-level keys where it can: by (started, id),
+    then a stable sort by priority descending (a job never started sorts after the others of
+    its priority, as in `importance_key`)."""
+    jobs = list(jobs)
+    if None in map(_STARTED, jobs):
+        return sorted(jobs, key=importance_key)
+    jobs.sort(key=_STARTED_ID)
+    jobs.sort(key=_PRIORITY, reverse=True)
+    return jobs
 
 
 class Fenwick:
@@ -100,7 +119,7 @@ def capacity_repair(cluster: Cluster, running: list[Job]) -> tuple[list[Job], li
     """Rule 1 after a capacity cut: evict the least important running jobs until usage fits,
     then give back the most important of them that still fit. Returns (kept, evicted)."""
     cap = cluster.cap
-    order = sorted(running, key=importance_key)
+    order = by_importance(running)
     vecs = dict(zip((job.id for job in order), cluster.vectors(order), strict=True))
     used = cluster.sum_vecs(vecs.values())
     removed: list[Job] = []
@@ -126,7 +145,7 @@ class _Level:
     __slots__ = ("jobs", "out", "plain", "trees", "used_kinds", "vecs")
 
     def __init__(self, cluster: Cluster, jobs: list[Job]) -> None:
-        jobs = sorted(jobs, key=importance_key)
+        jobs = by_importance(jobs)
         columns = cluster.columns(jobs)
         self.jobs = jobs
         self.vecs = list(zip(*columns, strict=True)) if columns else [()] * len(jobs)
@@ -187,7 +206,8 @@ class Walk:
             else:
                 group.append(job)
         stream_rows: list[Row] = [row for row in streams if cluster.row_runs(row)]  # type: ignore[misc]
-        stream_jobs = [sorted(streams[row], key=queue_key) for row in stream_rows]
+        # One row is one priority: queue order within it is (submitted, id).
+        stream_jobs = [sorted(streams[row], key=_SUBMITTED_ID) for row in stream_rows]
         stream_vecs = [row[1:] for row in stream_rows]
         next_index = [1] * len(stream_rows)
         heap: list[tuple[QueueKey, int, Job]] = [

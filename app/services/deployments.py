@@ -14,6 +14,7 @@ organization quota). Nothing is written when any of them is raised.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import secrets
@@ -1039,53 +1040,77 @@ def _micros(moment: datetime | None) -> int | None:
     return None if moment is None else (moment - _EPOCH) // _MICROSECOND
 
 
-_ROW_COLUMNS = (
-    Deployment.id,
-    Deployment.name,
-    Deployment.priority,
-    Deployment.requests,
-    Deployment.status,
-    Deployment.submitted_at,
-    Deployment.started_at,
-    Deployment.queue_position,
-    Deployment.reason,
-    Deployment.wait,
-    Deployment.preemptions,
-    Deployment.preempted_by_id,
-    Deployment.created_by_id,
-    Deployment.may_preempt,
-    Deployment.max_run_minutes,
+class _StateRow(NamedTuple):
+    """One deployment of a cluster as a decision reads it (`_load_state`)."""
+
+    id: int
+    name: str
+    priority: int
+    requests: dict[str, int]
+    status: str
+    submitted_at: datetime
+    started_at: datetime | None
+    queue_position: int | None
+    reason: str | None
+    wait: dict[str, Any] | None
+    preemptions: int
+    preempted_by_id: int | None
+    created_by_id: int | None
+    may_preempt: bool
+    max_run_minutes: int | None
+
+
+# The JSON columns are read as text and each distinct text decoded once per load: a cluster's
+# requests and wait reasons repeat a lot, and decoding every row's was most of a decision's
+# cost on a large cluster (see bench/decision_path_bench.py).
+_JSON_FIELDS = ("requests", "wait")
+_ROW_COLUMNS = tuple(
+    sa.cast(getattr(Deployment, name), sa.Text).label(name)
+    if name in _JSON_FIELDS
+    else getattr(Deployment, name)
+    for name in _StateRow._fields
 )
 
 
 def _load_state(
     cluster_id: int, priorities: Mapping[int, int] | None = None
-) -> tuple[dict[int, Any], list[scheduler.Job], list[scheduler.Job]]:
+) -> tuple[dict[int, _StateRow], list[scheduler.Job], list[scheduler.Job]]:
     """Rows of the cluster by id, and the scheduler's running and pending jobs.
 
     `priorities` overrides the priority of some deployments (id -> priority), in the rows and
-    the jobs alike, to decide a priority change before (or without) writing it.
+    the jobs alike, to decide a priority change before (or without) writing it. The rows'
+    `requests` and `wait` are shared between rows with the same text: read them, never
+    change them.
     """
-    rows: dict[int, Any] = {
-        row.id: row
-        for row in db.session.execute(
-            sa.select(*_ROW_COLUMNS).where(Deployment.cluster_id == cluster_id)
+    decoded: dict[str | None, Any] = {None: None}
+
+    def load(text: str | None) -> Any:
+        value = decoded.get(text, decoded)
+        if value is decoded:
+            value = decoded[text] = json.loads(text)  # type: ignore[arg-type]
+        return value
+
+    make = _StateRow._make
+    rows: dict[int, _StateRow] = {}
+    for found in db.session.execute(
+        sa.select(*_ROW_COLUMNS).where(Deployment.cluster_id == cluster_id)
+    ):
+        # requests and wait are the 4th and 10th columns (`_StateRow`).
+        rows[found[0]] = make(
+            (*found[:3], load(found[3]), *found[4:9], load(found[9]), *found[10:])
         )
-    }
     for deployment_id, priority in (priorities or {}).items():
         if deployment_id in rows:
-            rows[deployment_id] = SimpleNamespace(
-                **{**rows[deployment_id]._mapping, "priority": priority}
-            )
+            rows[deployment_id] = rows[deployment_id]._replace(priority=priority)
     running, pending = [], []
     for row in rows.values():
         job = scheduler.Job(
-            id=row.id,
-            priority=row.priority,
-            requests=row.requests,
-            submitted=_micros(row.submitted_at),
-            started=_micros(row.started_at),
-            preempted_by=row.preempted_by_id,
+            row.id,
+            row.priority,
+            row.requests,
+            _micros(row.submitted_at),
+            _micros(row.started_at),
+            row.preempted_by_id,
         )
         (running if row.status == "running" else pending).append(job)
     return rows, running, pending
@@ -1412,31 +1437,62 @@ def _apply(
             }
         )
     moved = set(decision.preempted) | set(decision.evicted) | set(decision.repacked)
+    # Entries with the same reason share one Wait, and rows with the same stored wait one dict
+    # (`_load_state`): each is converted, encoded and compared once.
+    as_dict: dict[int, dict[str, Any]] = {}
+    as_text: dict[int, str] = {}
+    equal: dict[tuple[int, int], bool] = {}
+    places: list[dict[str, Any]] = []  # queued rows whose place or reason changed
     for entry in decision.queue:
         if entry.id in moved:
             continue
-        wait = entry.wait.to_dict()
+        key = id(entry.wait)
+        wait = as_dict.get(key)
+        if wait is None:
+            wait = as_dict[key] = entry.wait.to_dict()
         if new is not None and entry.id == new.id:
             new.queue_position, new.reason, new.wait = entry.position, entry.reason, wait
             new.last_event = f"queued at position {entry.position}"
             continue
         row = rows[entry.id]
-        if row.queue_position != entry.position or row.reason != entry.reason or row.wait != wait:
-            updates.append(
-                {
-                    "id": entry.id,
-                    "queue_position": entry.position,
-                    "reason": entry.reason,
-                    "wait": wait,
-                }
-            )
+        if row.queue_position == entry.position and row.reason == entry.reason:
+            pair = (id(row.wait), key)
+            same = equal.get(pair)
+            if same is None:
+                same = equal[pair] = row.wait == wait
+            if same:
+                continue
+        text = as_text.get(key)
+        if text is None:
+            text = as_text[key] = json.dumps(wait)
+        places.append(
+            {"row_id": entry.id, "position": entry.position, "reason": entry.reason, "wait": text}
+        )
     if updates:
         db.session.execute(sa.update(Deployment), updates)
+    if places:
+        db.session.execute(_places_update(), places)
     _record_usage(cluster, rows, decision, free, reserve, new)
     history.record_all(_decision_events(cluster, rows, decision, new, now))
     metrics.STARTS.inc(len(decision.started))
     metrics.PREEMPTIONS.inc(
         len(decision.preempted) + len(decision.evicted) + len(decision.repacked)
+    )
+
+
+def _places_update() -> sa.Update:
+    """One statement for every queued row whose place, reason or wait changed, run once per
+    decision with a parameter set per row (a plain executemany: on a cluster of thousands a
+    decision moves thousands of places). The wait comes encoded (`_apply` encodes each
+    distinct one once); PostgreSQL is told it is JSON."""
+    table = Deployment.__table__
+    wait: Any = sa.bindparam("wait", type_=sa.Text)
+    if db.engine.dialect.name != "sqlite":
+        wait = sa.cast(wait, table.c.wait.type)
+    return (
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("row_id"))
+        .values(queue_position=sa.bindparam("position"), reason=sa.bindparam("reason"), wait=wait)
     )
 
 
@@ -2210,11 +2266,21 @@ def _due(rows: Mapping[int, Any], now: datetime) -> set[int]:
 def _expire_locked(cluster: clusters.ClusterSnapshot, now: datetime) -> list[int]:
     """With the cluster's lock held: finish its deployments whose maximum run time is over
     (removed, resources freed, the queue served, `deployment.expired` in their history).
-    Re-reads the rows under the lock, so a deployment already gone or restarted is skipped."""
+    Re-reads the rows under the lock, so a deployment already gone or restarted is skipped.
+    The state is loaded only when one is due: most clusters have none."""
+    limited = db.session.execute(
+        sa.select(
+            Deployment.id, Deployment.status, Deployment.started_at, Deployment.max_run_minutes
+        ).where(
+            Deployment.cluster_id == cluster.id,
+            Deployment.status == "running",
+            Deployment.max_run_minutes.is_not(None),
+        )
+    )
+    if not _due({row.id: row for row in limited}, now):
+        return []
     rows, running, pending = _load_state(cluster.id)
     due = _due(rows, now)
-    if not due:
-        return []
     decision = _decide(
         _state(cluster, running, pending, rows, lock=True, now=now),
         scheduler.Delete(frozenset(due)),
