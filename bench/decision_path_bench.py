@@ -11,6 +11,8 @@ size and database it creates a fresh database (SQLite file, or a PostgreSQL sche
 own, dropped afterwards), migrates it, fills the cluster, then times `--trials` submissions,
 deletes of a pending deployment and deletes of a running one, in turn. It prints p50 / p95 /
 max wall milliseconds per operation and how much of it the scheduler's `schedule()` took.
+Once the app is loaded and migrated, its objects are frozen out of the garbage collector, as
+`post_worker_init` in gunicorn.conf.py does in a served worker.
 
 Filling: the deployments are inserted as pending rows in one statement, and one placeholder
 deployment holding the whole cluster is deleted through the service: that single decision
@@ -21,6 +23,7 @@ would. Requests and priorities come from the scheduler benchmark's menus and tie
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import statistics
@@ -155,6 +158,9 @@ def measure(n: int, trials: int, kind: str, seed: int) -> dict[str, dict[str, fl
             from flask_migrate import upgrade
 
             upgrade(directory=str(Path(__file__).resolve().parents[1] / "migrations"))
+            # As a served worker does once the app is loaded (gunicorn.conf.py).
+            gc.collect()
+            gc.freeze()
             began = time.perf_counter()
             owner, cluster_id = fill(app, n, rng)
             filled = time.perf_counter() - began
@@ -212,6 +218,7 @@ def measure(n: int, trials: int, kind: str, seed: int) -> dict[str, dict[str, fl
                 service.scheduler.schedule = plain  # type: ignore[attr-defined]
             db.session.remove()
             db.engine.dispose()
+            gc.unfreeze()
     out: dict[str, dict[str, float]] = {
         "fill": {"seconds": filled, "running": counts.get("running", 0),
                  "pending": counts.get("pending", 0)},
