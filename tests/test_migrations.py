@@ -327,3 +327,19 @@ def test_ids_are_never_reused_after_the_newest_row_is_deleted(migration_app: Fla
         again = insert_rows(connection, "c")
     for table, deleted in newest.items():
         assert again[table] > deleted, f"{table}: id {deleted} was given again"
+
+
+def deployments_fillfactor() -> list[str] | None:
+    with db.engine.connect() as connection:
+        return connection.execute(
+            sa.text("SELECT reloptions FROM pg_class WHERE relname = 'deployments'")
+        ).scalar_one()
+
+
+def test_postgresql_leaves_room_in_deployments_pages(migration_app: Flask) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("fillfactor is PostgreSQL's")
+    flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
+    assert deployments_fillfactor() == ["fillfactor=70"]
+    flask_migrate.downgrade(directory=str(MIGRATIONS_DIR), revision="c4d8e2f1a7b3")
+    assert deployments_fillfactor() is None

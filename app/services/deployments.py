@@ -1471,7 +1471,7 @@ def _apply(
     if updates:
         db.session.execute(sa.update(Deployment), updates)
     if places:
-        db.session.execute(_places_update(), places)
+        _write_places(places)
     _record_usage(cluster, rows, decision, free, reserve, new)
     history.record_all(_decision_events(cluster, rows, decision, new, now))
     metrics.STARTS.inc(len(decision.started))
@@ -1480,19 +1480,45 @@ def _apply(
     )
 
 
-def _places_update() -> sa.Update:
-    """One statement for every queued row whose place, reason or wait changed, run once per
-    decision with a parameter set per row (a plain executemany: on a cluster of thousands a
-    decision moves thousands of places). The wait comes encoded (`_apply` encodes each
-    distinct one once); PostgreSQL is told it is JSON."""
-    table = Deployment.__table__
-    wait: Any = sa.bindparam("wait", type_=sa.Text)
-    if db.engine.dialect.name != "sqlite":
-        wait = sa.cast(wait, table.c.wait.type)
-    return (
-        sa.update(table)
-        .where(table.c.id == sa.bindparam("row_id"))
-        .values(queue_position=sa.bindparam("position"), reason=sa.bindparam("reason"), wait=wait)
+# PostgreSQL: every changed place in one statement, the rows as four arrays joined by id.
+_PLACES_FROM_ARRAYS = sa.text(
+    "UPDATE deployments SET queue_position = v.position, reason = v.reason, "
+    "wait = CAST(v.wait AS JSON) "
+    "FROM unnest(CAST(:ids AS INTEGER[]), CAST(:positions AS INTEGER[]), "
+    "CAST(:reasons AS VARCHAR[]), CAST(:waits AS TEXT[])) AS v(id, position, reason, wait) "
+    "WHERE deployments.id = v.id"
+)
+
+
+def _write_places(places: list[dict[str, Any]]) -> None:
+    """Write the queued rows whose place, reason or wait changed (`places`: row_id, position,
+    reason and wait, the wait already encoded: `_apply` encodes each distinct one once).
+
+    A decision on a large cluster moves thousands of places. SQLite runs one UPDATE per row
+    in process (an executemany); PostgreSQL gets one statement for all of them, since a
+    statement per row costs a round of parsing and planning each.
+    """
+    if db.engine.dialect.name == "sqlite":
+        table = Deployment.__table__
+        db.session.execute(
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("row_id"))
+            .values(
+                queue_position=sa.bindparam("position"),
+                reason=sa.bindparam("reason"),
+                wait=sa.bindparam("wait", type_=sa.Text),
+            ),
+            places,
+        )
+        return
+    db.session.execute(
+        _PLACES_FROM_ARRAYS,
+        {
+            "ids": [place["row_id"] for place in places],
+            "positions": [place["position"] for place in places],
+            "reasons": [place["reason"] for place in places],
+            "waits": [place["wait"] for place in places],
+        },
     )
 
 

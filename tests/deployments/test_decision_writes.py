@@ -55,10 +55,14 @@ class Statements:
         return sum(STATE_LOAD in statement for statement, _ in self.seen)
 
     def updated_deployments(self) -> int:
-        """How many parameter sets updated deployments rows."""
-        return sum(
-            len(sets) for statement, sets in self.seen if statement.startswith("UPDATE deployments")
-        )
+        """How many deployments rows UPDATE statements named: a parameter set each, or, in
+        PostgreSQL's one-statement form, an element of the ids array each."""
+        count = 0
+        for statement, sets in self.seen:
+            if statement.startswith("UPDATE deployments"):
+                arrays = "unnest(" in statement
+                count += sum(len(params["ids"]) for params in sets) if arrays else len(sets)
+        return count
 
 
 def fill_queue(owner, cluster, waiting: int) -> None:
