@@ -1092,7 +1092,8 @@ def _load_state(
 
     make = _StateRow._make
     rows: dict[int, _StateRow] = {}
-    for found in db.session.execute(
+    # Through the connection: plain rows, without the ORM's result handling.
+    for found in db.session.connection().execute(
         sa.select(*_ROW_COLUMNS).where(Deployment.cluster_id == cluster_id)
     ):
         # requests and wait are the 4th and 10th columns (`_StateRow`).
@@ -1114,6 +1115,22 @@ def _load_state(
         )
         (running if row.status == "running" else pending).append(job)
     return rows, running, pending
+
+
+class _PriorityOf:
+    """`priority_of[id]` for the deployments a decision names (a preemptor, a repack's
+    beneficiary): read from the rows when asked rather than copied for every row."""
+
+    __slots__ = ("_new", "_rows")
+
+    def __init__(self, rows: Mapping[int, Any], new: Any = None) -> None:
+        self._rows = rows
+        self._new = new
+
+    def __getitem__(self, deployment_id: int) -> int:
+        if self._new is not None and deployment_id == self._new.id:
+            return int(self._new.priority)
+        return int(self._rows[deployment_id].priority)
 
 
 def _add(total: dict[str, int], amounts: Mapping[str, int]) -> None:
@@ -1378,9 +1395,7 @@ def _apply(
                 "last_event": "restarted when room returned" if restarted else "started",
             }
         )
-    priority_of = {row.id: row.priority for row in rows.values()}
-    if new is not None:
-        priority_of[new.id] = new.priority
+    priority_of = _PriorityOf(rows, new)
     for victim_id, preemptor_id in decision.preempted.items():
         row, entry = rows[victim_id], queue[victim_id]
         by = f"deployment #{preemptor_id} (priority {priority_of[preemptor_id]})"
@@ -1575,9 +1590,7 @@ def _decision_events(
             at=now,
         )
 
-    priority_of = {row.id: row.priority for row in rows.values()}
-    if new is not None:
-        priority_of[new.id] = new.priority
+    priority_of = _PriorityOf(rows, new)
     for started_id in decision.started:
         row = rows.get(started_id)
         if row is not None and row.preemptions > 0:
