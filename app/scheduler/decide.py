@@ -31,7 +31,7 @@ from collections.abc import Set as AbstractSet
 from itertools import compress, islice
 from operator import attrgetter, not_
 
-from .preemption import by_importance, capacity_repair, walk
+from .preemption import capacity_repair, importance_key, walk
 from .queue import Holders, build_queue, in_queue_order
 from .search import EVICTED, PENDING, RUNNING, VICTIM, Class, Problem, Work, tie_key
 from .types import ClusterState, Decision, Delete, Event, Job, Reconcile, Repack, Submit
@@ -350,7 +350,7 @@ def _classes(
     for (row, cat), jobs in groups.items():
         vec = row[1:]
         if cat == RUNNING:
-            jobs[:] = by_importance(jobs)
+            jobs.sort(key=importance_key)
         else:
             jobs.sort(key=_SUBMITTED_ID)  # one priority: queue order
         take = fit_count(vec, free0, len(jobs))

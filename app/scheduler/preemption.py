@@ -44,22 +44,7 @@ def importance_key(job: Job) -> tuple[int, float, int]:
     return (-job.priority, job.started if job.started is not None else math.inf, job.id)
 
 
-_PRIORITY = attrgetter("priority")
-_STARTED = attrgetter("started")
-_STARTED_ID = attrgetter("started", "id")
 _SUBMITTED_ID = attrgetter("submitted", "id")
-
-
-def by_importance(jobs: Iterable[Job]) -> list[Job]:
-    """`sorted(jobs, key=importance_key)` with C-level keys where it can: by (started, id),
-    then a stable sort by priority descending (a job never started sorts after the others of
-    its priority, as in `importance_key`)."""
-    jobs = list(jobs)
-    if None in map(_STARTED, jobs):
-        return sorted(jobs, key=importance_key)
-    jobs.sort(key=_STARTED_ID)
-    jobs.sort(key=_PRIORITY, reverse=True)
-    return jobs
 
 
 class Fenwick:
@@ -119,7 +104,7 @@ def capacity_repair(cluster: Cluster, running: list[Job]) -> tuple[list[Job], li
     """Rule 1 after a capacity cut: evict the least important running jobs until usage fits,
     then give back the most important of them that still fit. Returns (kept, evicted)."""
     cap = cluster.cap
-    order = by_importance(running)
+    order = sorted(running, key=importance_key)
     vecs = dict(zip((job.id for job in order), cluster.vectors(order), strict=True))
     used = cluster.sum_vecs(vecs.values())
     removed: list[Job] = []
@@ -145,7 +130,7 @@ class _Level:
     __slots__ = ("jobs", "out", "plain", "trees", "used_kinds", "vecs")
 
     def __init__(self, cluster: Cluster, jobs: list[Job]) -> None:
-        jobs = by_importance(jobs)
+        jobs = sorted(jobs, key=importance_key)
         columns = cluster.columns(jobs)
         self.jobs = jobs
         self.vecs = list(zip(*columns, strict=True)) if columns else [()] * len(jobs)
