@@ -30,7 +30,7 @@ help:
 	@echo "make run        install, migrate instance/kargo.db, serve http://$(HOST):$(PORT)"
 	@echo "make test       install, ruff, pytest on SQLite (and PostgreSQL if KARGO_TEST_DATABASE_URL)"
 	@echo "make demo       migrate and load demo data (flask kargo demo)"
-	@echo "make bench      run the scheduler and HTTP benchmarks"
+	@echo "make bench      run the scheduler, decision path and HTTP benchmarks"
 	@echo 'make migration m="message"   autogenerate a migration from app/models.py'
 	@echo "make lock       regenerate requirements.lock and requirements-prod.lock from pyproject.toml"
 	@echo "make clean      remove caches and build artifacts (keeps .venv and instance/)"
@@ -100,6 +100,7 @@ demo: install
 
 bench: install
 	$(BIN)/python bench/scheduler_bench.py
+	$(BIN)/python bench/decision_path_bench.py
 	$(BIN)/python bench/http_bench.py
 
 # Autogenerates against a throw-away SQLite database at head; review the file before committing.
