@@ -20,9 +20,18 @@ from tests.runtime.conftest import (
 )
 
 
-def answer_of(port: int) -> str:
-    """The page the container serves on `port`; its server may start just after it runs."""
-    return wait_for(lambda: http_get(port), what=f"the container to answer on port {port}")
+def served(api, owner, reconciler, deployment_id: int) -> tuple[int, str]:
+    """(the port the deployment is published on, the page its container serves there), read
+    afresh at every try with a reconciler pass between tries: the server may start just after
+    the container runs, and a swarm replaces a task that failed to start by one on a new
+    port (seen once on a loaded machine: the first port never answered)."""
+
+    def answered() -> tuple[int, str] | None:
+        port = host_port(runtime_of(api, owner, deployment_id))
+        page = http_get(port) if port else None
+        return (port, page) if page else None
+
+    return converge(reconciler, answered, what=f"deployment #{deployment_id} to answer")
 
 
 def make_cluster(api, owner, engine="local", name="live"):
@@ -72,8 +81,8 @@ def test_deploy_runs_a_container_that_answers_then_preempt_restart_delete(
     cluster = make_cluster(api, owner)
     web = deploy(api, owner, cluster["id"], name="web", priority="low")
     assert web["status"] == "running"
-    port = converge(reconciler, lambda: host_port(runtime_of(api, owner, web["id"])))
-    assert "hello-from-kargo" in answer_of(port)
+    port, page = served(api, owner, reconciler, web["id"])
+    assert "hello-from-kargo" in page
     assert runtime_of(api, owner, web["id"])["description"].startswith("container up")
 
     # A higher priority preempts it: its container goes, its port closes, history says who.
@@ -90,9 +99,8 @@ def test_deploy_runs_a_container_that_answers_then_preempt_restart_delete(
 
     # Room returns: it restarts by itself, in a new container.
     assert api.delete(f"/deployment/{urgent['id']}/", token=owner.token).status_code == 204
-    converge(reconciler, lambda: host_port(runtime_of(api, owner, web["id"])))
-    port = host_port(runtime_of(api, owner, web["id"]))
-    assert "hello-from-kargo" in answer_of(port)
+    port, page = served(api, owner, reconciler, web["id"])
+    assert "hello-from-kargo" in page
     wait_for(  # urgent's container went with it
         lambda: len(containers_of(docker_daemon, install_id)) == 1, what="one container left"
     )
@@ -127,8 +135,7 @@ def test_a_container_killed_from_outside_is_seen_and_restarted(
         ),
         what="the killed container to be restarted",
     )
-    port = host_port(runtime_of(api, owner, web["id"]))
-    assert "hello-from-kargo" in answer_of(port)
+    assert "hello-from-kargo" in served(api, owner, reconciler, web["id"])[1]
     events = api.get(f"/deployment/{web['id']}/events/", token=owner.token).get_json()["items"]
     seen = [e for e in events if e["actor_kind"] == "reconciler"]
     assert any("exited with code 137" in e["message"].lower() for e in seen), [
