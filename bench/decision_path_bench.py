@@ -69,7 +69,7 @@ def database(kind: str) -> Iterator[str]:
         admin.dispose()
 
 
-def fill(app: object, n: int, rng: random.Random) -> tuple[object, int]:
+def fill(n: int, rng: random.Random) -> tuple[object, int]:
     """An owner and a cluster holding n deployments, about 70% of them running."""
     from app.extensions import db
     from app.models import Deployment
@@ -162,7 +162,7 @@ def measure(n: int, trials: int, kind: str, seed: int) -> dict[str, dict[str, fl
             gc.collect()
             gc.freeze()
             began = time.perf_counter()
-            owner, cluster_id = fill(app, n, rng)
+            owner, cluster_id = fill(n, rng)
             filled = time.perf_counter() - began
             counts = dict(
                 db.session.execute(
