@@ -23,8 +23,9 @@ from app.extensions import db as _db
 from app.models import ClusterRuntime, utcnow
 from app.reconciler import Reconciler
 from app.runtime.base import WorkloadSpec
-from app.services import deployments, engines, reconcile
+from app.services import engines, reconcile
 from app.telemetry import metrics
+from tests.reconciler.conftest import run, submit
 
 LEASE_SECONDS = 300
 
@@ -57,18 +58,6 @@ def clock(monkeypatch) -> Clock:
     clock = Clock()
     monkeypatch.setattr(reconcile, "utcnow", clock)
     return clock
-
-
-def submit(owner, cluster, name):
-    return deployments.submit(
-        owner, cluster.id, "nginx:1.27", name=name, requests_raw={"cpu": 1, "ram": "64Mi"}
-    ).deployment
-
-
-def run(reconciler):
-    reports = reconciler.run_once()
-    _db.session.rollback()
-    return reports
 
 
 def holder_of(cluster_id):

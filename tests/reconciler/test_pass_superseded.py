@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.extensions import db as _db
 from app.reconciler import Reconciler
-from app.services import deployments, engines, reconcile
+from app.services import engines, reconcile
+from tests.reconciler.conftest import run, submit, submitted
 
 
 @pytest.fixture(autouse=True)
@@ -33,27 +33,10 @@ def app_config():
     }
 
 
-def submit(owner, cluster, name, priority=0, cpu=1):
-    return deployments.submit(
-        owner,
-        cluster.id,
-        "nginx:1.27",
-        name=name,
-        priority=priority,
-        requests_raw={"cpu": cpu, "ram": "64Mi"},
-    )
-
-
-def run(reconciler):
-    (report,) = reconciler.run_once()
-    _db.session.rollback()
-    return report
-
-
 def test_a_preemption_during_many_starts_is_acted_on_by_the_next_pass(
     app, owner, cluster, monkeypatch
 ):
-    low = [submit(owner, cluster, f"low{i}", cpu=2).deployment for i in range(4)]
+    low = [submit(owner, cluster, f"low{i}", cpu=2, priority=0) for i in range(4)]
     driver = engines.driver("sim")
     plain_start = driver.start
     calls: list[int] = []
@@ -66,11 +49,11 @@ def test_a_preemption_during_many_starts_is_acted_on_by_the_next_pass(
             # While the first container starts, a high-priority deployment takes the room
             # of one that runs: a preemption the engine must carry out now.
             with app.app_context():
-                urgent.append(submit(owner, cluster, "urgent", priority=900, cpu=2))
+                urgent.append(submitted(owner, cluster, "urgent", cpu=2, priority=900))
         return observed
 
     monkeypatch.setattr(driver, "start", start)
-    first = run(Reconciler(app, holder="only"))
+    (first,) = run(Reconciler(app, holder="only"))
 
     (outcome,) = urgent
     (victim,) = outcome.preempted
@@ -81,7 +64,7 @@ def test_a_preemption_during_many_starts_is_acted_on_by_the_next_pass(
     assert [i for i, view in views.items() if view.status == "running"] == [calls[0]]
 
     monkeypatch.setattr(driver, "start", plain_start)
-    second = run(Reconciler(app, holder="only"))
+    (second,) = run(Reconciler(app, holder="only"))
     assert not second.superseded
     running = {d.id for d in low} - {victim.id} | {outcome.deployment.id}
     assert set(second.started) | set(first.started) - {victim.id} == running
@@ -91,7 +74,7 @@ def test_a_preemption_during_many_starts_is_acted_on_by_the_next_pass(
 
 
 def test_new_work_alone_does_not_cut_a_pass_short(app, owner, cluster, monkeypatch):
-    web = [submit(owner, cluster, f"web{i}").deployment for i in range(3)]
+    web = [submit(owner, cluster, f"web{i}", priority=0) for i in range(3)]
     driver = engines.driver("sim")
     plain_start = driver.start
     calls: list[int] = []
@@ -100,10 +83,10 @@ def test_new_work_alone_does_not_cut_a_pass_short(app, owner, cluster, monkeypat
         calls.append(spec.deployment_id)
         if len(calls) == 1:
             with app.app_context():
-                submit(owner, cluster, "later")  # fits: nothing is stopped for it
+                submit(owner, cluster, "later", priority=0)  # fits: nothing is stopped for it
         return plain_start(spec)
 
     monkeypatch.setattr(driver, "start", start)
-    report = run(Reconciler(app, holder="only"))
+    (report,) = run(Reconciler(app, holder="only"))
     assert not report.superseded
     assert sorted(report.started) == sorted(d.id for d in web)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from app.extensions import db as _db
 from app.models import ClusterRuntime, Deployment, Event
 from app.reconciler import Reconciler
 from app.runtime import engines as engine_config
 from app.runtime.base import WorkloadSpec
 from app.services import clusters, deployments, engines, reconcile
 from app.services.errors import ValidationError
+from tests.reconciler.conftest import run, submit
 
 SIM = {"driver": "simulated", "capacity": {"cpu": "4", "ram": "4"}}
 
@@ -33,24 +33,6 @@ def app_config():
 @pytest.fixture
 def reconciler(app):
     return Reconciler(app, holder="the-test")
-
-
-def submit(owner, cluster, name, cpu, priority="normal"):
-    return deployments.submit(
-        owner,
-        cluster.id,
-        "nginx:1.27",
-        name=name,
-        priority=priority,
-        requests_raw={"cpu": cpu, "ram": "64Mi"},
-    ).deployment
-
-
-def run(reconciler):
-    """One pass; then the test's session forgets what it read (it outlives the pass)."""
-    reports = reconciler.run_once()
-    _db.session.rollback()
-    return reports
 
 
 def runtime_status(deployment_id):
