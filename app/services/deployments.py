@@ -1117,20 +1117,12 @@ def _load_state(
     return rows, running, pending
 
 
-class _PriorityOf:
-    """`priority_of[id]` for the deployments a decision names (a preemptor, a repack's
-    beneficiary): read from the rows when asked rather than copied for every row."""
-
-    __slots__ = ("_new", "_rows")
-
-    def __init__(self, rows: Mapping[int, Any], new: Any = None) -> None:
-        self._rows = rows
-        self._new = new
-
-    def __getitem__(self, deployment_id: int) -> int:
-        if self._new is not None and deployment_id == self._new.id:
-            return int(self._new.priority)
-        return int(self._rows[deployment_id].priority)
+def _priority_of(rows: Mapping[int, Any], new: Any, deployment_id: int) -> int:
+    """The priority of a deployment a decision names (a preemptor, a repack's beneficiary):
+    the submitted one's, else its row's."""
+    if new is not None and deployment_id == new.id:
+        return int(new.priority)
+    return int(rows[deployment_id].priority)
 
 
 def _add(total: dict[str, int], amounts: Mapping[str, int]) -> None:
@@ -1395,10 +1387,9 @@ def _apply(
                 "last_event": "restarted when room returned" if restarted else "started",
             }
         )
-    priority_of = _PriorityOf(rows, new)
     for victim_id, preemptor_id in decision.preempted.items():
         row, entry = rows[victim_id], queue[victim_id]
-        by = f"deployment #{preemptor_id} (priority {priority_of[preemptor_id]})"
+        by = f"deployment #{preemptor_id} (priority {_priority_of(rows, new, preemptor_id)})"
         notice = (
             f"Your deployment {row.name} was preempted by {by}; "
             "it is queued again and will restart by itself."
@@ -1590,7 +1581,6 @@ def _decision_events(
             at=now,
         )
 
-    priority_of = _PriorityOf(rows, new)
     for started_id in decision.started:
         row = rows.get(started_id)
         if row is not None and row.preemptions > 0:
@@ -1598,20 +1588,21 @@ def _decision_events(
         else:
             yield event(started_id, "deployment.started", f"Started on {cluster.name}.")
     for victim_id, preemptor_id in decision.preempted.items():
-        by = f"#{preemptor_id} {name_of(preemptor_id)} (priority {priority_of[preemptor_id]})"
+        priority = _priority_of(rows, new, preemptor_id)
+        by = f"#{preemptor_id} {name_of(preemptor_id)} (priority {priority})"
         yield event(
             victim_id,
             "deployment.preempted",
             f"Preempted by {by}; queued again to restart when room returns.",
             preempted_by=preemptor_id,
-            preemptor_priority=priority_of[preemptor_id],
+            preemptor_priority=priority,
         )
     for moved_id, for_id in decision.repacked.items():
         yield event(
             moved_id,
             REPACKED,
             f"Repacked to fit #{for_id} {name_of(for_id)} (same priority, "
-            f"{priority_of[for_id]}); queued again to restart when room returns.",
+            f"{_priority_of(rows, new, for_id)}); queued again to restart when room returns.",
             repacked_for=for_id,
         )
     for victim_id in decision.evicted:
@@ -2316,10 +2307,10 @@ def _expire_locked(cluster: clusters.ClusterSnapshot, now: datetime) -> list[int
             Deployment.max_run_minutes.is_not(None),
         )
     )
-    if not _due({row.id: row for row in limited}, now):
+    due = _due({row.id: row for row in limited}, now)
+    if not due:
         return []
     rows, running, pending = _load_state(cluster.id)
-    due = _due(rows, now)
     decision = _decide(
         _state(cluster, running, pending, rows, lock=True, now=now),
         scheduler.Delete(frozenset(due)),
