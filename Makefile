@@ -60,12 +60,16 @@ chromium:
 	fi
 
 # The runtime tests start a private dockerd (tests/support/dockerd.py) from Debian's docker.io
-# and build their images from busybox-static; the image test builds its base with debootstrap.
+# and build their images from busybox-static; the image test builds its base with debootstrap;
+# the private-registry tests run Debian's docker-registry with a password file from htpasswd.
 docker:
 	@missing=""; \
 	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
 	[ -x /bin/busybox ] || missing="$$missing busybox-static"; \
 	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
+	command -v htpasswd >/dev/null || missing="$$missing apache2-utils"; \
 	if [ -n "$$missing" ]; then \
 		sudo=""; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
 		$$sudo apt-get update; \

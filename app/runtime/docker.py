@@ -19,7 +19,9 @@ engine answers 409 to a second create) instead of making a duplicate.
 from __future__ import annotations
 
 import re
+import ssl
 from datetime import datetime
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -81,6 +83,39 @@ def explain(exc: Exception) -> str:
     return str(exc) or exc.__class__.__name__
 
 
+def _tls_reason(exc: BaseException) -> str:
+    """The TLS library's own words for a refused handshake (the innermost ssl error's), e.g.
+    "certificate verify failed: unable to get local issuer certificate"."""
+    seen: set[int] = set()
+    found: BaseException | None = None
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            found = current
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            pending.append(reason)
+        if current.__cause__ is not None:
+            pending.append(current.__cause__)
+    if found is None:
+        return exc.__class__.__name__
+    if isinstance(found, ssl.SSLCertVerificationError) and found.verify_message:
+        return f"certificate verify failed: {found.verify_message}"
+    words = str(found.reason or "").replace("_", " ").lower()
+    return words or clean_line(str(found))
+
+
+def _missing_files(engine: Engine) -> list[str]:
+    """The engine's declared TLS files that are not there."""
+    declared = (engine.tls_ca, engine.tls_cert, engine.tls_key)
+    return [path for path in declared if path and not Path(path).is_file()]
+
+
 class DockerDriver:
     name = "docker"
 
@@ -93,28 +128,45 @@ class DockerDriver:
 
     def client(self) -> docker.DockerClient:
         if self._client is None:
-            tls: docker.tls.TLSConfig | bool = False
-            if self.engine.tls_ca:
-                tls = docker.tls.TLSConfig(
-                    client_cert=(self.engine.tls_cert, self.engine.tls_key),
-                    ca_cert=self.engine.tls_ca,
-                    verify=self.engine.tls_verify,
+            engine = self.engine
+            missing = _missing_files(engine)
+            if missing:
+                raise EngineUnreachable(
+                    f"engine {engine.name}: TLS file not found: {', '.join(missing)}"
                 )
             try:
-                self._client = docker.DockerClient(
-                    base_url=self.engine.endpoint,
+                tls: docker.tls.TLSConfig | bool = False
+                if engine.tls_ca:
+                    tls = docker.tls.TLSConfig(
+                        client_cert=(engine.tls_cert, engine.tls_key),
+                        ca_cert=engine.tls_ca,
+                        verify=engine.tls_verify,
+                    )
+                client = docker.DockerClient(
+                    base_url=engine.endpoint,
                     version=API_VERSION,
                     timeout=self.settings.timeout_seconds,
                     tls=tls,
                 )
             except docker.errors.DockerException as exc:
-                raise EngineUnreachable(f"engine {self.engine.name}: {explain(exc)}") from exc
+                raise EngineUnreachable(f"engine {engine.name}: {explain(exc)}") from exc
+            if engine.tls_ca:
+                # The SDK's session would otherwise verify with REQUESTS_CA_BUNDLE (or
+                # CURL_CA_BUNDLE) when the environment sets it, ignoring the engine's own CA:
+                # requests lets the environment win over a session's `verify`.
+                client.api.trust_env = False
+            self._client = client
         return self._client
 
     def _call(self, action, *args, **kwargs):
         """Run an SDK call; a connection failure becomes EngineUnreachable."""
         try:
             return action(*args, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise EngineUnreachable(
+                f"engine {self.engine.name} at {self.engine.endpoint} refused the TLS "
+                f"connection ({_tls_reason(exc)}): check its tls_ca, tls_cert and tls_key"
+            ) from exc
         except _UNREACHABLE as exc:
             raise EngineUnreachable(
                 f"engine {self.engine.name} at {self.engine.endpoint} does not answer: "

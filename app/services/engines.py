@@ -97,7 +97,7 @@ def measure_engine(
     try:
         measured = driver(engine.name).capacity()
     except EngineUnreachable as exc:
-        errors["engine"] = f"the engine does not answer: {exc}"
+        errors["engine"] = f"the engine cannot be reached: {exc}"
         return engine.name, None
     return engine.name, ceiling(engine, measured.amounts)
 
@@ -229,7 +229,7 @@ def logs_of(deployment_id: int, engine_name: str | None) -> LogsView:
     try:
         lines = driver(engine_name).logs(row.container_id, current_app.config["RUNTIME_LOG_LINES"])
     except (EngineUnreachable, KeyError) as exc:
-        return LogsView([], False, f"The engine does not answer: {exc}")
+        return LogsView([], False, f"The engine cannot be reached: {exc}")
     except Exception as exc:  # an engine error is shown, never a 500
         return LogsView([], False, f"The engine could not give the logs: {exc}")
     return LogsView(lines, True)

@@ -64,6 +64,24 @@ def driver_name() -> str:
     return "docker"
 
 
+@pytest.fixture(scope="session")
+def swarm(docker_daemon):
+    """The private dockerd as a swarm manager (idempotent: it may be one already)."""
+    state = docker_daemon.docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip()
+    if state != "active":
+        # Another pytest worker may be initializing it at the same moment: either wins.
+        docker_daemon.docker("swarm", "init", "--advertise-addr", "127.0.0.1", check=False)
+        wait_for(
+            lambda: (
+                docker_daemon.docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip()
+                == "active"
+            ),
+            timeout=60,
+            what="the swarm to be active",
+        )
+    return docker_daemon
+
+
 @pytest.fixture
 def app_config(docker_daemon, install_id, driver_name, tmp_path) -> dict[str, Any]:
     return {

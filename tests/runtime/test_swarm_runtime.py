@@ -27,15 +27,6 @@ __all__ = [
 ]
 
 
-@pytest.fixture(scope="session")
-def swarm(docker_daemon):
-    """The private dockerd as a swarm manager (idempotent: it may be one already)."""
-    state = docker_daemon.docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip()
-    if state != "active":
-        docker_daemon.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
-    return docker_daemon
-
-
 @pytest.fixture
 def driver_name(swarm) -> str:
     return "swarm"

@@ -14,6 +14,10 @@ that daemon is left running for the next run and stopped by `make test` or `stop
 
 Only one dockerd can own the host's default bridge at a time, which is why the daemon is
 shared rather than started per test. Tests keep out of each other's way by labels and names.
+
+Besides its socket the daemon listens on tcp://127.0.0.1:PORT with TLS, verifying clients
+(`Daemon.tls`): the certificates are made with openssl when it starts, with a second
+authority whose client certificate the daemon refuses.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import fcntl
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -61,13 +66,20 @@ class Daemon:
     def log(self) -> Path:
         return self.folder / "dockerd.log"
 
-    def docker(self, *args: str, check: bool = True, timeout: float = 120) -> str:
+    @property
+    def tls(self) -> TlsFiles:
+        return TlsFiles(self.folder / "tls")
+
+    def docker(
+        self, *args: str, check: bool = True, timeout: float = 120, input_text: str | None = None
+    ) -> str:
         """Run the docker command line against this daemon and return its output."""
         result = subprocess.run(
             [docker_cli(), "--host", self.host, *args],
             capture_output=True,
             text=True,
             timeout=timeout,
+            input=input_text,
         )
         if check and result.returncode != 0:
             raise RuntimeError(f"docker {' '.join(args)} failed: {result.stderr.strip()}")
@@ -81,6 +93,59 @@ class Daemon:
         except (RuntimeError, subprocess.TimeoutExpired):
             return False
         return True
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The TLS listener's address and certificates (see `_make_certificates`)."""
+
+    folder: Path
+
+    @property
+    def endpoint(self) -> str:
+        return f"tcp://127.0.0.1:{(self.folder / 'port').read_text().strip()}"
+
+    def path(self, name: str) -> str:
+        return str(self.folder / name)
+
+    @property
+    def ready(self) -> bool:
+        return (self.folder / "port").exists()
+
+
+def _make_certificates(tls: TlsFiles) -> None:
+    """A certificate authority, the daemon's certificate (for IP 127.0.0.1), a client
+    certificate it signed, and a stranger authority with a client certificate of its own."""
+    folder = tls.folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    for authority in ("ca", "stranger-ca"):
+        openssl("req", "-x509", *key, "-keyout", f"{authority}-key.pem", "-out",
+                f"{authority}.pem", "-days", "30", "-subj",
+                f"/CN=kargo test {authority}")  # fmt: skip
+    signed = (
+        ("server", "ca", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+        ("client", "ca", "extendedKeyUsage=clientAuth"),
+        ("stranger", "stranger-ca", "extendedKeyUsage=clientAuth"),
+    )
+    for name, authority, extensions in signed:
+        (folder / f"{name}.ext").write_text(extensions + "\n")
+        openssl("req", *key, "-keyout", f"{name}-key.pem", "-out", f"{name}.csr", "-subj",
+                f"/CN=kargo test {name}")  # fmt: skip
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{authority}.pem", "-CAkey",
+                f"{authority}-key.pem", "-CAcreateserial", "-out", f"{name}-cert.pem",
+                "-days", "30", "-extfile", f"{name}.ext")  # fmt: skip
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def docker_cli() -> str:
@@ -99,6 +164,8 @@ def unavailable_reason() -> str | None:
         return "a private dockerd needs root"
     if not BUSYBOX_BINARY.exists():
         return "busybox is not installed (Debian's busybox-static)"
+    if shutil.which("openssl") is None:
+        return "openssl is not installed (for the TLS listener's certificates)"
     return None
 
 
@@ -107,11 +174,14 @@ def start(folder: Path = DEFAULT_FOLDER) -> Daemon:
     daemon = Daemon(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder):
-        if daemon.answers():
+        if daemon.answers() and daemon.tls.ready:
             _ensure_busybox_image(daemon)
             return daemon
-        _stop_process(daemon)
+        _stop_process(daemon)  # not running, or started before it had a TLS listener
         (folder / "data").mkdir(exist_ok=True)
+        tls = daemon.tls
+        _make_certificates(tls)
+        port = _free_port()
         log = daemon.log.open("ab")
         subprocess.Popen(
             [
@@ -120,6 +190,11 @@ def start(folder: Path = DEFAULT_FOLDER) -> Daemon:
                 f"--data-root={folder / 'data'}",
                 f"--exec-root={folder / 'x'}",
                 f"--host={daemon.host}",
+                f"--host=tcp://127.0.0.1:{port}",
+                "--tlsverify",
+                f"--tlscacert={tls.path('ca.pem')}",
+                f"--tlscert={tls.path('server-cert.pem')}",
+                f"--tlskey={tls.path('server-key.pem')}",
                 f"--pidfile={daemon.pidfile}",
                 "--iptables=true",
                 "--log-level=warn",
@@ -137,6 +212,7 @@ def start(folder: Path = DEFAULT_FOLDER) -> Daemon:
                     f"dockerd did not answer within {START_TIMEOUT_SECONDS} s:\n{tail}"
                 )
             time.sleep(0.3)
+        (tls.folder / "port").write_text(f"{port}\n")
         _ensure_busybox_image(daemon)
         return daemon
 
