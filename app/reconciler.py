@@ -1,8 +1,9 @@
 """The reconciler's loop: `flask kargo reconcile` (its own process and compose service).
 
 Wakes within about a second of a scheduling commit (PostgreSQL LISTEN/NOTIFY, or a poll of
-the clusters' state versions every RECONCILER_POLL_MS), when a restart backoff runs out, and
-at least every RECONCILER_RESYNC_SECONDS (a container killed from outside is seen then).
+the clusters' state versions every RECONCILER_POLL_MS), when a container of this install ends
+on an engine (the drivers follow the engines' events: killed from outside, crashed, out of
+memory), when a restart backoff runs out, and at least every RECONCILER_RESYNC_SECONDS.
 Each pass is `services.reconcile.run_pass`: per cluster, take the lease, observe, converge,
 write back. Crash-safe by construction: nothing is remembered between passes that the
 database and the engine's labels do not hold.
@@ -19,6 +20,8 @@ import time
 from flask import Flask
 
 from app.services import reconcile
+
+ENGINE_EVENT_RECHECKS = (1.0, 3.0)
 
 
 class Reconciler:
@@ -44,13 +47,33 @@ class Reconciler:
         resync = min(config["RECONCILER_RESYNC_SECONDS"], config["RECONCILER_LEASE_SECONDS"] / 2)
         with self.app.app_context():
             waker = reconcile.Waker()
+            # A container that ends on an engine (killed, crashed) is looked at within a poll,
+            # not at the next resync.
+            ended = threading.Event()
+            watches = reconcile.watch_engines(ended.set)
+            # An engine lists a container as running for a moment after its "die" event
+            # (about 0.1 s measured on Docker 20.10): passes follow an event at once and again
+            # after each of these delays, in seconds.
+            rechecks: list[float] = []
             token = None
             last = 0.0
             try:
                 while not self.stopping.is_set():
                     current = reconcile.change_token()
                     now = time.monotonic()
-                    if current != token or now - last >= resync or reconcile.retry_due():
+                    recheck = bool(rechecks) and now >= rechecks[0]
+                    if (
+                        current != token
+                        or ended.is_set()
+                        or recheck
+                        or now - last >= resync
+                        or reconcile.retry_due()
+                    ):
+                        if ended.is_set():
+                            ended.clear()
+                            rechecks = [now + delay for delay in ENGINE_EVENT_RECHECKS]
+                        elif recheck:
+                            rechecks.pop(0)
                         token = current
                         last = now
                         reconcile.run_pass(self.holder, share=True)
@@ -58,6 +81,8 @@ class Reconciler:
                         continue  # look again at once: the pass may have changed things
                     waker.wait(poll)
             finally:
+                for watch in watches:
+                    watch.close()
                 waker.close()
                 try:
                     reconcile.release_leases(self.holder)

@@ -13,7 +13,7 @@ that the container was made for; a container of an earlier run is replaced, neve
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -116,3 +116,21 @@ class Driver(Protocol):
 
     def logs(self, workload_id: str, lines: int) -> list[str]:
         """The last `lines` lines of output, oldest first ([] when there are none)."""
+
+    def watch(self, changed: Callable[[], None]) -> Watch:
+        """Follow the engine's events from a thread of its own, calling `changed()` when a
+        workload of this install ends (exits, is killed or removed) and when the engine comes
+        back after a loss, so the reconciler looks at once instead of at its next resync.
+        Never raises; the returned watch's `close()` stops it."""
+
+
+class Watch(Protocol):
+    def close(self) -> None:
+        """Stop following (the thread ends soon after; nothing is called any more)."""
+
+
+class NoWatch:
+    """A driver with no events to follow (the reconciler's resync is enough)."""
+
+    def close(self) -> None:
+        return None

@@ -18,10 +18,14 @@ engine answers 409 to a second create) instead of making a duplicate.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import ssl
+import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -116,6 +120,76 @@ def _missing_files(engine: Engine) -> list[str]:
     return [path for path in declared if path and not Path(path).is_file()]
 
 
+# Container events that end a workload: the reconciler then looks at once.
+_ENDING_EVENTS = ("die", "oom", "destroy")
+WATCH_BACKOFF_MAX_SECONDS = 30.0
+
+
+class _EventWatch:
+    """A daemon thread following the engine's container events of this install (see
+    `DockerDriver.watch`), on a client of its own with no read timeout. While the engine does
+    not answer it tries again, waiting twice as long each time up to
+    WATCH_BACKOFF_MAX_SECONDS; each reconnection counts as a change (the engine may have ended
+    workloads meanwhile)."""
+
+    def __init__(self, driver: DockerDriver, changed: Callable[[], None]) -> None:
+        self._driver = driver
+        self._changed = changed
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._stream: Any = None
+        self._thread = threading.Thread(
+            target=self._follow, name=f"kargo-watch-{driver.engine.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _follow(self) -> None:
+        label = f"{LABEL_INSTALL}={self._driver.settings.install_id}"
+        filters = {"type": "container", "label": [label], "event": list(_ENDING_EVENTS)}
+        wait = 1.0
+        lost = False
+        while not self._closed.is_set():
+            client = None
+            try:
+                client = self._driver.new_client(None)
+                stream = client.events(decode=True, filters=filters)
+                with self._lock:
+                    if self._closed.is_set():
+                        stream.close()
+                        return
+                    self._stream = stream
+                wait = 1.0
+                if lost:
+                    self._changed()
+                for _event in stream:
+                    if self._closed.is_set():
+                        return
+                    self._changed()
+            except Exception:  # the engine does not answer, or the stream was closed
+                pass
+            finally:
+                with self._lock:
+                    self._stream = None
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        client.close()
+            lost = True
+            self._closed.wait(wait)
+            wait = min(WATCH_BACKOFF_MAX_SECONDS, wait * 2)
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
 class DockerDriver:
     name = "docker"
 
@@ -128,35 +202,41 @@ class DockerDriver:
 
     def client(self) -> docker.DockerClient:
         if self._client is None:
-            engine = self.engine
-            missing = _missing_files(engine)
-            if missing:
-                raise EngineUnreachable(
-                    f"engine {engine.name}: TLS file not found: {', '.join(missing)}"
-                )
-            try:
-                tls: docker.tls.TLSConfig | bool = False
-                if engine.tls_ca:
-                    tls = docker.tls.TLSConfig(
-                        client_cert=(engine.tls_cert, engine.tls_key),
-                        ca_cert=engine.tls_ca,
-                        verify=engine.tls_verify,
-                    )
-                client = docker.DockerClient(
-                    base_url=engine.endpoint,
-                    version=API_VERSION,
-                    timeout=self.settings.timeout_seconds,
-                    tls=tls,
-                )
-            except docker.errors.DockerException as exc:
-                raise EngineUnreachable(f"engine {engine.name}: {explain(exc)}") from exc
-            if engine.tls_ca:
-                # The SDK's session would otherwise verify with REQUESTS_CA_BUNDLE (or
-                # CURL_CA_BUNDLE) when the environment sets it, ignoring the engine's own CA:
-                # requests lets the environment win over a session's `verify`.
-                client.api.trust_env = False
-            self._client = client
+            self._client = self.new_client(self.settings.timeout_seconds)
         return self._client
+
+    def new_client(self, timeout: int | None) -> docker.DockerClient:
+        """A client of its own (the cached `client()` serves every short call); `timeout`:
+        seconds a read may wait, None for a stream that may stay quiet for hours."""
+        engine = self.engine
+        missing = _missing_files(engine)
+        if missing:
+            raise EngineUnreachable(
+                f"engine {engine.name}: TLS file not found: {', '.join(missing)}"
+            )
+        try:
+            tls: docker.tls.TLSConfig | bool = False
+            if engine.tls_ca:
+                tls = docker.tls.TLSConfig(
+                    client_cert=(engine.tls_cert, engine.tls_key),
+                    ca_cert=engine.tls_ca,
+                    verify=engine.tls_verify,
+                )
+            client = docker.DockerClient(
+                base_url=engine.endpoint, version=API_VERSION, timeout=timeout, tls=tls
+            )
+        except docker.errors.DockerException as exc:
+            raise EngineUnreachable(f"engine {engine.name}: {explain(exc)}") from exc
+        if engine.tls_ca:
+            # The SDK's session would otherwise verify with REQUESTS_CA_BUNDLE (or
+            # CURL_CA_BUNDLE) when the environment sets it, ignoring the engine's own CA:
+            # requests lets the environment win over a session's `verify`.
+            client.api.trust_env = False
+        return client
+
+    def watch(self, changed: Callable[[], None]) -> _EventWatch:
+        """See `Driver.watch`: the engine's container events labelled with this install."""
+        return _EventWatch(self, changed)
 
     def _call(self, action, *args, **kwargs):
         """Run an SDK call; a connection failure becomes EngineUnreachable."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from app.runtime.base import Capacity, EngineUnreachable, Observed, WorkloadSpec
+from app.runtime.base import Capacity, EngineUnreachable, NoWatch, Observed, WorkloadSpec
 
 DEFAULT_CAPACITY = {"cpu": 64_000, "ram": 256 * 1024}
 
@@ -65,6 +66,9 @@ class SimulatedDriver:
     def logs(self, workload_id: str, lines: int) -> list[str]:
         self._check()
         return []
+
+    def watch(self, changed: Callable[[], None]) -> NoWatch:
+        return NoWatch()
 
     def needs_pull(self, image: str) -> bool:
         """Images tests name in `pull_images` are "pulled" by the next start (nothing else)."""

@@ -46,6 +46,7 @@ from app.runtime.base import (
     Observed,
     PortSpec,
     StartFailed,
+    Watch,
     WorkloadSpec,
 )
 from app.services import clusters, deployments, engines, history, transactions
@@ -926,6 +927,24 @@ def run_pass(holder: str, share: bool = False) -> list[PassReport]:
             metrics.RECONCILE_ERRORS.labels("pass").inc()
             current_app.logger.exception("reconcile pass failed for cluster %s", cluster_id)
     return reports
+
+
+def watch_engines(changed: Callable[[], None]) -> list[Watch]:
+    """Follow the events of every declared engine (`Driver.watch`): `changed()` is called
+    when a container of this install ends on one of them. An engine whose driver cannot be
+    built is left to the passes, which report it."""
+    watches: list[Watch] = []
+    try:
+        names = list(engines.engines())
+    except Exception:
+        current_app.logger.exception("reconciler: the engines cannot be read; no events followed")
+        return watches
+    for name in names:
+        try:
+            watches.append(engines.driver(name).watch(changed))
+        except Exception:
+            current_app.logger.exception("reconciler: cannot follow the events of engine %s", name)
+    return watches
 
 
 class Waker:

@@ -13,7 +13,8 @@ from typing import Any
 import certifi
 import pytest
 
-from tests.runtime.conftest import BUSYBOX, converge
+from app.services import engines
+from tests.runtime.conftest import BUSYBOX, converge, wait_for
 from tests.runtime.test_docker_runtime import deploy, make_cluster, runtime_of, served
 from tests.support import registry as registries
 
@@ -118,6 +119,21 @@ def test_an_engine_reached_over_tls_runs_what_is_deployed(api, owner, reconciler
     assert "hello-from-kargo" in page
     engine = api.get(f"/cluster/{cluster['id']}/", token=owner.token).get_json()["engine"]
     assert engine["state"] == "ok"
+
+
+def test_the_events_of_an_engine_reached_over_tls_are_followed(app, docker_daemon, install_id):
+    calls: list[int] = []
+    with app.app_context():
+        watch = engines.driver("tls").watch(lambda: calls.append(1))
+    try:
+        wait_for(lambda: watch._stream is not None, what="the watch to connect over TLS")
+        container = docker_daemon.docker(
+            "run", "--detach", "--label", f"kargo.install={install_id}", BUSYBOX, "sleep", "600"
+        ).strip()
+        docker_daemon.docker("kill", container)
+        wait_for(lambda: calls, what="the container's end to be seen")
+    finally:
+        watch.close()
 
 
 def test_an_engine_that_refuses_the_client_certificate_is_named_with_why(api, owner, db):
