@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from app import scheduler
+from app.extensions import db
 from app.models import Deployment, Event
 from app.services import deployments
 from app.services.errors import Forbidden, Infeasible, NotFound, ValidationError
@@ -59,9 +60,22 @@ def change_checked(user, cluster_id: int, deployment_id: int, priority):
         for job in running_before
     ]
     _, running_after, _ = jobs_of(cluster_id)
-    preempted = {victim.id: deployment_id for victim in change.preempted}
-    if change.preempted_by is not None:
-        preempted[deployment_id] = change.preempted_by
+    # Who sent each stopped deployment back, as stored: the change may start another waiting
+    # deployment that preempts work besides the changed one (lowered, it makes room for it).
+    still = {job.id for job in running_after}
+    stopped = [job.id for job in running_before if job.id not in still]
+    preempted = dict(
+        db.session.execute(
+            sa.select(Deployment.id, Deployment.preempted_by_id).where(
+                Deployment.id.in_(stopped), Deployment.preempted_by_id.is_not(None)
+            )
+        ).all()
+    )
+    # What the change reports agrees with it.
+    assert {victim.id for victim in change.preempted} == {
+        victim for victim, by in preempted.items() if by == deployment_id
+    }
+    assert change.preempted_by == preempted.get(deployment_id)
     assert (
         scheduler.transition_violations(before, running_after, preempted, None, capacity=capacity)
         == []
@@ -216,6 +230,20 @@ delete_step = st.tuples(st.just("delete"), st.integers(0, 50), st.just(0))
 @given(
     cpu=st.integers(2, 8),
     steps=st.lists(st.one_of(submit_step, submit_step, change_step, delete_step), max_size=14),
+)
+# Lowering #3 lets #6 (2 cpu, priority 100) preempt it and #1 as well: #1's preemptor is #6,
+# which the change's own report (victims of the changed deployment) does not list.
+@example(
+    cpu=2,
+    steps=[
+        ("submit", 1, 0),
+        ("submit", 1, 0),
+        ("submit", 1, 100),
+        ("submit", 1, 0),
+        ("submit", 1, 0),
+        ("submit", 2, 100),
+        ("priority", 20, 0),
+    ],
 )
 def test_random_priority_changes_keep_every_rule(app, cpu, steps):
     owner = make_user(make_org())
